@@ -1,0 +1,86 @@
+"""faceverify: consent-based 1:1 face verification.
+
+Two layers, as in pyca/cryptography. This module is the safe one: compare two
+captures, or (with a consent-bound vault) enroll and verify a named subject.
+:mod:`faceverify.hazmat` exposes the pipeline's stages and protocols for those
+who need to assemble their own; it is documented, and easy to misuse.
+
+There is no search: every comparison names one claimed subject.
+"""
+
+from ._clock import Clock, FrozenClock, SystemClock
+from ._compare import Comparison, compare
+from ._errors import (
+    CaptureError,
+    ChallengeFailedError,
+    ConfigurationError,
+    ConsentError,
+    EnumerationRefusedError,
+    FaceError,
+    FaceVerifyError,
+    ImageTooLargeError,
+    InvalidTemplateError,
+    KeyStoreError,
+    LicenceNotAcceptedError,
+    LivenessError,
+    LivenessRequiredError,
+    LockedOutError,
+    LowQualityError,
+    ModelDownloadError,
+    ModelError,
+    ModelIntegrityError,
+    ModelNotInstalledError,
+    MultipleFacesError,
+    NoFaceError,
+    PresentationAttackError,
+    SubjectError,
+    SubjectRevokedError,
+    TemplateExpiredError,
+    UnknownSubjectError,
+    UnreadableImageError,
+)
+from ._models._manifest import OperatingPoint
+from ._pipeline._quality import Quality, QualityPolicy
+from ._profiles import PROFILES, Profile
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PROFILES",
+    "CaptureError",
+    "ChallengeFailedError",
+    "Clock",
+    "Comparison",
+    "ConfigurationError",
+    "ConsentError",
+    "EnumerationRefusedError",
+    "FaceError",
+    "FaceVerifyError",
+    "FrozenClock",
+    "ImageTooLargeError",
+    "InvalidTemplateError",
+    "KeyStoreError",
+    "LicenceNotAcceptedError",
+    "LivenessError",
+    "LivenessRequiredError",
+    "LockedOutError",
+    "LowQualityError",
+    "ModelDownloadError",
+    "ModelError",
+    "ModelIntegrityError",
+    "ModelNotInstalledError",
+    "MultipleFacesError",
+    "NoFaceError",
+    "OperatingPoint",
+    "PresentationAttackError",
+    "Profile",
+    "Quality",
+    "QualityPolicy",
+    "SubjectError",
+    "SubjectRevokedError",
+    "SystemClock",
+    "TemplateExpiredError",
+    "UnknownSubjectError",
+    "UnreadableImageError",
+    "compare",
+]

@@ -1,0 +1,86 @@
+"""Compare two captures: the one-call recipe over the pipeline.
+
+Both sides are held to the same quality minimums, and the decision is made at a
+named operating point whose false match rate is stated in the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._errors import LivenessRequiredError
+from ._models._manifest import ModelPack, OperatingPoint
+from ._pipeline._capture import CaptureSource
+from ._pipeline._pipeline import FacePipeline, cosine
+from ._pipeline._quality import Quality
+from ._profiles import Profile, get_profile
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The outcome of comparing two captures.
+
+    ``match`` is ``score >= threshold``. ``operating_point.fmr`` is the false
+    match rate that threshold was calibrated to (NaN for a custom threshold).
+    """
+
+    match: bool
+    score: float
+    threshold: float
+    operating_point: OperatingPoint
+    quality_a: Quality
+    quality_b: Quality
+
+
+def resolve_operating_point(pack: ModelPack, profile: Profile) -> OperatingPoint:
+    if profile.custom_threshold is not None:
+        return OperatingPoint.uncalibrated(profile.custom_threshold)
+    return pack.operating_point(profile.operating_point)
+
+
+def compare_with(
+    pipeline: FacePipeline,
+    pack: ModelPack,
+    a: CaptureSource,
+    b: CaptureSource,
+    *,
+    profile: Profile | str = "photo-check",
+) -> Comparison:
+    """Compare two captures with an explicit pipeline and pack (the injectable form)."""
+    prof = get_profile(profile)
+    if prof.liveness_required:
+        raise LivenessRequiredError(
+            f"profile {prof.name!r} requires a live capture session; two still images "
+            "cannot show that a person was present"
+        )
+    op = resolve_operating_point(pack, prof)
+    sa = pipeline.sample(a, policy=prof.quality)
+    sb = pipeline.sample(b, policy=prof.quality)
+    score = cosine(sa.embedding, sb.embedding)
+    return Comparison(
+        match=score >= op.threshold,
+        score=score,
+        threshold=op.threshold,
+        operating_point=op,
+        quality_a=sa.quality,
+        quality_b=sb.quality,
+    )
+
+
+def compare(
+    a: CaptureSource,
+    b: CaptureSource,
+    *,
+    profile: Profile | str = "photo-check",
+    pack: str = "yunet-sface",
+) -> Comparison:
+    """Is the face in ``a`` the same person as the face in ``b``?
+
+    Loads the installed pack once per process. Raises a :class:`FaceError`
+    subclass when either capture holds no single face of sufficient quality.
+    """
+    from ._models._load import load_pipeline
+    from ._models._manifest import builtin_manifest
+
+    manifest = builtin_manifest(pack)
+    return compare_with(load_pipeline(manifest), manifest, a, b, profile=profile)

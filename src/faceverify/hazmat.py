@@ -1,0 +1,65 @@
+"""The low-level layer: pipeline stages, protocols and model packs.
+
+Hazardous materials: these pieces compare embeddings without consent, quality
+gates or operating points unless you add them. Use them to plug in your own
+detector or embedder (through the protocols), or for benchmarks; build
+products on :mod:`faceverify`'s ``compare`` and ``Verifier``.
+"""
+
+from ._compare import compare_with, resolve_operating_point
+from ._models._install import cache_dir, check_pack, install_pack, verified_paths
+from ._models._load import load_pipeline
+from ._models._manifest import (
+    DEFAULT_PACK,
+    ModelFile,
+    ModelPack,
+    PackageSource,
+    builtin_manifest,
+    load_manifest,
+    parse_manifest,
+)
+from ._pipeline._align import ARCFACE_TEMPLATE, Aligner, ArcFaceAligner, similarity_transform
+from ._pipeline._capture import CaptureLimits, CaptureSource, load_image
+from ._pipeline._detect import Detector, Face, YuNetDetector
+from ._pipeline._embed import Embedder, InputSpec, OnnxEmbedder, l2_normalise
+from ._pipeline._onnx import OnnxSession
+from ._pipeline._pipeline import COMPARABLE_FACE_RATIO, FacePipeline, FaceSample, cosine
+from ._pipeline._quality import measure, pose_from_landmarks
+
+__all__ = [
+    "ARCFACE_TEMPLATE",
+    "COMPARABLE_FACE_RATIO",
+    "DEFAULT_PACK",
+    "Aligner",
+    "ArcFaceAligner",
+    "CaptureLimits",
+    "CaptureSource",
+    "Detector",
+    "Embedder",
+    "Face",
+    "FacePipeline",
+    "FaceSample",
+    "InputSpec",
+    "ModelFile",
+    "ModelPack",
+    "OnnxEmbedder",
+    "OnnxSession",
+    "PackageSource",
+    "YuNetDetector",
+    "builtin_manifest",
+    "cache_dir",
+    "check_pack",
+    "compare_with",
+    "cosine",
+    "install_pack",
+    "l2_normalise",
+    "load_image",
+    "load_manifest",
+    "load_pipeline",
+    "measure",
+    "parse_manifest",
+    "pose_from_landmarks",
+    "resolve_operating_point",
+    "similarity_transform",
+    "verified_paths",
+]
