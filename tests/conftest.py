@@ -79,8 +79,19 @@ def samples() -> dict[str, Path]:
         sdist = downloads / SAMPLES_SDIST
         if not sdist.exists() or _sha256(sdist) != SAMPLES_SHA256:
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                 "--quiet", "--dest", str(downloads), "face_recognition==1.3.0"],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    "--quiet",
+                    "--dest",
+                    str(downloads),
+                    "face_recognition==1.3.0",
+                ],
                 check=True,
             )
         if _sha256(sdist) != SAMPLES_SHA256:
@@ -97,12 +108,16 @@ def samples() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def lfw() -> Path:
     if not (LFW / "pairs.csv").exists():
-        pytest.skip(f"LFW benchmark data not found at {LFW} (research data lives in ../shared, not in the repo)")
+        pytest.skip(
+            f"LFW benchmark data not found at {LFW} (research data lives in ../shared, not in the repo)"
+        )
     return LFW
 
 
 @pytest.fixture(scope="session")
 def pad_data() -> Path:
     if not (PAD / "index.csv").exists():
-        pytest.skip(f"PAD benchmark data not found at {PAD} (research data lives in ../shared, not in the repo)")
+        pytest.skip(
+            f"PAD benchmark data not found at {PAD} (research data lives in ../shared, not in the repo)"
+        )
     return PAD

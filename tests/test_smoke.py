@@ -10,7 +10,9 @@ from faceverify.hazmat import FacePipeline, cosine
 def test_same_person_scores_far_above_different_people(
     pipeline: FacePipeline, samples: dict[str, Path]
 ) -> None:
-    emb = {k: pipeline.sample(samples[k], policy=None).embedding for k in ("obama", "obama2", "obama3", "biden")}
+    emb = {
+        k: pipeline.sample(samples[k], policy=None).embedding for k in ("obama", "obama2", "obama3", "biden")
+    }
     genuine = [cosine(emb["obama"], emb["obama2"]), cosine(emb["obama"], emb["obama3"])]
     impostor = [cosine(emb[k], emb["biden"]) for k in ("obama", "obama2", "obama3")]
     assert min(genuine) > 0.6

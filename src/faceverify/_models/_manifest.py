@@ -155,9 +155,7 @@ def parse_manifest(data: dict[str, Any]) -> ModelPack:
                 input=InputSpec(**rec["input"]),
                 alignment=rec["alignment"],
             ),
-            operating_points=tuple(
-                OperatingPoint(**op) for op in data.get("operating_points", [])
-            ),
+            operating_points=tuple(OperatingPoint(**op) for op in data.get("operating_points", [])),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"malformed model pack manifest: {exc!r}") from None

@@ -62,12 +62,10 @@ def fold_constant_dequantize(source: Path, target: Path) -> None:
     onnx.save(model, str(target))
 
 
-def _dequantize(
-    x: np.ndarray, scale: np.ndarray, zero: np.ndarray, attrs: dict[str, Any]
-) -> np.ndarray:
+def _dequantize(x: np.ndarray, scale: np.ndarray, zero: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
     """``(x - zero) * scale``, broadcasting per-axis or blocked scales along ``axis``."""
     if scale.ndim == 0 or scale.size == 1:
-        return ((x - zero.reshape(())) * scale.reshape(())).astype(np.float32)
+        return np.asarray((x - zero.reshape(())) * scale.reshape(()), dtype=np.float32)
     axis = int(attrs.get("axis", 1)) % x.ndim
     block = int(attrs.get("block_size", 0))
     if scale.ndim == 1:
@@ -76,8 +74,8 @@ def _dequantize(
             zero = np.repeat(zero, block)[: x.shape[axis]]
         shape = [1] * x.ndim
         shape[axis] = -1
-        return ((x - zero.reshape(shape)) * scale.reshape(shape)).astype(np.float32)
+        return np.asarray((x - zero.reshape(shape)) * scale.reshape(shape), dtype=np.float32)
     # Blocked scales with the same rank as x: repeat along the blocked axis.
     scale = np.repeat(scale, block, axis=axis).take(range(x.shape[axis]), axis=axis)
     zero = np.repeat(zero, block, axis=axis).take(range(x.shape[axis]), axis=axis)
-    return ((x - zero) * scale).astype(np.float32)
+    return np.asarray((x - zero) * scale, dtype=np.float32)

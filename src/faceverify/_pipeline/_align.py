@@ -90,4 +90,4 @@ def warp_affine(image: RGBImage, matrix: npt.NDArray[np.float64], size: int) -> 
     top = padded[cy0, cx0] * (1 - fx) + padded[cy0, cx1] * fx
     bottom = padded[cy1, cx0] * (1 - fx) + padded[cy1, cx1] * fx
     out = top * (1 - fy) + bottom * fy
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(np.rint(out), 0, 255), dtype=np.uint8)

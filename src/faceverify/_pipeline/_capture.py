@@ -12,7 +12,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .._errors import ImageTooLargeError, UnreadableImageError
 
 #: What faceverify accepts as a capture.
-CaptureSource = Union[str, os.PathLike[str], bytes, bytearray, memoryview, npt.NDArray[np.uint8]]
+CaptureSource: TypeAlias = str | os.PathLike[str] | bytes | bytearray | memoryview | npt.NDArray[np.uint8]
 
 RGBImage = npt.NDArray[np.uint8]
 
@@ -126,7 +126,8 @@ def _from_array(arr: npt.NDArray[np.generic], limits: CaptureLimits) -> RGBImage
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     elif arr.ndim == 3 and arr.shape[2] == 4:
         alpha = arr[:, :, 3:4].astype(np.float32) / 255.0
-        arr = (arr[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+        rgb = arr[:, :, :3].astype(np.float32)
+        arr = (rgb * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
     elif arr.ndim == 3 and arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     elif not (arr.ndim == 3 and arr.shape[2] == 3):

@@ -62,4 +62,4 @@ def l2_normalise(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     if np.any(norm == 0):
         raise ValueError("a zero embedding cannot be normalised")
-    return (x / norm).astype(np.float32)
+    return np.asarray(x / norm, dtype=np.float32)

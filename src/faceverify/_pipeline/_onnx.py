@@ -29,9 +29,7 @@ class OnnxSession:
         options.intra_op_num_threads = threads  # 0 lets onnxruntime choose
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self._session: Any = ort.InferenceSession(
-            str(path), sess_options=options, providers=list(providers)
-        )
+        self._session: Any = ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
         self.input_name: str = self._session.get_inputs()[0].name
         self.output_names: list[str] = [o.name for o in self._session.get_outputs()]
 

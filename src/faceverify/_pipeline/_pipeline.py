@@ -63,9 +63,7 @@ class FacePipeline:
         """
         faces = self.detector.detect(image)
         if not faces:
-            raise NoFaceError(
-                f"no face found (detector score threshold {self.detector.score_threshold:.2f})"
-            )
+            raise NoFaceError(f"no face found (detector score threshold {self.detector.score_threshold:.2f})")
         faces.sort(key=lambda f: f.interocular, reverse=True)
         largest = faces[0]
         if select == "only":

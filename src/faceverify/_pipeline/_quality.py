@@ -93,11 +93,7 @@ def measure(image: RGBImage, face: Face, crop: RGBImage) -> Quality:
     grey = crop.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     centre = grey[28:100, 24:88]  # eyes to chin in the ArcFace template
     lap = (
-        -4 * centre[1:-1, 1:-1]
-        + centre[:-2, 1:-1]
-        + centre[2:, 1:-1]
-        + centre[1:-1, :-2]
-        + centre[1:-1, 2:]
+        -4 * centre[1:-1, 1:-1] + centre[:-2, 1:-1] + centre[2:, 1:-1] + centre[1:-1, :-2] + centre[1:-1, 2:]
     )
     yaw, pitch, roll = pose_from_landmarks(face.landmarks)
     h, w = image.shape[:2]
