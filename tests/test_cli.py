@@ -1,0 +1,181 @@
+"""``faceverify compare`` as a person or a script runs it: a subprocess, real models, real photos.
+
+Exit codes: 0 match, 1 no match, 2 error with one line on stderr and no traceback.
+The pack's calibrated ``default`` operating point is used once the pack has one;
+until then the tests pass an explicit, uncalibrated threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceverify.hazmat import ModelPack
+
+#: SFace's published cosine threshold (OpenCV Zoo), used only while the pack has no default.
+FALLBACK_THRESHOLD = "0.363"
+
+
+def threshold_args(pack: ModelPack) -> list[str]:
+    if any(op.name == "default" for op in pack.operating_points):
+        return []
+    return ["--threshold", FALLBACK_THRESHOLD]
+
+
+def run(model_cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "FACEVERIFY_HOME"}
+    return subprocess.run(
+        [sys.executable, "-m", "faceverify", *args, "--cache", str(model_cache)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("faceverify: error: ")
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    for f in fragments:
+        assert f in lines[0]
+
+
+def test_same_person_exits_0(model_cache: Path, pack: ModelPack, samples: dict[str, Path]) -> None:
+    done = run(model_cache, "compare", str(samples["obama"]), str(samples["obama2"]), *threshold_args(pack))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("MATCH  score ")
+    if threshold_args(pack):
+        assert "uncalibrated" in done.stdout
+    else:
+        assert "operating point 'default', FMR" in done.stdout
+
+
+@pytest.mark.parametrize("other", ["obama2", "obama3"])
+def test_different_people_exit_1(
+    model_cache: Path, pack: ModelPack, samples: dict[str, Path], other: str
+) -> None:
+    done = run(model_cache, "compare", str(samples[other]), str(samples["biden"]), *threshold_args(pack))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.startswith("NO MATCH  score ")
+    assert done.stderr == ""
+
+
+def test_default_profile_without_threshold(
+    model_cache: Path, pack: ModelPack, samples: dict[str, Path]
+) -> None:
+    """With a calibrated default the bare command decides; without one it says what is missing."""
+    done = run(model_cache, "compare", str(samples["obama"]), str(samples["obama3"]))
+    if any(op.name == "default" for op in pack.operating_points):
+        assert done.returncode == 0, done.stderr
+    else:
+        assert_one_line_error(done, "no operating point 'default'")
+
+
+def test_json_output_parses(model_cache: Path, pack: ModelPack, samples: dict[str, Path]) -> None:
+    done = run(
+        model_cache, "compare", str(samples["obama"]), str(samples["biden"]), "--json", *threshold_args(pack)
+    )
+    assert done.returncode == 1, done.stderr
+    data = json.loads(done.stdout)
+    assert data["match"] is False
+    assert -1.0 <= data["score"] < data["threshold"]
+    op = data["operating_point"]
+    assert {"name", "threshold", "fmr", "calibrated"} <= set(op)
+    if threshold_args(pack):
+        assert op["calibrated"] is False and op["fmr"] is None  # NaN is written as null
+    assert set(data["quality"]) == {"a", "b"}
+    assert data["quality"]["a"]["interocular"] > 50
+
+
+def test_text_file_exits_2(model_cache: Path, samples: dict[str, Path], tmp_path: Path) -> None:
+    text = tmp_path / "letter.jpg"
+    text.write_text("Dear reader,\nthis is not a photograph.\n")
+    done = run(model_cache, "compare", str(text), str(samples["obama"]), "--threshold", FALLBACK_THRESHOLD)
+    assert_one_line_error(done, "letter.jpg", "not an image")
+
+
+def test_zero_byte_file_exits_2(model_cache: Path, samples: dict[str, Path], tmp_path: Path) -> None:
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    done = run(model_cache, "compare", str(samples["obama"]), str(empty), "--threshold", FALLBACK_THRESHOLD)
+    assert_one_line_error(done, "empty.png", "is empty")
+
+
+def test_missing_file_exits_2(model_cache: Path, samples: dict[str, Path], tmp_path: Path) -> None:
+    done = run(
+        model_cache,
+        "compare",
+        str(tmp_path / "nope.jpg"),
+        str(samples["obama"]),
+        "--threshold",
+        FALLBACK_THRESHOLD,
+    )
+    assert_one_line_error(done, "does not exist")
+
+
+def test_truncated_jpeg_exits_2(model_cache: Path, samples: dict[str, Path], tmp_path: Path) -> None:
+    cut = tmp_path / "cut.jpg"
+    data = samples["obama"].read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    done = run(model_cache, "compare", str(cut), str(samples["obama"]), "--threshold", FALLBACK_THRESHOLD)
+    assert_one_line_error(done, "damaged or truncated")
+
+
+def test_no_face_exits_2(model_cache: Path, samples: dict[str, Path], tmp_path: Path) -> None:
+    blank = tmp_path / "wall.png"
+    Image.fromarray(np.full((400, 300, 3), 190, np.uint8)).save(blank)
+    done = run(model_cache, "compare", str(blank), str(samples["obama"]), "--threshold", FALLBACK_THRESHOLD)
+    assert_one_line_error(done, "no face found")
+
+
+def test_bad_profile_and_threshold_exit_2(model_cache: Path, samples: dict[str, Path]) -> None:
+    a, b = str(samples["obama"]), str(samples["obama2"])
+    assert_one_line_error(run(model_cache, "compare", a, b, "--profile", "nonsense"), "unknown profile")
+    assert_one_line_error(run(model_cache, "compare", a, b, "--threshold", "3"), "[-1, 1]")
+    # A profile that needs a live capture refuses two stills.
+    assert_one_line_error(
+        run(model_cache, "compare", a, b, "--profile", "door-access", "--threshold", "0.4"), "live capture"
+    )
+
+
+def test_models_not_installed_exits_2(samples: dict[str, Path], tmp_path: Path) -> None:
+    done = run(tmp_path, "compare", str(samples["obama"]), str(samples["obama2"]), "--threshold", "0.4")
+    assert_one_line_error(done, "faceverify models install")
+
+
+def test_debug_shows_the_traceback(model_cache: Path, samples: dict[str, Path], tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "faceverify",
+            "--debug",
+            "compare",
+            str(empty),
+            str(samples["obama"]),
+            "--threshold",
+            "0.4",
+            "--cache",
+            str(model_cache),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "Traceback" in done.stderr and "UnreadableImageError" in done.stderr
