@@ -38,7 +38,11 @@ def test_round_trip_and_self_describing_header(vault: Vault) -> None:
     blob, _ = _row(vault, "alice")
     described = read_header(blob)
     assert described == header
-    assert (described.format_version, described.embedding_dim, described.embedding_count) == (FORMAT_VERSION, 128, 3)
+    assert (described.format_version, described.embedding_dim, described.embedding_count) == (
+        FORMAT_VERSION,
+        128,
+        3,
+    )
     assert described.model_pack_id == PACK and described.subject_id == "alice"
     assert embeddings.tobytes() not in blob and unit(1).tobytes()[:16] not in blob
     assert _verify(vault, "alice", unit(2)).matched  # type: ignore[attr-defined]
@@ -47,7 +51,7 @@ def test_round_trip_and_self_describing_header(vault: Vault) -> None:
 
 def test_every_flipped_byte_fails_opaquely(vault: Vault) -> None:
     vault.enroll("alice", unit(1), consent=consent_for("alice"), model_pack_id=PACK)
-    blob, consent_json = _row(vault, "alice")
+    blob, _ = _row(vault, "alice")
     header = read_header(blob)
     key = vault.keys.get("alice", header.key_id)
     digest = consent_for("alice").digest()
@@ -121,7 +125,9 @@ def test_needs_reenroll_compares_recorded_parameters(vault: Vault, tmp_path: Pat
 @pytest.mark.parametrize("count", [0, 6])
 def test_one_to_five_embeddings(vault: Vault, count: int) -> None:
     with pytest.raises(ValueError, match="1 to 5"):
-        vault.enroll("alice", np.zeros((count, 128), np.float32), consent=consent_for("alice"), model_pack_id=PACK)
+        vault.enroll(
+            "alice", np.zeros((count, 128), np.float32), consent=consent_for("alice"), model_pack_id=PACK
+        )
 
 
 def test_garbage_is_not_a_header() -> None:

@@ -19,8 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 import faceverify
-from faceverify._clock import FrozenClock
-from faceverify._vault import ConsentEvidence, ConsentRecord, MasterKey, OpenedTemplate, Vault
+from faceverify._vault import ConsentEvidence, ConsentRecord, OpenedTemplate, Vault
 
 DIM = 128
 PACK = "test-pack-v1"
@@ -52,7 +51,9 @@ def cosine_compare(probe: npt.NDArray[np.float32], threshold: float = 0.5):  # t
     return compare
 
 
-def consent_for(subject: str, *, granted: datetime = T0, days: int = 730, purpose: str = "app-login") -> ConsentRecord:
+def consent_for(
+    subject: str, *, granted: datetime = T0, days: int = 730, purpose: str = "app-login"
+) -> ConsentRecord:
     return ConsentRecord(
         subject_id=subject,
         purpose=purpose,
@@ -63,9 +64,31 @@ def consent_for(subject: str, *, granted: datetime = T0, days: int = 730, purpos
     )
 
 
-def run_python(code: str, env_extra: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, env_extra: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter that imports this checkout's faceverify."""
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + str(Path(__file__).parent), **(env_extra or {})}
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
+
+
+def child_verify(directory: str, subject: str, seeds: list[int]) -> None:
+    """Run in a subprocess: verify ``subject`` with each probe seed, print one outcome per line."""
+    from faceverify._errors import FaceVerifyError
+    from faceverify._vault import load_master_key
+
+    vault = Vault.open(directory, load_master_key())
+    for seed in seeds:
+        probe = unit(seed)
+        try:
+            result = vault.verify(subject, probe, cosine_compare(probe), model_pack_id=PACK)
+            print("match" if result.matched else "no-match", flush=True)
+        except FaceVerifyError as exc:
+            print(type(exc).__name__, flush=True)

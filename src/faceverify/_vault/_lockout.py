@@ -15,11 +15,15 @@ before any comparison.
 
 How the digests are made, and why they are not biometric data at rest:
 
-- the probe embedding is projected on 128 keyed random directions and only the
-  *signs* are kept (SimHash); they are cut into 8 bands of 16 bits. A capture
-  re-encoded or slightly cropped keeps most signs, so some band usually
-  survives intact (≈ 99 % at cosine 0.99), while unrelated faces share a band
-  with probability ≈ 3·10⁻⁴;
+- the probe embedding is projected on 256 keyed random directions and only the
+  *signs* are kept (SimHash); they are cut into 16 bands of 16 bits. Two
+  attempts are "the same capture" when at least 2 bands agree exactly. A
+  capture re-encoded or slightly cropped keeps most signs: at cosine 0.99 two
+  bands survive with probability ≈ 0.9996, at 0.98 ≈ 0.99. Unrelated faces
+  (cosine ≈ 0.1–0.4) agree on 2 bands with probability ≈ 10⁻⁷–5·10⁻⁵, so even a
+  busy site does not refuse honest users. Another photo of the same person
+  (cosine ≈ 0.6–0.7) is rarely caught: this guards against one stolen capture
+  replayed, not against a thief with many photos (lockout and rate limits do);
 - each band is stored only as ``HMAC-SHA256(k_probe, dim ‖ band index ‖ bits)``
   truncated to 128 bits, with ``k_probe`` derived from the master key (which
   is not in the template database). Without the master key the digests are
@@ -28,7 +32,7 @@ How the digests are made, and why they are not biometric data at rest:
 - digests are deleted after ``window`` (10 minutes) and on erasure.
 
 With the master key an attacker could brute-force each 16-bit band and
-recover a 128-bit sign sketch of faces probed in the last 10 minutes — a weak
+recover a 256-bit sign sketch of faces probed in the last 10 minutes — a weak
 biometric sketch, bounded to that window. ``docs/privacy.md`` says so.
 """
 
@@ -45,7 +49,7 @@ import numpy.typing as npt
 from .._errors import ConfigurationError
 from ._store import LockoutState
 
-_BANDS = 8
+BANDS = 16
 _BAND_BITS = 16
 
 
@@ -86,10 +90,13 @@ class EnumerationPolicy:
 
     max_subjects: int = 3
     window: timedelta = timedelta(minutes=10)
+    min_shared_bands: int = 2
 
     def __post_init__(self) -> None:
-        if self.max_subjects < 2 or self.window <= timedelta(0):
-            raise ConfigurationError("enumeration guard needs max_subjects >= 2 and a positive window")
+        if self.max_subjects < 2 or self.window <= timedelta(0) or not 1 <= self.min_shared_bands <= BANDS:
+            raise ConfigurationError(
+                f"enumeration guard needs max_subjects >= 2, a positive window and 1..{BANDS} shared bands"
+            )
 
 
 def probe_digests(embedding: npt.ArrayLike, key: bytes) -> list[bytes]:
@@ -97,10 +104,10 @@ def probe_digests(embedding: npt.ArrayLike, key: bytes) -> list[bytes]:
     vector = np.asarray(embedding, dtype=np.float64).reshape(-1)
     dim = vector.shape[0]
     seed = int.from_bytes(hmac.new(key, b"projection:%d" % dim, hashlib.sha256).digest(), "big")
-    directions = np.random.default_rng(seed).standard_normal((_BANDS * _BAND_BITS, dim))
+    directions = np.random.default_rng(seed).standard_normal((BANDS * _BAND_BITS, dim))
     bits = (directions @ vector) >= 0.0
     digests = []
-    for band in range(_BANDS):
+    for band in range(BANDS):
         packed = np.packbits(bits[band * _BAND_BITS : (band + 1) * _BAND_BITS]).tobytes()
         message = b"%d:%d:" % (dim, band) + packed
         digests.append(hmac.new(key, message, hashlib.sha256).digest()[:16])

@@ -10,6 +10,7 @@ linger in free pages.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,8 @@ _SCHEMA = (
     " template_id TEXT, blob BLOB, consent_json TEXT, consent_expires_at TEXT, last_used_at TEXT,"
     " failures INTEGER NOT NULL DEFAULT 0, locked_until TEXT, lockout_level INTEGER NOT NULL DEFAULT 0,"
     " CHECK ((state = 'active') = (blob IS NOT NULL AND consent_json IS NOT NULL)))",
-    "CREATE TABLE IF NOT EXISTS probes (digest BLOB NOT NULL, subject_id TEXT NOT NULL, at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS probes ("
+    " attempt TEXT NOT NULL, digest BLOB NOT NULL, subject_id TEXT NOT NULL, at TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS probes_by_digest ON probes (digest)",
     "CREATE INDEX IF NOT EXISTS probes_by_time ON probes (at)",
 )
@@ -162,20 +164,27 @@ class SQLiteTemplateStore:
         return new
 
     def record_probe(
-        self, subject_id: str, digests: Sequence[bytes], *, now: datetime, window: timedelta
+        self,
+        subject_id: str,
+        digests: Sequence[bytes],
+        *,
+        now: datetime,
+        window: timedelta,
+        min_shared: int,
     ) -> int:
         marks = ",".join("?" * len(digests))
+        attempt = uuid.uuid4().hex
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM probes WHERE at < ?", (to_db_time(now - window),))
             (others,) = conn.execute(
                 # Only "?" placeholders are formatted in; every value is a bound parameter.
-                "SELECT COUNT(DISTINCT subject_id) FROM probes"  # noqa: S608
-                f" WHERE subject_id != ? AND digest IN ({marks})",
-                (subject_id, *digests),
+                "SELECT COUNT(DISTINCT subject_id) FROM (SELECT subject_id FROM probes"  # noqa: S608
+                f" WHERE subject_id != ? AND digest IN ({marks}) GROUP BY attempt HAVING COUNT(*) >= ?)",
+                (subject_id, *digests, min_shared),
             ).fetchone()
             conn.executemany(
-                "INSERT INTO probes VALUES (?, ?, ?)",
-                [(digest, subject_id, to_db_time(now)) for digest in digests],
+                "INSERT INTO probes VALUES (?, ?, ?, ?)",
+                [(attempt, digest, subject_id, to_db_time(now)) for digest in digests],
             )
         return int(others)
 

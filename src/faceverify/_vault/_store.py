@@ -107,11 +107,18 @@ class TemplateStore(Protocol):
         ...
 
     def record_probe(
-        self, subject_id: str, digests: Sequence[bytes], *, now: datetime, window: timedelta
+        self,
+        subject_id: str,
+        digests: Sequence[bytes],
+        *,
+        now: datetime,
+        window: timedelta,
+        min_shared: int,
     ) -> int:
         """Record a verification attempt's probe digests; forget probes older than ``window``.
 
-        Returns how many *other* subjects were tried, within the window, with a
-        probe sharing any of ``digests`` (counted before this one is added).
+        Returns how many *other* subjects were tried, within the window, with an
+        earlier attempt sharing at least ``min_shared`` of ``digests`` (counted
+        before this attempt is added).
         """
         ...

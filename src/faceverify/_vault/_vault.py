@@ -229,7 +229,11 @@ class Vault:
                 f"too many failed attempts; retry in {retry.total_seconds():.0f} s", retry_after=retry
             )
         others = self.store.record_probe(
-            subject_id, probe_digests(probe, self._probe_key), now=now, window=self.enumeration.window
+            subject_id,
+            probe_digests(probe, self._probe_key),
+            now=now,
+            window=self.enumeration.window,
+            min_shared=self.enumeration.min_shared_bands,
         )
         if others + 1 >= self.enumeration.max_subjects:
             self.audit.record(
