@@ -7,16 +7,11 @@ import stat
 from pathlib import Path
 
 import pytest
-from vault_helpers import PACK, consent_for, cosine_compare, unit
+from vault_helpers import PACK, consent_for, matches, unit
 
 from faceverify._clock import FrozenClock
 from faceverify._errors import InvalidTemplateError, KeyStoreError, SubjectRevokedError
 from faceverify._vault import ENV_VAR, KeyStore, MasterKey, Vault, init_master_key, load_master_key
-
-
-def _verify(vault: Vault, subject: str, seed: int) -> bool:
-    probe = unit(seed)
-    return bool(vault.verify(subject, probe, cosine_compare(probe), model_pack_id=PACK).matched)
 
 
 def test_init_master_key_is_private_and_never_overwritten(tmp_path: Path) -> None:
@@ -83,7 +78,7 @@ def test_rotation_rewraps_without_touching_templates(
     assert vault.keys.rotate(new) == 3
     assert (tmp_path / "v" / "templates.db").read_bytes() == before  # templates untouched
     reopened = Vault.open(tmp_path / "v", new, clock=clock)
-    assert _verify(reopened, "alice", 0) and _verify(reopened, "carol", 2)
+    assert matches(reopened, "alice", 0) and matches(reopened, "carol", 2)
     with pytest.raises(KeyStoreError, match="does not match"):
         Vault.open(tmp_path / "v", master, clock=clock)
 
@@ -95,7 +90,7 @@ def test_rotation_is_noticed_by_a_store_opened_with_the_old_key(
     old.enroll("alice", unit(1), consent=consent_for("alice"), model_pack_id=PACK)
     KeyStore(tmp_path / "v" / "keys.db", master).rotate(MasterKey.generate())
     with pytest.raises(KeyStoreError, match="rotated"):
-        _verify(old, "alice", 1)
+        matches(old, "alice", 1)
     with pytest.raises(KeyStoreError, match="rotated"):
         old.enroll("bob", unit(2), consent=consent_for("bob"), model_pack_id=PACK)
 
@@ -114,13 +109,13 @@ def test_backup_taken_before_revoke_cannot_be_decrypted(
     receipt = vault.revoke("alice")
     assert receipt.template_erased and receipt.keys_destroyed == 1
     with pytest.raises(SubjectRevokedError):
-        _verify(vault, "alice", 1)
+        matches(vault, "alice", 1)
 
     # The old template database, with the *current* key store: Alice is gone, Bob still opens.
     restored = Vault(store=_store(backup / "templates.db"), keys=vault.keys, audit=vault.audit, clock=clock)
     with pytest.raises(InvalidTemplateError):
-        _verify(restored, "alice", 1)
-    assert _verify(restored, "bob", 2)
+        matches(restored, "alice", 1)
+    assert matches(restored, "bob", 2)
 
 
 def test_reenrolling_shreds_the_previous_key(tmp_path: Path, master: MasterKey, clock: FrozenClock) -> None:
@@ -130,10 +125,10 @@ def test_reenrolling_shreds_the_previous_key(tmp_path: Path, master: MasterKey, 
     shutil.copy(tmp_path / "v" / "templates.db", tmp_path / "old.db")
     vault.enroll("alice", unit(5), consent=consent_for("alice"), model_pack_id=PACK)
     assert len(vault.keys.key_ids("alice")) == 1
-    assert _verify(vault, "alice", 5)
+    assert matches(vault, "alice", 5)
     restored = Vault(store=_store(tmp_path / "old.db"), keys=vault.keys, audit=vault.audit, clock=clock)
     with pytest.raises(InvalidTemplateError):
-        _verify(restored, "alice", 1)
+        matches(restored, "alice", 1)
 
 
 def _store(path: Path):  # type: ignore[no-untyped-def]

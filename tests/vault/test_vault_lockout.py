@@ -6,21 +6,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from vault_helpers import PACK, consent_for, cosine_compare, near, run_python, unit
+from vault_helpers import PACK, consent_for, matches, near, run_python, unit
 
 from faceverify._clock import FrozenClock
 from faceverify._errors import EnumerationRefusedError, LockedOutError
 from faceverify._vault import AuditLog, MasterKey, OpenedTemplate, Vault
 
 
-def _verify(vault: Vault, subject: str, probe: object) -> bool:
-    return bool(vault.verify(subject, probe, cosine_compare(probe), model_pack_id=PACK).matched)  # type: ignore[arg-type]
-
-
 def test_five_failures_lock_for_30s_doubling_until_success(vault: Vault, clock: FrozenClock) -> None:
     vault.enroll("alice", unit(1), consent=consent_for("alice"), model_pack_id=PACK)
     for seed in range(10, 15):
-        assert not _verify(vault, "alice", unit(seed))
+        assert not matches(vault, "alice", unit(seed))
 
     def never(opened: OpenedTemplate) -> object:
         raise AssertionError("a locked-out subject must not be compared")
@@ -30,16 +26,16 @@ def test_five_failures_lock_for_30s_doubling_until_success(vault: Vault, clock: 
     assert info.value.retry_after == timedelta(seconds=30)
     clock.advance(timedelta(seconds=30))
     for seed in range(20, 25):
-        assert not _verify(vault, "alice", unit(seed))
+        assert not matches(vault, "alice", unit(seed))
     with pytest.raises(LockedOutError) as info:
-        _verify(vault, "alice", unit(1))
+        matches(vault, "alice", unit(1))
     assert info.value.retry_after == timedelta(seconds=60)  # doubled
     clock.advance(timedelta(seconds=60))
-    assert _verify(vault, "alice", unit(1))  # success resets the level
+    assert matches(vault, "alice", unit(1))  # success resets the level
     for seed in range(30, 35):
-        assert not _verify(vault, "alice", unit(seed))
+        assert not matches(vault, "alice", unit(seed))
     with pytest.raises(LockedOutError) as info:
-        _verify(vault, "alice", unit(1))
+        matches(vault, "alice", unit(1))
     assert info.value.retry_after == timedelta(seconds=30)
 
 
@@ -47,35 +43,35 @@ def test_success_resets_the_failure_count(vault: Vault) -> None:
     vault.enroll("alice", unit(1), consent=consent_for("alice"), model_pack_id=PACK)
     for _ in range(3):
         for seed in range(4):
-            assert not _verify(vault, "alice", unit(100 + seed))
-        assert _verify(vault, "alice", near(unit(1), 7))
+            assert not matches(vault, "alice", unit(100 + seed))
+        assert matches(vault, "alice", near(unit(1), 7))
 
 
 def test_same_capture_against_three_subjects_is_refused_and_audited(vault: Vault, clock: FrozenClock) -> None:
     for i, subject in enumerate(["alice", "bob", "carol", "dave"]):
         vault.enroll(subject, unit(i), consent=consent_for(subject), model_pack_id=PACK)
     stolen = unit(777)
-    assert not _verify(vault, "alice", stolen)
-    assert not _verify(vault, "bob", near(stolen, 1, noise=0.01))  # re-encoded copy: still the same capture
+    assert not matches(vault, "alice", stolen)
+    assert not matches(vault, "bob", near(stolen, 1, noise=0.01))  # re-encoded copy: still the same capture
     with pytest.raises(EnumerationRefusedError):
-        _verify(vault, "carol", stolen)
+        matches(vault, "carol", stolen)
     with pytest.raises(EnumerationRefusedError):
-        _verify(vault, "dave", near(stolen, 2, noise=0.01))
-    assert _verify(vault, "carol", unit(2))  # other captures are unaffected
-    assert _verify(vault, "alice", unit(0))
+        matches(vault, "dave", near(stolen, 2, noise=0.01))
+    assert matches(vault, "carol", unit(2))  # other captures are unaffected
+    assert matches(vault, "alice", unit(0))
     audit = vault.audit
     assert isinstance(audit, AuditLog)
     refused = [e for e in audit.entries() if e.event == "enumeration-refused"]
     assert [e.subject for e in refused] == ["carol", "dave"]
     clock.advance(timedelta(minutes=11))  # outside the window the probe is forgotten
-    assert not _verify(vault, "carol", stolen)
+    assert not matches(vault, "carol", stolen)
 
 
 def test_the_same_subject_retried_is_not_enumeration(vault: Vault) -> None:
     vault.enroll("alice", unit(1), consent=consent_for("alice"), model_pack_id=PACK)
     probe = near(unit(1), 3)
     for _ in range(4):
-        assert _verify(vault, "alice", probe)
+        assert matches(vault, "alice", probe)
 
 
 def _shared_vault(tmp_path: Path) -> tuple[Vault, str, dict[str, str]]:
@@ -105,7 +101,7 @@ def test_lockout_holds_across_processes(tmp_path: Path) -> None:
     assert _child(directory, "alice", [50, 51, 52], env) == ["no-match"] * 3
     assert _child(directory, "alice", [53, 54, 0], env) == ["no-match", "no-match", "LockedOutError"]
     with pytest.raises(LockedOutError):
-        _verify(vault, "alice", unit(0))
+        matches(vault, "alice", unit(0))
 
 
 def test_enumeration_refusal_holds_across_processes(tmp_path: Path) -> None:
@@ -113,5 +109,5 @@ def test_enumeration_refusal_holds_across_processes(tmp_path: Path) -> None:
     assert _child(directory, "alice", [999], env) == ["no-match"]
     assert _child(directory, "bob", [999], env) == ["no-match"]
     with pytest.raises(EnumerationRefusedError):
-        _verify(vault, "carol", unit(999))
+        matches(vault, "carol", unit(999))
     assert _child(directory, "carol", [999, 2], env) == ["EnumerationRefusedError", "match"]

@@ -5,55 +5,50 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from vault_helpers import PACK, T0, consent_for, cosine_compare, unit
+from vault_helpers import PACK, T0, consent_for, matches, unit
 
 from faceverify._clock import FrozenClock
 from faceverify._errors import ConfigurationError, ConsentError, TemplateExpiredError
 from faceverify._vault import MAX_RETENTION, RetentionPolicy, Vault
 
 
-def _verify(vault: Vault, subject: str, seed: int) -> bool:
-    probe = unit(seed)
-    return bool(vault.verify(subject, probe, cosine_compare(probe), model_pack_id=PACK).matched)
-
-
 def test_past_retention_is_refused_then_purged(vault: Vault, clock: FrozenClock) -> None:
     vault.enroll("alice", unit(1), consent=consent_for("alice", days=3000), model_pack_id=PACK)
     clock.advance(timedelta(days=364))
     assert vault.purge() == 0
-    assert _verify(vault, "alice", 1)  # a successful use restarts the window
+    assert matches(vault, "alice", 1)  # a successful use restarts the window
     clock.advance(timedelta(days=364))
-    assert _verify(vault, "alice", 1)
+    assert matches(vault, "alice", 1)
     clock.advance(timedelta(days=365))
     with pytest.raises(TemplateExpiredError, match="retention"):
-        _verify(vault, "alice", 1)
+        matches(vault, "alice", 1)
     assert vault.purge() == 1
     assert vault.store.get("alice").blob is None  # type: ignore[union-attr]
     assert vault.keys.key_ids("alice") == []
     with pytest.raises(TemplateExpiredError, match="purged"):
-        _verify(vault, "alice", 1)
+        matches(vault, "alice", 1)
     assert vault.purge() == 0
 
 
 def test_failed_attempts_do_not_extend_retention(vault: Vault, clock: FrozenClock) -> None:
     vault.enroll("alice", unit(1), consent=consent_for("alice", days=3000), model_pack_id=PACK)
     clock.advance(timedelta(days=300))
-    assert not _verify(vault, "alice", 50)
+    assert not matches(vault, "alice", 50)
     clock.advance(timedelta(days=66))
     with pytest.raises(TemplateExpiredError):
-        _verify(vault, "alice", 1)
+        matches(vault, "alice", 1)
 
 
 def test_consent_expiry_wins_when_earlier(vault: Vault, clock: FrozenClock) -> None:
     vault.enroll("alice", unit(1), consent=consent_for("alice", days=30), model_pack_id=PACK)
     vault.enroll("bob", unit(2), consent=consent_for("bob", days=3000), model_pack_id=PACK)
     clock.advance(timedelta(days=29))
-    assert _verify(vault, "alice", 1)
+    assert matches(vault, "alice", 1)
     clock.advance(timedelta(days=1))
     with pytest.raises(TemplateExpiredError, match="consent"):
-        _verify(vault, "alice", 1)
+        matches(vault, "alice", 1)
     assert vault.purge() == 1
-    assert _verify(vault, "bob", 2)
+    assert matches(vault, "bob", 2)
     assert [c.subject_id for c in vault.consents()] == ["bob"]
 
 
@@ -73,7 +68,7 @@ def test_purpose_binding(tmp_path, master, clock: FrozenClock) -> None:  # type:
     login = Vault.open(tmp_path / "v", master, clock=clock, purpose="app-login")
     login.enroll("alice", unit(1), consent=consent_for("alice"), model_pack_id=PACK)
     with pytest.raises(ConsentError, match="door-access"):
-        _verify(door, "alice", 1)
+        matches(door, "alice", 1)
 
 
 def test_retention_window_is_capped() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vault_helpers import PACK, consent_for, cosine_compare, unit
+from vault_helpers import PACK, consent_for, matches, unit
 
 from faceverify._errors import InvalidTemplateError
 from faceverify._vault import FORMAT_VERSION, Vault, needs_reenroll, read_header
@@ -28,10 +28,6 @@ def _set_blob(vault: Vault, subject: str, blob: bytes) -> None:
         conn.execute("UPDATE subjects SET blob=? WHERE subject_id=?", (blob, subject))
 
 
-def _verify(vault: Vault, subject: str, probe: np.ndarray) -> object:
-    return vault.verify(subject, probe, cosine_compare(probe), model_pack_id=PACK)
-
-
 def test_round_trip_and_self_describing_header(vault: Vault) -> None:
     embeddings = np.stack([unit(1), unit(2), unit(3)])
     header = vault.enroll("alice", embeddings, consent=consent_for("alice"), model_pack_id=PACK)
@@ -45,8 +41,8 @@ def test_round_trip_and_self_describing_header(vault: Vault) -> None:
     )
     assert described.model_pack_id == PACK and described.subject_id == "alice"
     assert embeddings.tobytes() not in blob and unit(1).tobytes()[:16] not in blob
-    assert _verify(vault, "alice", unit(2)).matched  # type: ignore[attr-defined]
-    assert not _verify(vault, "alice", unit(99)).matched  # type: ignore[attr-defined]
+    assert matches(vault, "alice", unit(2))
+    assert not matches(vault, "alice", unit(99))
 
 
 def test_every_flipped_byte_fails_opaquely(vault: Vault) -> None:
@@ -71,7 +67,7 @@ def test_flipped_byte_in_store_refuses_verification(vault: Vault) -> None:
     flipped[-20] ^= 0x80
     _set_blob(vault, "alice", bytes(flipped))
     with pytest.raises(InvalidTemplateError, match=f"^{OPAQUE}$"):
-        _verify(vault, "alice", unit(1))
+        matches(vault, "alice", unit(1))
 
 
 @pytest.mark.parametrize("keep", [0, 5, 9, 40, -17, -1])
@@ -80,7 +76,7 @@ def test_truncated_blob(vault: Vault, keep: int) -> None:
     blob, _ = _row(vault, "alice")
     _set_blob(vault, "alice", blob[:keep])
     with pytest.raises(InvalidTemplateError, match=f"^{OPAQUE}$"):
-        _verify(vault, "alice", unit(1))
+        matches(vault, "alice", unit(1))
 
 
 def test_template_swapped_between_subjects(vault: Vault) -> None:
@@ -89,7 +85,7 @@ def test_template_swapped_between_subjects(vault: Vault) -> None:
     alice_blob, _ = _row(vault, "alice")
     _set_blob(vault, "bob", alice_blob)  # an attacker with DB access makes Alice's face answer for Bob
     with pytest.raises(InvalidTemplateError, match=f"^{OPAQUE}$"):
-        _verify(vault, "bob", unit(1))
+        matches(vault, "bob", unit(1))
     # ... even if the attacker also moves Bob's key id into place: the header names Alice.
     key = vault.keys.get("alice", read_header(alice_blob).key_id)
     with pytest.raises(InvalidTemplateError, match=f"^{OPAQUE}$"):
@@ -102,7 +98,7 @@ def test_consent_swapped_breaks_the_binding(vault: Vault) -> None:
     with sqlite3.connect(vault.store.path) as conn:  # type: ignore[attr-defined]
         conn.execute("UPDATE subjects SET consent_json=? WHERE subject_id='alice'", (longer,))
     with pytest.raises(InvalidTemplateError, match=f"^{OPAQUE}$"):
-        _verify(vault, "alice", unit(1))
+        matches(vault, "alice", unit(1))
 
 
 def test_wrong_or_missing_data_key(vault: Vault) -> None:

@@ -92,3 +92,9 @@ def child_verify(directory: str, subject: str, seeds: list[int]) -> None:
             print("match" if result.matched else "no-match", flush=True)
         except FaceVerifyError as exc:
             print(type(exc).__name__, flush=True)
+
+
+def matches(vault: Vault, subject: str, probe: int | npt.NDArray[np.float32]) -> bool:
+    """Verify ``subject`` with a probe (or the unit vector of that seed) by max cosine >= 0.5."""
+    vector = unit(probe) if isinstance(probe, int) else probe
+    return bool(vault.verify(subject, vector, cosine_compare(vector), model_pack_id=PACK).matched)
