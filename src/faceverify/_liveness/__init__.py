@@ -1,0 +1,1 @@
+"""Liveness: passive presentation-attack checks and the active challenge session."""
