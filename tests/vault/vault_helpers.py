@@ -39,7 +39,7 @@ def near(v: npt.NDArray[np.float32], seed: int, noise: float = 0.02) -> npt.NDAr
 
 @dataclass(frozen=True)
 class Outcome:
-    matched: bool
+    match: bool
     score: float
 
 
@@ -89,7 +89,7 @@ def child_verify(directory: str, subject: str, seeds: list[int]) -> None:
         probe = unit(seed)
         try:
             result = vault.verify(subject, probe, cosine_compare(probe), model_pack_id=PACK)
-            print("match" if result.matched else "no-match", flush=True)
+            print("match" if result.match else "no-match", flush=True)
         except FaceVerifyError as exc:
             print(type(exc).__name__, flush=True)
 
@@ -97,4 +97,4 @@ def child_verify(directory: str, subject: str, seeds: list[int]) -> None:
 def matches(vault: Vault, subject: str, probe: int | npt.NDArray[np.float32]) -> bool:
     """Verify ``subject`` with a probe (or the unit vector of that seed) by max cosine >= 0.5."""
     vector = unit(probe) if isinstance(probe, int) else probe
-    return bool(vault.verify(subject, vector, cosine_compare(vector), model_pack_id=PACK).matched)
+    return bool(vault.verify(subject, vector, cosine_compare(vector), model_pack_id=PACK).match)

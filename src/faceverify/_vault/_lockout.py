@@ -16,14 +16,15 @@ before any comparison.
 How the digests are made, and why they are not biometric data at rest:
 
 - the probe embedding is projected on 256 keyed random directions and only the
-  *signs* are kept (SimHash); they are cut into 16 bands of 16 bits. Two
-  attempts are "the same capture" when at least 2 bands agree exactly. A
-  capture re-encoded or slightly cropped keeps most signs: at cosine 0.99 two
-  bands survive with probability ≈ 0.9996, at 0.98 ≈ 0.99. Unrelated faces
-  (cosine ≈ 0.1–0.4) agree on 2 bands with probability ≈ 10⁻⁷–5·10⁻⁵, so even a
-  busy site does not refuse honest users. Another photo of the same person
-  (cosine ≈ 0.6–0.7) is rarely caught: this guards against one stolen capture
-  replayed, not against a thief with many photos (lockout and rate limits do);
+  *signs* are kept (SimHash); they are cut into 32 bands of 8 bits. Two
+  attempts are "the same capture" when at least 10 bands agree exactly. A
+  capture re-encoded (JPEG quality 70 gives cosine ≈ 0.97 with the original on
+  SFace) keeps most signs: at cosine 0.967 10 bands agree with probability
+  ≈ 0.99, at 0.95 ≈ 0.92. Unrelated faces (cosine < 0.5) agree on 10 bands
+  with probability < 10⁻⁶, so even a busy site does not refuse honest users.
+  Another photo of the same person (cosine ≈ 0.7) is rarely caught (≈ 10⁻³):
+  this guards against one stolen capture replayed, not against a thief with
+  many photos (lockout and the host's rate limits do);
 - each band is stored only as ``HMAC-SHA256(k_probe, dim ‖ band index ‖ bits)``
   truncated to 128 bits, with ``k_probe`` derived from the master key (which
   is not in the template database). Without the master key the digests are
@@ -31,7 +32,7 @@ How the digests are made, and why they are not biometric data at rest:
   each other except by equality;
 - digests are deleted after ``window`` (10 minutes) and on erasure.
 
-With the master key an attacker could brute-force each 16-bit band and
+With the master key an attacker could brute-force each 8-bit band and
 recover a 256-bit sign sketch of faces probed in the last 10 minutes — a weak
 biometric sketch, bounded to that window. ``docs/privacy.md`` says so.
 """
@@ -49,8 +50,8 @@ import numpy.typing as npt
 from .._errors import ConfigurationError
 from ._store import LockoutState
 
-BANDS = 16
-_BAND_BITS = 16
+BANDS = 32
+_BAND_BITS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,7 @@ class EnumerationPolicy:
 
     max_subjects: int = 3
     window: timedelta = timedelta(minutes=10)
-    min_shared_bands: int = 2
+    min_shared_bands: int = 10
 
     def __post_init__(self) -> None:
         if self.max_subjects < 2 or self.window <= timedelta(0) or not 1 <= self.min_shared_bands <= BANDS:

@@ -69,7 +69,7 @@ class Matchable(Protocol):
     """What a comparison must report for the vault to update lockout and last use."""
 
     @property
-    def matched(self) -> bool: ...
+    def match(self) -> bool: ...
 
 
 R = TypeVar("R", bound=Matchable)
@@ -265,7 +265,7 @@ class Vault:
                 f" not {model_pack_id!r}; re-enrol"
             )
         result = compare(opened)
-        if result.matched:
+        if result.match:
             self._record_success(opened, consent, now)
             self.audit.record("verify", subject=subject_id, outcome="match")
         else:

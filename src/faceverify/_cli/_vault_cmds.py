@@ -1,0 +1,323 @@
+"""Vault subcommands: enroll, verify, revoke, purge, consent show, keys init|rotate, audit verify.
+
+Exit codes as everywhere: 0 match / success, 1 no match (or a broken audit
+chain), 2 error. Only ``enroll`` and ``verify`` load the models; the others
+touch the vault files only.
+
+Where things are, unless given:
+
+- the vault directory: ``--vault``, else ``$FACEVERIFY_VAULT``, else the user
+  data directory (``~/.local/share/faceverify/vault``);
+- the master key: ``--key-file``, else ``$FACEVERIFY_MASTER_KEY`` (the key
+  itself), else ``$FACEVERIFY_KEY_FILE``, else ``~/.config/faceverify/master.key``
+  — a different directory from the vault, so copying one does not copy the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import hashlib
+import os
+from dataclasses import asdict
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from ._main import _EXTENSIONS, EXIT_MATCH, EXIT_NO_MATCH, emit_json
+
+DEFAULT_CONSENT_DAYS = 365
+
+
+def _vault_dir(args: argparse.Namespace) -> Path:
+    if args.vault is not None:
+        return Path(args.vault)
+    if os.environ.get("FACEVERIFY_VAULT"):
+        return Path(os.environ["FACEVERIFY_VAULT"])
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "faceverify" / "vault"
+
+
+def _key_file(args: argparse.Namespace) -> Path:
+    if args.key_file is not None:
+        return Path(args.key_file)
+    if os.environ.get("FACEVERIFY_KEY_FILE"):
+        return Path(os.environ["FACEVERIFY_KEY_FILE"])
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "faceverify" / "master.key"
+
+
+def _master_key(args: argparse.Namespace) -> Any:
+    from .._vault import ENV_VAR, load_master_key
+
+    if args.key_file is None and os.environ.get(ENV_VAR):
+        return load_master_key()
+    return load_master_key(_key_file(args))
+
+
+def _vault(args: argparse.Namespace) -> Any:
+    from .._vault import Vault
+
+    return Vault.open(_vault_dir(args), _master_key(args), keys_path=args.keys_db, purpose=args.purpose)
+
+
+def _verifier(args: argparse.Namespace) -> Any:
+    from .._models._load import load_pipeline
+    from .._models._manifest import builtin_manifest
+    from .._profiles import get_profile
+    from .._verifier import Verifier
+
+    pack = builtin_manifest(args.pack)
+    profile = get_profile(args.profile)
+    if args.threshold is not None:
+        profile = profile.with_threshold(args.threshold)
+    pipeline = load_pipeline(pack, cache=args.cache, threads=args.threads)
+    return Verifier(pipeline=pipeline, pack=pack, vault=_vault(args), profile=profile)
+
+
+def _expiry(text: str) -> datetime:
+    """``2027-06-30`` (end of that day, UTC) or a full ISO time with a zone."""
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(23, 59, 59), tzinfo=UTC)
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date (YYYY-MM-DD) or ISO time, got {text!r}") from None
+    if at.tzinfo is None:
+        raise argparse.ArgumentTypeError("give the expiry time with a time zone (e.g. +00:00)")
+    return at
+
+
+def _cmd_enroll(args: argparse.Namespace) -> int:
+    from .._vault import ConsentEvidence, ConsentRecord
+
+    try:
+        document = Path(args.consent_evidence).read_bytes()
+    except OSError as exc:
+        from .._errors import ConsentError
+
+        raise ConsentError(
+            f"cannot read the consent evidence {args.consent_evidence}: {exc.strerror}"
+        ) from None
+    verifier = _verifier(args)
+    now = verifier.vault.clock.now()
+    consent = ConsentRecord(
+        subject_id=args.subject,
+        purpose=args.purpose,
+        granted_at=now,
+        expires_at=args.expires or now + timedelta(days=DEFAULT_CONSENT_DAYS),
+        evidence=ConsentEvidence(hashlib.sha256(document).hexdigest(), args.method, args.collected_by),
+        scope=tuple(args.scope or ()),
+    )
+    result = verifier.enroll(args.subject, args.images, consent=consent)
+    if args.json:
+        emit_json({**asdict(result), "consent": consent.to_dict()})
+    else:
+        print(
+            f"enrolled {result.subject_id}: {result.images} image(s), template {result.template_id[:12]}, "
+            f"pack {result.model_pack_id}, expires {result.expires_at:%Y-%m-%d}"
+            + (" (replaced the previous template)" if result.replaced else "")
+        )
+    return EXIT_MATCH
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    result = _verifier(args).verify(args.subject, args.image)
+    op = result.operating_point
+    if args.json:
+        emit_json(
+            {
+                "subject_id": result.subject_id,
+                "match": result.match,
+                "score": round(result.score, 6),
+                "threshold": result.threshold,
+                "operating_point": asdict(op),
+                "quality": asdict(result.quality),
+                "reasons": list(result.reasons),
+            }
+        )
+    else:
+        promise = (
+            f"operating point {op.name!r}, FMR {op.fmr:.0e}"
+            if op.calibrated
+            else "custom threshold: uncalibrated, no false match rate is promised"
+        )
+        verdict = "MATCH" if result.match else "NO MATCH"
+        print(f"{verdict}  {result.subject_id}  score {result.score:.4f}  threshold {result.threshold:.4f}")
+        print(f"  {promise}")
+    return EXIT_MATCH if result.match else EXIT_NO_MATCH
+
+
+def _cmd_revoke(args: argparse.Namespace) -> int:
+    receipt = _vault(args).revoke(args.subject)
+    if args.json:
+        emit_json(asdict(receipt))
+    else:
+        print(
+            f"revoked {receipt.subject_id} at {receipt.erased_at.isoformat()}: "
+            f"template {'erased' if receipt.template_erased else 'not held'}, "
+            f"{receipt.keys_destroyed} key(s) destroyed"
+        )
+    return EXIT_MATCH
+
+
+def _cmd_purge(args: argparse.Namespace) -> int:
+    count = _vault(args).purge()
+    if args.json:
+        emit_json({"purged": count})
+    else:
+        print(f"purged {count} expired template(s)")
+    return EXIT_MATCH
+
+
+def _cmd_consent_show(args: argparse.Namespace) -> int:
+    record = _vault(args).consent(args.subject)
+    if args.json:
+        emit_json(record.to_dict())
+    else:
+        print(f"subject      {record.subject_id}")
+        print(f"purpose      {record.purpose}")
+        print(f"granted      {record.granted_at.isoformat()}")
+        print(f"expires      {record.expires_at.isoformat()}")
+        print(f"evidence     sha256 {record.evidence.document_sha256}")
+        print(f"             {record.evidence.method}, collected by {record.evidence.collected_by}")
+        if record.scope:
+            print(f"scope        {', '.join(record.scope)}")
+    return EXIT_MATCH
+
+
+def _cmd_keys_init(args: argparse.Namespace) -> int:
+    from .._vault import AuditLog, KeyStore, init_master_key
+
+    path = _key_file(args)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = init_master_key(path)
+    directory = _vault_dir(args)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    KeyStore(args.keys_db or directory / "keys.db", key).close()
+    AuditLog(directory / "audit.db").record("key-init", subject=None, outcome="ok", reason=key.fingerprint)
+    if args.json:
+        emit_json({"key_file": str(path), "fingerprint": key.fingerprint, "vault": str(directory)})
+    else:
+        print(f"master key written to {path} (mode 0600), fingerprint {key.fingerprint}")
+        print("keep it apart from the vault and its backups; without it no template can be read")
+    return EXIT_MATCH
+
+
+def _cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from .._vault import init_master_key
+
+    vault = _vault(args)
+    new_path = Path(args.new_key_file)
+    new = init_master_key(new_path)
+    count = vault.keys.rotate(new)
+    vault.audit.record("key-rotate", subject=None, outcome="ok", reason=f"{count} key(s) re-wrapped")
+    if args.json:
+        emit_json({"rewrapped": count, "new_key_file": str(new_path), "fingerprint": new.fingerprint})
+    else:
+        print(f"re-wrapped {count} subject key(s) under the new master key in {new_path}")
+        print("the old key no longer opens this vault: replace it with the new one, then destroy it")
+    return EXIT_MATCH
+
+
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    from .._vault import AuditLog
+
+    path = _vault_dir(args) / "audit.db"
+    if not path.exists():
+        from .._errors import ConfigurationError
+
+        raise ConfigurationError(f"no audit log at {path}")
+    log = AuditLog(path)
+    report = log.verify_chain()
+    seq, head = log.head()
+    if args.json:
+        emit_json({**asdict(report), "head": {"seq": seq, "hash": head}})
+    elif report.ok:
+        print(f"audit chain intact: {report.entries} entries, head {seq} {head}")
+    else:
+        print(f"audit chain BROKEN at entry {report.first_broken}: {report.problem}")
+    return EXIT_MATCH if report.ok else EXIT_NO_MATCH
+
+
+def register(sub: Any) -> None:
+    """Add the vault subcommands to ``faceverify``'s parser."""
+
+    def common(p: argparse.ArgumentParser, *, models: bool = False, purpose_required: bool = False) -> None:
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument(
+            "--vault", type=Path, default=None, help="vault directory (default: $FACEVERIFY_VAULT)"
+        )
+        p.add_argument("--key-file", type=Path, default=None, help="master key file (see `keys init`)")
+        p.add_argument("--keys-db", type=Path, default=None, help="key store file (default: VAULT/keys.db)")
+        p.add_argument(
+            "--purpose",
+            default=None,
+            required=purpose_required,
+            help="what the consent is for, e.g. app-login"
+            if purpose_required
+            else "refuse subjects whose consent names another purpose",
+        )
+        if models:
+            p.add_argument("--cache", type=Path, default=None, help="model cache (default: $FACEVERIFY_HOME)")
+            p.add_argument("--pack", default="yunet-sface")
+            p.add_argument("--profile", default="photo-check", help="profile (default: photo-check)")
+            p.add_argument("--threshold", type=float, default=None, help="custom, uncalibrated threshold")
+            p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its choice)")
+
+    enroll = sub.add_parser("enroll", help="enrol a consenting subject from 1-5 images")
+    enroll.add_argument("subject")
+    enroll.add_argument("images", nargs="+", metavar="IMG")
+    common(enroll, models=True, purpose_required=True)
+    enroll.add_argument(
+        "--consent-evidence",
+        required=True,
+        metavar="FILE",
+        help="the signed release (only its SHA-256 is kept)",
+    )
+    enroll.add_argument("--expires", type=_expiry, default=None, help="consent expiry (default: in 365 days)")
+    enroll.add_argument("--method", default="signed-document", help="how consent was collected")
+    enroll.add_argument("--collected-by", default=getpass.getuser(), help="who collected it (default: you)")
+    enroll.add_argument("--scope", action="append", help="narrower scope, e.g. site:hq (repeatable)")
+    enroll.set_defaults(handler=_cmd_enroll)
+
+    verify = sub.add_parser("verify", help="is IMG the enrolled SUBJECT? (1:1 only)")
+    verify.add_argument("subject")
+    verify.add_argument("image", metavar="IMG")
+    common(verify, models=True)
+    verify.set_defaults(handler=_cmd_verify)
+
+    revoke = sub.add_parser("revoke", help="erase a subject's template and destroy its key")
+    revoke.add_argument("subject")
+    common(revoke)
+    revoke.set_defaults(handler=_cmd_revoke)
+
+    purge = sub.add_parser("purge", help="erase every template past consent or retention")
+    common(purge)
+    purge.set_defaults(handler=_cmd_purge)
+
+    consent = sub.add_parser("consent", help="consent records")
+    csub = consent.add_subparsers(dest="consent_command", required=True)
+    show = csub.add_parser("show", help="a subject's consent record")
+    show.add_argument("subject")
+    common(show)
+    show.set_defaults(handler=_cmd_consent_show)
+
+    keys = sub.add_parser("keys", help="the master key")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    init = ksub.add_parser("init", help="create a master key file (0600) and the key store")
+    common(init)
+    init.set_defaults(handler=_cmd_keys_init)
+    rotate = ksub.add_parser("rotate", help="re-wrap every subject key under a new master key")
+    rotate.add_argument("--new-key-file", type=Path, required=True, help="where to create the new key")
+    common(rotate)
+    rotate.set_defaults(handler=_cmd_keys_rotate)
+
+    audit = sub.add_parser("audit", help="the audit log")
+    asub = audit.add_subparsers(dest="audit_command", required=True)
+    check = asub.add_parser("verify", help="check the hash chain; report the first broken link")
+    common(check)
+    check.set_defaults(handler=_cmd_audit_verify)
+
+
+_EXTENSIONS.append(register)

@@ -1,0 +1,247 @@
+"""The Verifier: enrol, verify, revoke, purge — one claimed subject at a time.
+
+Separate ceremonies with keyword-only options and typed, frozen results, in the
+manner of py_webauthn: the caller says which subject a capture claims to be,
+and gets back a decision at a named operating point with its stated false
+match rate, or a typed refusal. Everything it carries (pipeline, model pack,
+profile, vault with its stores, clock and audit sink) is injected.
+
+The Verifier never holds more than one subject's template: the comparison is
+a closure handed to ``Vault.verify``, which opens the claimed subject's
+template only.
+
+**Fusion of multi-image templates.** A template keeps the 1–5 enrolment
+embeddings. The decision uses the cosine between the probe and their mean,
+renormalised (the centroid), not the best of the members: taking the maximum
+over k members gives an impostor k chances, so the pack's calibrated false
+match rate would no longer hold; the centroid is one unit vector like any
+other and averages out pose and lighting of single shots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from ._clock import Clock
+from ._compare import resolve_operating_point
+from ._errors import CaptureError, FaceError, LivenessError, LivenessRequiredError, LowQualityError
+from ._models._manifest import ModelPack, OperatingPoint
+from ._pipeline._capture import CaptureSource
+from ._pipeline._embed import Embedding
+from ._pipeline._pipeline import FacePipeline, cosine
+from ._pipeline._quality import Quality
+from ._profiles import Profile, get_profile
+from ._vault import ConsentRecord, DeletionReceipt, MasterKey, OpenedTemplate, RetentionPolicy, Vault
+from ._vault._template import MAX_EMBEDDINGS
+
+#: Two enrolment images whose embeddings are closer than this add nothing (the
+#: same photo twice, or a burst of frames): the second is refused.
+NEAR_DUPLICATE_COSINE = 0.97
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentResult:
+    """A stored template: which one, from how many images, until when."""
+
+    subject_id: str
+    template_id: str
+    model_pack_id: str
+    images: int
+    qualities: tuple[Quality, ...]
+    expires_at: datetime
+    replaced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationResult:
+    """The decision on one claim.
+
+    ``match`` is ``score >= threshold``; ``operating_point.fmr`` is the false
+    match rate that threshold was calibrated to (NaN for a custom threshold).
+    ``reasons`` says in words why the decision went the way it did.
+    """
+
+    subject_id: str
+    match: bool
+    score: float
+    threshold: float
+    operating_point: OperatingPoint
+    quality: Quality
+    reasons: tuple[str, ...]
+
+
+def centroid(embeddings: Embedding) -> Embedding:
+    """Mean of ``(k, dim)`` unit vectors, renormalised to unit length."""
+    mean: Embedding = np.asarray(embeddings, dtype=np.float32).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    result: Embedding = (mean / norm if norm > 0 else mean).astype(np.float32)
+    return result
+
+
+class Verifier:
+    """1:1 verification against consent-bound templates."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: FacePipeline,
+        pack: ModelPack,
+        vault: Vault,
+        profile: Profile | str = "photo-check",
+    ) -> None:
+        self.pipeline = pipeline
+        self.pack = pack
+        self.vault = vault
+        self.profile = get_profile(profile)
+        self.operating_point = resolve_operating_point(pack, self.profile)
+
+    @classmethod
+    def open(
+        cls,
+        directory: str | Path,
+        *,
+        master_key: MasterKey,
+        pack: str = "yunet-sface",
+        cache: str | Path | None = None,
+        profile: Profile | str = "photo-check",
+        keys_path: str | Path | None = None,
+        clock: Clock | None = None,
+        retention: RetentionPolicy | None = None,
+        purpose: str | None = None,
+    ) -> Verifier:
+        """The installed pack's pipeline and a vault in ``directory`` (see ``Vault.open``)."""
+        from ._models._load import load_pipeline
+        from ._models._manifest import builtin_manifest
+
+        manifest = builtin_manifest(pack)
+        vault = Vault.open(
+            directory, master_key, keys_path=keys_path, clock=clock, retention=retention, purpose=purpose
+        )
+        return cls(pipeline=load_pipeline(manifest, cache=cache), pack=manifest, vault=vault, profile=profile)
+
+    # -- ceremonies ----------------------------------------------------------------
+
+    def enroll(
+        self, subject_id: str, images: Sequence[CaptureSource], *, consent: ConsentRecord
+    ) -> EnrollmentResult:
+        """Enrol 1–5 images of ``subject_id`` under ``consent``; replaces any previous template.
+
+        Each image passes the profile's quality gate (its error carries a note
+        naming the image). Images must show one person (every pair scores at
+        least the operating threshold) and differ (cosine <= 0.97). Consent is
+        checked before any image is processed.
+        """
+        now = self.vault.clock.now()
+        consent.require_valid(now, purpose=self.vault.purpose)
+        if not 1 <= len(images) <= MAX_EMBEDDINGS:
+            raise ValueError(f"enrolment takes 1 to {MAX_EMBEDDINGS} images, got {len(images)}")
+        embeddings: list[Embedding] = []
+        qualities: list[Quality] = []
+        for index, image in enumerate(images, start=1):
+            try:
+                sample = self.pipeline.sample(image, policy=self.profile.quality)
+            except (CaptureError, FaceError) as exc:
+                exc.add_note(f"enrolment image {index} of {len(images)}")
+                self.vault.audit.record(
+                    "enroll",
+                    subject=subject_id,
+                    outcome="refused",
+                    reason=f"image {index}: {type(exc).__name__}",
+                )
+                raise
+            embeddings.append(sample.embedding)
+            qualities.append(sample.quality)
+        self._check_set(subject_id, embeddings)
+        previous = self.vault.store.get(subject_id)
+        header = self.vault.enroll(
+            subject_id, np.stack(embeddings), consent=consent, model_pack_id=self.pack.id
+        )
+        return EnrollmentResult(
+            subject_id=subject_id,
+            template_id=header.template_id,
+            model_pack_id=header.model_pack_id,
+            images=len(embeddings),
+            qualities=tuple(qualities),
+            expires_at=header.expires_at,
+            replaced=previous is not None and previous.state == "active",
+        )
+
+    def _check_set(self, subject_id: str, embeddings: list[Embedding]) -> None:
+        threshold = self.operating_point.threshold
+        for i in range(len(embeddings)):
+            for j in range(i):
+                score = cosine(embeddings[i], embeddings[j])
+                reason = None
+                if score > NEAR_DUPLICATE_COSINE:
+                    reason = f"image {i + 1} is a near-duplicate of image {j + 1} (cosine {score:.3f})"
+                elif score < threshold:
+                    reason = f"images {j + 1} and {i + 1} do not show the same person (score {score:.3f})"
+                if reason is not None:
+                    self.vault.audit.record("enroll", subject=subject_id, outcome="refused", reason=reason)
+                    raise LowQualityError(f"enrolment refused: {reason}", reasons=[reason])
+
+    def verify(self, subject_id: str, capture: CaptureSource) -> VerificationResult:
+        """Is ``capture`` the enrolled ``subject_id``? Compared with that subject only.
+
+        Refusals are typed: ``UnknownSubjectError``, ``SubjectRevokedError``,
+        ``TemplateExpiredError`` (retention, consent, or another model pack),
+        ``LockedOutError``, ``EnumerationRefusedError``, ``ConsentError``
+        (another purpose), ``InvalidTemplateError``, and the capture's own
+        ``CaptureError`` / ``FaceError`` / ``LivenessRequiredError``.
+        """
+        try:
+            if self.profile.liveness_required:
+                raise LivenessRequiredError(
+                    f"profile {self.profile.name!r} requires a live capture session; "
+                    "a still image cannot show that the person was present"
+                )
+            sample = self.pipeline.sample(capture, policy=self.profile.quality)
+        except (CaptureError, FaceError, LivenessError) as exc:
+            self.vault.audit.record(
+                "verify", subject=subject_id, outcome="refused", reason=type(exc).__name__
+            )
+            raise
+        op = self.operating_point
+
+        def decide(opened: OpenedTemplate) -> VerificationResult:
+            score = cosine(centroid(opened.embeddings), sample.embedding)
+            match = score >= op.threshold
+            promise = (
+                f"operating point {op.name!r} (FMR {op.fmr:.0e})"
+                if op.calibrated
+                else "uncalibrated threshold"
+            )
+            reason = f"score {score:.4f} {'>=' if match else '<'} threshold {op.threshold:.4f} at {promise}"
+            members = opened.header.embedding_count
+            return VerificationResult(
+                subject_id=subject_id,
+                match=match,
+                score=score,
+                threshold=op.threshold,
+                operating_point=op,
+                quality=sample.quality,
+                reasons=(reason, f"compared with the centroid of {members} enrolment image(s)"),
+            )
+
+        return self.vault.verify(subject_id, sample.embedding, decide, model_pack_id=self.pack.id)
+
+    def revoke(self, subject_id: str) -> DeletionReceipt:
+        """Erase the subject's template and destroy its key (crypto-shredding)."""
+        return self.vault.revoke(subject_id)
+
+    def purge(self) -> int:
+        """Erase every template past consent or retention; returns how many."""
+        return self.vault.purge()
+
+    def needs_reenroll(self, subject_id: str) -> bool:
+        """Whether the template was made with another model pack or template format."""
+        return self.vault.needs_reenroll(subject_id, self.pack.id)
+
+    def consent(self, subject_id: str) -> ConsentRecord:
+        """The subject's consent record (their own access request)."""
+        return self.vault.consent(subject_id)
