@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import sqlite3
 from contextlib import redirect_stdout
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
@@ -202,6 +203,8 @@ def test_cli_ceremonies(tmp_path: Path, model_cache: Path, samples: dict[str, Pa
     code, out = run_cli("keys", "init", *where, "--json")
     assert code == 0 and len(json.loads(out)["fingerprint"]) == 32
     assert (tmp_path / "keys" / "master.key").stat().st_mode & 0o777 == 0o600
+    code, _ = run_cli("keys", "init", "--vault", where[1], "--key-file", str(tmp_path / "other.key"))
+    assert code == 2 and not (tmp_path / "other.key").exists()
 
     code, out = run_cli(
         "enroll", "alice", str(samples["obama"]), str(samples["obama2"]), "--purpose", "app-login",
@@ -239,3 +242,10 @@ def test_cli_ceremonies(tmp_path: Path, model_cache: Path, samples: dict[str, Pa
     assert code == 0 and json.loads(out) == {"purged": 0}
     code, out = run_cli("audit", "verify", *where, "--json")
     assert code == 0 and json.loads(out)["ok"] is True
+
+    with sqlite3.connect(tmp_path / "vault" / "audit.db") as conn:
+        conn.execute("DROP TRIGGER audit_no_update")
+        conn.execute("UPDATE audit SET outcome='match' WHERE event='verify' AND outcome='no-match'")
+    code, out = run_cli("audit", "verify", *where, "--json")
+    report = json.loads(out)
+    assert code == 1 and report["ok"] is False and report["first_broken"] is not None

@@ -187,14 +187,19 @@ def _cmd_consent_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_init(args: argparse.Namespace) -> int:
+    from .._errors import KeyStoreError
     from .._vault import AuditLog, KeyStore, init_master_key
 
+    directory = _vault_dir(args)
+    keys_db = Path(args.keys_db or directory / "keys.db")
+    if keys_db.exists():
+        # A second master key would not open it: refuse before writing a useless key file.
+        raise KeyStoreError(f"{keys_db} already has a master key; use `faceverify keys rotate` to replace it")
     path = _key_file(args)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = init_master_key(path)
-    directory = _vault_dir(args)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    KeyStore(args.keys_db or directory / "keys.db", key).close()
+    KeyStore(keys_db, key).close()
     AuditLog(directory / "audit.db").record("key-init", subject=None, outcome="ok", reason=key.fingerprint)
     if args.json:
         emit_json({"key_file": str(path), "fingerprint": key.fingerprint, "vault": str(directory)})
