@@ -106,6 +106,22 @@ def test_enrolment_refusals(verifier: Verifier, samples: dict[str, Path], clock:
     assert verifier.vault.store.get("alice") is None
 
 
+def test_open_builds_pipeline_and_vault(tmp_path: Path, model_cache: Path, samples: dict[str, Path]) -> None:
+    verifier = Verifier.open(
+        tmp_path / "v",
+        master_key=MasterKey.generate(),
+        cache=model_cache,
+        profile=PROFILE,
+        purpose="app-login",
+    )
+    verifier.enroll("alice", [samples["obama"]], consent=consent("alice", days=100_000))
+    assert verifier.verify("alice", samples["obama2"]).match
+    with pytest.raises(ConsentError, match="door-access"):
+        verifier.enroll(
+            "bob", [samples["biden"]], consent=consent("bob", days=100_000, purpose="door-access")
+        )
+
+
 def test_a_bad_image_is_named(verifier: Verifier, samples: dict[str, Path], tmp_path: Path) -> None:
     blank = tmp_path / "blank.png"
     Image.new("RGB", (320, 240), (128, 128, 128)).save(blank)

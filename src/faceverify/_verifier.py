@@ -136,8 +136,7 @@ class Verifier:
         least the operating threshold) and differ (cosine <= 0.97). Consent is
         checked before any image is processed.
         """
-        now = self.vault.clock.now()
-        consent.require_valid(now, purpose=self.vault.purpose)
+        self.vault.require_consent(subject_id, consent)
         if not 1 <= len(images) <= MAX_EMBEDDINGS:
             raise ValueError(f"enrolment takes 1 to {MAX_EMBEDDINGS} images, got {len(images)}")
         embeddings: list[Embedding] = []

@@ -6,8 +6,9 @@ from datetime import datetime, timedelta
 import pytest
 from vault_helpers import T0, consent_for
 
-from faceverify._errors import ConsentError
+from faceverify._errors import ConsentError, SubjectError
 from faceverify._vault import ConsentEvidence, ConsentRecord
+from faceverify._vault._consent import check_subject_id
 
 
 def test_json_round_trip() -> None:
@@ -56,3 +57,9 @@ def test_malformed_json() -> None:
     for text in ["", "[]", '{"format": 2}', '{"format": 1}']:
         with pytest.raises(ConsentError):
             ConsentRecord.from_json(text)
+
+
+@pytest.mark.parametrize("subject", ["", "x" * 129, "tab\there", "new\nline"])
+def test_subject_ids_are_short_printable_strings(subject: str) -> None:
+    with pytest.raises(SubjectError):
+        check_subject_id(subject)

@@ -149,6 +149,21 @@ class Vault:
 
     # -- enrolment ---------------------------------------------------------
 
+    def require_consent(self, subject_id: str, consent: ConsentRecord) -> None:
+        """Refuse (and audit) unless ``consent`` is this subject's, in force now, for this purpose.
+
+        Callers that do expensive work before ``enroll`` (the image pipeline)
+        call this first, so that nothing is processed without consent.
+        """
+        check_subject_id(subject_id)
+        try:
+            if consent.subject_id != subject_id:
+                raise ConsentError("the consent record names another subject")
+            consent.require_valid(self.clock.now(), purpose=self.purpose)
+        except ConsentError as exc:
+            self.audit.record("enroll", subject=subject_id, outcome="refused", reason=str(exc))
+            raise
+
     def enroll(
         self, subject_id: str, embeddings: npt.ArrayLike, *, consent: ConsentRecord, model_pack_id: str
     ) -> TemplateHeader:
@@ -157,15 +172,8 @@ class Vault:
         Refused (``ConsentError``) unless ``consent`` is this subject's, in force
         now, and for this vault's purpose.
         """
-        check_subject_id(subject_id)
         now = self.clock.now()
-        try:
-            if consent.subject_id != subject_id:
-                raise ConsentError("the consent record names another subject")
-            consent.require_valid(now, purpose=self.purpose)
-        except ConsentError as exc:
-            self.audit.record("enroll", subject=subject_id, outcome="refused", reason=str(exc))
-            raise
+        self.require_consent(subject_id, consent)
         rows = check_embeddings(embeddings)
         previous = self.store.get(subject_id)
         key_id, key = self.keys.new_key(subject_id, at=now)
