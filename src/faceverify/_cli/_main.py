@@ -53,6 +53,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     profile = get_profile(args.profile)
     if args.threshold is not None:
         profile = profile.with_threshold(args.threshold)
+    # The recognizer loads in the background while the two images are decoded and searched.
     pipeline = load_pipeline(pack, cache=args.cache, threads=args.threads)
     result = compare_with(pipeline, pack, args.a, args.b, profile=profile)
     op = result.operating_point
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Subcommand groups defined in other modules register themselves here.
 _EXTENSIONS: list[Callable[[Any], None]] = []
+from . import _calibrate_cmd  # noqa: E402, F401  (registers `calibrate`)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
