@@ -22,6 +22,8 @@ class Comparison:
 
     ``match`` is ``score >= threshold``. ``operating_point.fmr`` is the false
     match rate that threshold was calibrated to (NaN for a custom threshold).
+    ``score`` is a cosine, or with a second recognizer fused in (``fuse_with``)
+    the fused score in impostor standard deviations.
     """
 
     match: bool
@@ -38,6 +40,17 @@ def resolve_operating_point(pack: ModelPack, profile: Profile) -> OperatingPoint
     return pack.operating_point(profile.operating_point)
 
 
+def still_image_profile(profile: Profile | str) -> Profile:
+    """The profile, if it allows deciding on two still images (no live capture)."""
+    prof = get_profile(profile)
+    if prof.liveness_required:
+        raise LivenessRequiredError(
+            f"profile {prof.name!r} requires a live capture session; two still images "
+            "cannot show that a person was present"
+        )
+    return prof
+
+
 def compare_with(
     pipeline: FacePipeline,
     pack: ModelPack,
@@ -47,12 +60,7 @@ def compare_with(
     profile: Profile | str = "photo-check",
 ) -> Comparison:
     """Compare two captures with an explicit pipeline and pack (the injectable form)."""
-    prof = get_profile(profile)
-    if prof.liveness_required:
-        raise LivenessRequiredError(
-            f"profile {prof.name!r} requires a live capture session; two still images "
-            "cannot show that a person was present"
-        )
+    prof = still_image_profile(profile)
     op = resolve_operating_point(pack, prof)
     sa = pipeline.sample(a, policy=prof.quality)
     sb = pipeline.sample(b, policy=prof.quality)
@@ -73,14 +81,24 @@ def compare(
     *,
     profile: Profile | str = "photo-check",
     pack: str = "yunet-sface",
+    fuse_with: str | None = None,
+    accept_licence: bool = False,
 ) -> Comparison:
     """Is the face in ``a`` the same person as the face in ``b``?
 
     Loads the installed pack once per process. Raises a :class:`FaceError`
     subclass when either capture holds no single face of sufficient quality.
+    ``fuse_with`` names a second-recognizer pack (``"faceplugin-fr512"``) whose
+    score is fused with the pack's; it is opt-in, its licence unclear, and
+    needs ``accept_licence=True``.
     """
     from ._models._load import load_pipeline
     from ._models._manifest import builtin_manifest
 
+    if fuse_with is not None:
+        from ._fusion import compare_fused_with, load_fused
+
+        fused = load_fused(fuse_with, pack=pack, accept_licence=accept_licence)
+        return compare_fused_with(fused, a, b, profile=profile)
     manifest = builtin_manifest(pack)
     return compare_with(load_pipeline(manifest), manifest, a, b, profile=profile)

@@ -9,6 +9,7 @@ operating points. Nothing about a model is guessed from its graph.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -68,6 +69,15 @@ class OperatingPoint:
         """A caller's own threshold: allowed, but reported as promising nothing."""
         nan = float("nan")
         return cls("custom", threshold, nan, nan, nan, nan, "none", 0, 0, calibrated=False)
+
+
+def find_operating_point(points: Sequence[OperatingPoint], name: str, owner: str) -> OperatingPoint:
+    """The operating point called ``name``; a ConfigurationError naming those ``owner`` has."""
+    for op in points:
+        if op.name == name:
+            return op
+    known = ", ".join(op.name for op in points) or "none"
+    raise ConfigurationError(f"{owner} has no operating point {name!r} (has: {known})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,11 +143,7 @@ class ModelPack(Pack):
     operating_points: tuple[OperatingPoint, ...] = field(default=())
 
     def operating_point(self, name: str) -> OperatingPoint:
-        for op in self.operating_points:
-            if op.name == name:
-                return op
-        known = ", ".join(op.name for op in self.operating_points) or "none"
-        raise ConfigurationError(f"pack {self.id} has no operating point {name!r} (has: {known})")
+        return find_operating_point(self.operating_points, name, f"pack {self.id}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,14 +84,28 @@ class FacePipeline:
         select: FaceSelection = "only",
     ) -> FaceSample:
         """Load, detect, gate on quality (unless ``policy`` is None), align and embed."""
+        crop, quality, face = self.capture(source, policy=policy, select=select)
+        embedding = self.embedder.embed([crop])[0]
+        return FaceSample(embedding=embedding, quality=quality, face=face)
+
+    def capture(
+        self,
+        source: CaptureSource | RGBImage,
+        *,
+        policy: QualityPolicy | None,
+        select: FaceSelection = "only",
+    ) -> tuple[RGBImage, Quality, Face]:
+        """Every stage before the embedding: the aligned crop, its quality (gated) and the face.
+
+        For embedders beside the pipeline's own (score fusion), which must see the same crop.
+        """
         image = self.load(source)
         face = self.locate(image, select=select)
         crop = self.aligner.align(image, face.landmarks)
         quality = measure(image, face, crop)
         if policy is not None:
             policy.check(quality)
-        embedding = self.embedder.embed([crop])[0]
-        return FaceSample(embedding=embedding, quality=quality, face=face)
+        return crop, quality, face
 
 
 def cosine(a: Embedding, b: Embedding) -> float:
