@@ -14,14 +14,17 @@ The ``.npz`` holds plain arrays (``np.load`` is enough without this module):
 
 ================  ===========  ==========================================================
 ``keys``          (N,) str     image path relative to the LFW root, sorted
-``embedding``     (N, 128) f4  dominant face (``sample(policy=None, select="dominant")``)
+``embedding``     (N, 128) f4  the labelled face: of faces comparable in size, the one nearest
+                               the centre (LFW's convention), via ``sample(policy=None,
+                               select="dominant")``; the largest face is a bystander in ~40
+                               images
 ``status``        (N,) i1      0 ok, 1 no face at the pack's detector threshold, 2 unreadable
 ``quality``       (N, 9) f4    :class:`faceverify.Quality` measures, columns ``quality_fields``
 ``gate_refused``  (N,) bool    the default ``QualityPolicy()`` would refuse the capture
 ``max_score``     (N,) f4      best detector score above the 0.5 floor (0 = none)
 ``sweep``         (T,) f4      detector thresholds 0.5, 0.6, 0.7, 0.9
 ``comparable``    (N, T) i2    comparable faces at each threshold (0 = none, >1: ``select="only"`` refuses)
-``meta_*``        str          pack id, detector threshold, embedding date
+``meta_*``        str          pack id, detector threshold, face choice, embedding date
 ================  ===========  ==========================================================
 """
 
@@ -113,6 +116,7 @@ def load_lfw(pack: str = "yunet-sface", root: Path = LFW_ROOT, *, threads: int =
             [(k, root / k) for k in keys],
             threshold=threshold,
             sweep=SWEEP,
+            choose="central",
             progress=stderr_progress(f"embedding LFW ({pack})", every=250),
         )
         save_embedded(
@@ -121,6 +125,7 @@ def load_lfw(pack: str = "yunet-sface", root: Path = LFW_ROOT, *, threads: int =
             pack=pack,
             detector_threshold=str(threshold),
             detector_floor=str(DETECTOR_FLOOR),
+            face_choice="central",
             embedded_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
     e, meta = load_embedded(path)

@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +58,7 @@ DEFAULT_TARGETS: tuple[tuple[str, float], ...] = (
 STATUS_OK, STATUS_NO_FACE, STATUS_UNREADABLE = 0, 1, 2
 
 Progress = Callable[[int, int], None]
+FaceChoice = Literal["largest", "central"]
 
 
 # --------------------------------------------------------------------------- embedding
@@ -72,14 +73,35 @@ class RecordingDetector:
     around it, so filtering a low-floor run equals a run at the higher threshold).
     """
 
-    def __init__(self, inner: Detector, score_threshold: float) -> None:
+    def __init__(self, inner: Detector, score_threshold: float, choose: FaceChoice = "largest") -> None:
         self.inner = inner
         self.score_threshold = score_threshold
+        self.choose = choose
         self.last: list[Face] = []
 
     def detect(self, image: RGBImage) -> list[Face]:
         self.last = self.inner.detect(image)
-        return [f for f in self.last if f.score >= self.score_threshold]
+        faces = [f for f in self.last if f.score >= self.score_threshold]
+        if self.choose == "central" and len(faces) > 1:
+            return [central_face(faces, image.shape[1], image.shape[0])]
+        return faces
+
+
+def central_face(faces: Sequence[Face], width: int, height: int) -> Face:
+    """Among the faces comparable in size to the largest, the one nearest the image centre.
+
+    Datasets cropped around a labelled person (LFW) put that person in the
+    centre; a bystander may be as large. Faces much smaller than the largest
+    are never taken.
+    """
+    largest = max(f.interocular for f in faces)
+    comparable = [f for f in faces if f.interocular >= COMPARABLE_FACE_RATIO * largest]
+
+    def distance(f: Face) -> float:
+        x, y, w, h = f.box
+        return math.hypot(x + w / 2 - width / 2, y + h / 2 - height / 2)
+
+    return min(comparable, key=distance)
 
 
 def comparable_faces(faces: Sequence[Face], threshold: float) -> int:
@@ -142,17 +164,20 @@ def embed_captures(
     threshold: float | None = None,
     policy: QualityPolicy | None = None,
     sweep: Sequence[float] = (),
+    choose: FaceChoice = "largest",
     progress: Progress | None = None,
 ) -> Embedded:
     """Embed each ``(key, source)`` once with ``pipeline.sample(policy=None, select="dominant")``.
 
     ``threshold`` is the detector score threshold to judge at (default: the
     pipeline detector's own); give the pipeline a detector with a lower floor to
-    ``sweep`` higher thresholds from the same pass.
+    ``sweep`` higher thresholds from the same pass. ``choose="central"`` takes,
+    among comparable faces, the one nearest the centre instead of the largest
+    (for datasets labelled that way; see :func:`central_face`).
     """
     policy = policy or QualityPolicy()
     threshold = pipeline.detector.score_threshold if threshold is None else threshold
-    recorder = RecordingDetector(pipeline.detector, threshold)
+    recorder = RecordingDetector(pipeline.detector, threshold, choose)
     run = FacePipeline(
         detector=recorder, aligner=pipeline.aligner, embedder=pipeline.embedder, limits=pipeline.limits
     )
