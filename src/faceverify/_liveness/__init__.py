@@ -1,1 +1,42 @@
-"""Liveness: passive presentation-attack checks and the active challenge session."""
+"""Liveness: passive presentation-attack checks and the active challenge session.
+
+Public names (re-exported by :mod:`faceverify` and :mod:`faceverify.hazmat`):
+see ``__all__``. The default live capture is :class:`ChallengeSession` with
+no passive check: see docs/liveness.md for why.
+"""
+
+from ._challenge import (
+    Challenge,
+    ChallengePolicy,
+    ChallengeResult,
+    ChallengeSession,
+    CheckOutcome,
+    State,
+)
+from ._check import FusedCheck, LivenessCheck, LivenessResult, assess, fuse, require_live, square_crop
+from ._model import FACEPLUGIN_THRESHOLD, OnnxLivenessCheck, load_liveness_check
+from ._texture import LogisticWeights, TexturePADCheck, builtin_weights
+from ._video import frames_from_video
+
+__all__ = [
+    "FACEPLUGIN_THRESHOLD",
+    "Challenge",
+    "ChallengePolicy",
+    "ChallengeResult",
+    "ChallengeSession",
+    "CheckOutcome",
+    "FusedCheck",
+    "LivenessCheck",
+    "LivenessResult",
+    "LogisticWeights",
+    "OnnxLivenessCheck",
+    "State",
+    "TexturePADCheck",
+    "assess",
+    "builtin_weights",
+    "frames_from_video",
+    "fuse",
+    "load_liveness_check",
+    "require_live",
+    "square_crop",
+]

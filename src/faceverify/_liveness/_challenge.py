@@ -1,0 +1,473 @@
+"""The active challenge session: a random sequence of head movements, checked live.
+
+A still photo, a printed face or a replayed video cannot follow instructions it
+has never seen. The session draws two or three challenges at random (turn left
+or right, look up or down, move closer), gives them a nonce and a deadline, and
+is fed frames from anywhere (a camera, a browser upload, a video file)::
+
+    session = ChallengeSession(pipeline, clock=SystemClock())
+    show(session.prompt)                       # "look straight at the camera"
+    for frame, at in frames:
+        state = session.feed(frame, at=at)
+        show(session.prompt)
+        if session.finished:
+            break
+    result = session.result()                  # ChallengeResult, never raises
+    result.raise_if_failed()                   # ChallengeFailedError(reasons)
+    result.best_samples                        # embeddings for the 1:1 comparison
+
+What is checked, frame by frame:
+
+- **one face, the same face**: every frame's embedding is compared with the
+  first (frontal) frame's; a different person appearing mid-session fails it,
+  as do several comparable faces in a frame;
+- **motion**: a live camera never delivers two identical frames; a static
+  image fed repeatedly (a photo injected in place of the camera) fails;
+- **responses, from landmark geometry** (:func:`pose_from_landmarks`):
+  yaw for a turn, the nose's height between eyes and mouth for up/down,
+  interocular distance for "closer"; each must be held for ``hold_frames``
+  frames before its own deadline, and a clear movement in another challenge's
+  direction (once the face has been back at rest) fails as a wrong response;
+- **time**: frames must arrive in order and before the session's deadline;
+- **passive PAD**, when a :class:`LivenessCheck` is configured, on the best
+  frontal frames at the end.
+
+"Left" and "right" are the subject's own: in an unmirrored camera image, a
+head turned to its left moves the nose toward the image's right.
+
+The session ends with the best-quality frontal frames (their embeddings, not
+the images) for the 1:1 comparison, which the ``Verifier`` makes.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from random import Random
+
+import numpy as np
+
+from .._clock import Clock, SystemClock
+from .._errors import ChallengeFailedError, ConfigurationError, FaceError, MultipleFacesError
+from .._pipeline._capture import RGBImage
+from .._pipeline._pipeline import FacePipeline, FaceSample, cosine
+from .._pipeline._quality import QualityPolicy, measure, pose_from_landmarks
+from ._check import LivenessCheck, LivenessResult, assess
+
+
+class Challenge(enum.Enum):
+    """One instruction to the person in front of the camera."""
+
+    TURN_LEFT = "turn-left"
+    TURN_RIGHT = "turn-right"
+    LOOK_UP = "look-up"
+    LOOK_DOWN = "look-down"
+    MOVE_CLOSER = "move-closer"
+
+    @property
+    def prompt(self) -> str:
+        return _PROMPTS[self]
+
+
+_PROMPTS = {
+    Challenge.TURN_LEFT: "turn your head to your left",
+    Challenge.TURN_RIGHT: "turn your head to your right",
+    Challenge.LOOK_UP: "look up",
+    Challenge.LOOK_DOWN: "look down",
+    Challenge.MOVE_CLOSER: "move closer to the camera",
+}
+
+
+#: Which movements count as a wrong response to each challenge. Yaw from five
+#: landmarks is reliable enough to call a turn when none (or the other) was
+#: asked; pitch is not (it shifts by up to 12 units under a pure turn or zoom
+#: with YuNet's points), so a nod is wrong only against its opposite nod.
+#: Moving closer goes with anything.
+_WRONG = {
+    Challenge.TURN_LEFT: (Challenge.TURN_RIGHT,),
+    Challenge.TURN_RIGHT: (Challenge.TURN_LEFT,),
+    Challenge.LOOK_UP: (Challenge.LOOK_DOWN, Challenge.TURN_LEFT, Challenge.TURN_RIGHT),
+    Challenge.LOOK_DOWN: (Challenge.LOOK_UP, Challenge.TURN_LEFT, Challenge.TURN_RIGHT),
+    Challenge.MOVE_CLOSER: (Challenge.TURN_LEFT, Challenge.TURN_RIGHT),
+}
+
+
+class State(enum.Enum):
+    BASELINE = "baseline"  # waiting for a frontal frame to track the face from
+    CHALLENGE = "challenge"  # a challenge is pending
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengePolicy:
+    """The session's parameters; defaults chosen for a phone or laptop camera.
+
+    Thresholds are changes from the frontal baseline frame: ``turn_yaw``
+    degrees of yaw, ``nod_pitch`` (pitch units of :func:`pose_from_landmarks`),
+    ``closer_ratio`` growth of the eye distance. ``same_face`` is the minimum
+    cosine between a frontal frame's embedding and the baseline's, and
+    between a posed frame's and the previous frame's; a posed frame must also
+    reach ``same_face_floor`` with the baseline (SFace on the sample photos:
+    the same person turned 25° stays above 0.6, at 40° of pitch about 0.4;
+    different people sit below 0.3). A movement in a wrong direction (see ``_WRONG``) fails the
+    session once it reaches ``wrong_margin`` times its threshold. ``min_motion``
+    is the mean absolute grey-level change between consecutive aligned crops
+    below which a frame is "static"; ``max_static`` consecutive static frames
+    fail the session.
+    """
+
+    challenges: tuple[int, int] = (2, 3)
+    time_per_challenge: timedelta = timedelta(seconds=6)
+    baseline_time: timedelta = timedelta(seconds=6)
+    turn_yaw: float = 15.0
+    nod_pitch: float = 8.0
+    closer_ratio: float = 1.25
+    neutral_fraction: float = 0.5
+    wrong_margin: float = 1.5
+    frontal_yaw: float = 12.0
+    frontal_pitch: float = 12.0
+    hold_frames: int = 2
+    same_face: float = 0.45
+    same_face_floor: float = 0.3
+    min_motion: float = 0.4
+    max_static: int = 3
+    max_frames: int = 900
+    best_samples: int = 3
+    passive_frames: int = 3
+    quality: QualityPolicy = field(default_factory=QualityPolicy)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.challenges
+        if not 1 <= lo <= hi <= len(Challenge):
+            raise ConfigurationError(
+                f"challenge count range {self.challenges} is not within 1..{len(Challenge)}"
+            )
+        if self.hold_frames < 1 or self.best_samples < 1 or self.max_static < 1:
+            raise ConfigurationError("hold_frames, best_samples and max_static must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """One named check of the session: did it pass, and what was seen."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeResult:
+    """How a session ended.
+
+    ``passed`` is true only when every check passed; ``reasons`` lists, in
+    words, each that did not. ``best_samples`` are the best-quality frontal
+    frames (embedding, quality, face box), best first, for the 1:1 comparison;
+    they are returned whether or not the session passed, and must not be used
+    for a decision unless it did.
+    """
+
+    passed: bool
+    reasons: tuple[str, ...]
+    checks: tuple[CheckOutcome, ...]
+    best_samples: tuple[FaceSample, ...]
+    nonce: str
+    challenges: tuple[Challenge, ...]
+    passive: LivenessResult | None
+    frames: int
+
+    def raise_if_failed(self) -> ChallengeResult:
+        """Return self if the session passed, else raise :class:`ChallengeFailedError`."""
+        if not self.passed:
+            raise ChallengeFailedError(
+                "liveness challenge failed: " + "; ".join(self.reasons), reasons=self.reasons
+            )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class _Pose:
+    yaw: float
+    pitch: float
+    interocular: float
+
+
+@dataclass(slots=True)
+class _Candidate:
+    sample: FaceSample
+    image: RGBImage
+    rank: float
+
+
+class ChallengeSession:
+    """A state machine over frames: baseline, then each challenge, then the verdict.
+
+    ``clock`` gives the session's start and deadline (inject a
+    :class:`~faceverify.FrozenClock` in tests); frame timestamps (``at``)
+    default to the clock's time. ``rng`` draws the challenges (default: the
+    operating system's CSPRNG; pass a seeded :class:`random.Random` only in
+    tests). ``passive`` is an optional passive check run on the best frames.
+    """
+
+    def __init__(
+        self,
+        pipeline: FacePipeline,
+        *,
+        clock: Clock | None = None,
+        policy: ChallengePolicy | None = None,
+        passive: LivenessCheck | None = None,
+        rng: Random | None = None,
+        challenges: Sequence[Challenge] | None = None,
+    ) -> None:
+        self._pipeline = pipeline
+        self._clock = clock or SystemClock()
+        self.policy = policy or ChallengePolicy()
+        self._passive = passive
+        rand = rng or secrets.SystemRandom()
+        if challenges is None:
+            lo, hi = self.policy.challenges
+            challenges = rand.sample(list(Challenge), rand.randint(lo, hi))
+        if not challenges:
+            raise ConfigurationError("a challenge session needs at least one challenge")
+        self.challenges: tuple[Challenge, ...] = tuple(challenges)
+        self.nonce = secrets.token_hex(16)
+        self.started = self._clock.now()
+        p = self.policy
+        self.deadline = self.started + p.baseline_time + p.time_per_challenge * len(self.challenges)
+        self.state = State.BASELINE
+        self._index = 0
+        self._challenge_deadline = self.started + p.baseline_time
+        self._armed = False
+        self._held = 0
+        self._frames = 0
+        self._static = 0
+        self._last_at: datetime | None = None
+        self._last_crop: np.ndarray | None = None
+        self._reference: FaceSample | None = None
+        self._previous: FaceSample | None = None
+        self._base: _Pose | None = None
+        self._candidates: list[_Candidate] = []
+        self._checks: list[CheckOutcome] = []
+        self._reasons: list[str] = []
+        self._passive_result: LivenessResult | None = None
+        self._result: ChallengeResult | None = None
+
+    # -- what to show the user ------------------------------------------------
+
+    @property
+    def current(self) -> Challenge | None:
+        """The pending challenge, or None (baseline, or the session is over)."""
+        return self.challenges[self._index] if self.state is State.CHALLENGE else None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (State.PASSED, State.FAILED)
+
+    @property
+    def prompt(self) -> str:
+        if self.state is State.BASELINE:
+            return "look straight at the camera"
+        if self.state is State.CHALLENGE:
+            return self.challenges[self._index].prompt
+        return "done" if self.state is State.PASSED else "liveness check failed"
+
+    # -- feeding frames ------------------------------------------------------
+
+    def feed(self, frame: RGBImage, *, at: datetime | None = None, nonce: str | None = None) -> State:
+        """Process one RGB frame taken at ``at``; return the state after it.
+
+        Frames without a usable face are skipped (a camera drops some); frames
+        after the session has finished are ignored. ``nonce``, when the frames
+        come from a remote client, must be this session's.
+        """
+        if self.finished:
+            return self.state
+        now = self._clock.now()
+        at = at or now
+        self._frames += 1
+        if nonce is not None and not secrets.compare_digest(nonce, self.nonce):
+            return self._fail("nonce", "the frames are bound to another session (nonce mismatch)")
+        if max(now, at) > self._challenge_deadline:  # never later than the session's deadline
+            return self._fail("deadline", self._late_reason())
+        if at < self.started or (self._last_at is not None and at <= self._last_at):
+            return self._fail("frame-order", "frame timestamps are out of order or precede the session")
+        self._last_at = at
+        if self._frames > self.policy.max_frames:
+            return self._fail("frames", f"more than {self.policy.max_frames} frames")
+
+        image = self._pipeline.load(frame)
+        try:
+            face = self._pipeline.locate(image, select="only")
+        except MultipleFacesError:
+            return self._fail("one-face", "several faces in a frame: one person at a time")
+        except FaceError:
+            return self.state  # no face in this frame: skip it
+        crop = self._pipeline.aligner.align(image, face.landmarks)
+        if self._is_static(crop):
+            self._static += 1
+            if self._static >= self.policy.max_static:
+                return self._fail(
+                    "motion", f"{self._static} identical frames in a row: a static image, not a live camera"
+                )
+            return self.state
+        self._static = 0
+        quality = measure(image, face, crop)
+        sample = FaceSample(embedding=self._pipeline.embedder.embed([crop])[0], quality=quality, face=face)
+        yaw, pitch, _roll = pose_from_landmarks(face.landmarks)
+        pose = _Pose(yaw, pitch, face.interocular)
+
+        if self._reference is None:
+            return self._baseline(sample, pose, image, now)
+        swapped = self._swapped(sample, pose)
+        if swapped:
+            return self._fail("same-face", f"a different face appeared mid-session ({swapped})")
+        self._previous = sample
+        self._consider(sample, pose, image)
+        return self._respond(pose, now)
+
+    def _swapped(self, sample: FaceSample, pose: _Pose) -> str:
+        """Why this frame's face is not the tracked one ('' when it is).
+
+        A frontal frame must match the baseline at ``same_face``. A turned or
+        nodded face matches its own frontal view less well, so it must match
+        the previous frame at ``same_face`` (no jump to another face between
+        frames) and the baseline at least at ``same_face_floor``.
+        """
+        assert self._reference is not None and self._previous is not None
+        p = self.policy
+        to_base = cosine(self._reference.embedding, sample.embedding)
+        if self._frontal(pose):
+            if to_base < p.same_face:
+                return f"similarity {to_base:.2f} < {p.same_face:.2f} with the first frame"
+            return ""
+        to_prev = cosine(self._previous.embedding, sample.embedding)
+        if to_prev < p.same_face:
+            return f"similarity {to_prev:.2f} < {p.same_face:.2f} with the previous frame"
+        if to_base < p.same_face_floor:
+            return f"similarity {to_base:.2f} < {p.same_face_floor:.2f} with the first frame"
+        return ""
+
+    def _late_reason(self) -> str:
+        if self.state is State.BASELINE:
+            return "no frontal face within the time allowed"
+        return f"no response to {self.challenges[self._index].value!r} before its deadline"
+
+    def _is_static(self, crop: RGBImage) -> bool:
+        grey = crop.astype(np.float32).mean(axis=-1)
+        last, self._last_crop = self._last_crop, grey
+        return last is not None and float(np.abs(grey - last).mean()) < self.policy.min_motion
+
+    def _frontal(self, pose: _Pose) -> bool:
+        return abs(pose.yaw) <= self.policy.frontal_yaw and abs(pose.pitch) <= self.policy.frontal_pitch
+
+    def _baseline(self, sample: FaceSample, pose: _Pose, image: RGBImage, now: datetime) -> State:
+        if not self._frontal(pose) or self.policy.quality.reasons(sample.quality):
+            return self.state  # wait for a frontal frame good enough to track from
+        self._reference, self._previous, self._base = sample, sample, pose
+        self._checks.append(CheckOutcome("baseline", True, "frontal face found"))
+        self._consider(sample, pose, image)
+        self._start_challenge(now)
+        return self.state
+
+    def _start_challenge(self, now: datetime) -> None:
+        self.state = State.CHALLENGE
+        self._armed, self._held = False, 0
+        self._challenge_deadline = min(self.deadline, now + self.policy.time_per_challenge)
+
+    def _deltas(self, pose: _Pose) -> dict[Challenge, float]:
+        """How far each challenge is met, as a share of its threshold (1 = met)."""
+        assert self._base is not None
+        p, base = self.policy, self._base
+        dyaw, dpitch = pose.yaw - base.yaw, pose.pitch - base.pitch
+        scale = pose.interocular / max(base.interocular, 1e-6)
+        return {
+            Challenge.TURN_LEFT: dyaw / p.turn_yaw,
+            Challenge.TURN_RIGHT: -dyaw / p.turn_yaw,
+            Challenge.LOOK_UP: -dpitch / p.nod_pitch,
+            Challenge.LOOK_DOWN: dpitch / p.nod_pitch,
+            Challenge.MOVE_CLOSER: (scale - 1.0) / (p.closer_ratio - 1.0),
+        }
+
+    def _respond(self, pose: _Pose, now: datetime) -> State:
+        if self.state is not State.CHALLENGE:
+            return self.state
+        wanted = self.challenges[self._index]
+        progress = self._deltas(pose)
+        if progress[wanted] >= 1.0:
+            self._held += 1
+            if self._held >= self.policy.hold_frames:
+                self._checks.append(CheckOutcome(f"challenge:{wanted.value}", True, "response seen"))
+                self._index += 1
+                if self._index == len(self.challenges):
+                    return self._finish()
+                self._start_challenge(now)
+            return self.state
+        self._held = 0
+        if not self._armed:
+            # Another challenge's pose may linger from the previous one: wrong
+            # responses count only once the face has been back near rest.
+            self._armed = all(v < self.policy.neutral_fraction for v in progress.values())
+            return self.state
+        others = [c for c in _WRONG[wanted] if progress[c] >= self.policy.wrong_margin]
+        if others:
+            return self._fail(
+                f"challenge:{wanted.value}",
+                f"wrong response: {others[0].value} when asked to {wanted.value}",
+            )
+        return self.state
+
+    def _consider(self, sample: FaceSample, pose: _Pose, image: RGBImage) -> None:
+        """Keep the best frontal frames that meet the quality minimums."""
+        if not self._frontal(pose) or self.policy.quality.reasons(sample.quality):
+            return
+        q = sample.quality
+        rank = float(np.log1p(q.sharpness) - abs(q.yaw) / 30.0 - abs(q.pitch) / 30.0 + np.log(q.interocular))
+        self._candidates.append(_Candidate(sample, image, rank))
+        self._candidates.sort(key=lambda c: c.rank, reverse=True)
+        del self._candidates[max(self.policy.best_samples, self.policy.passive_frames) :]
+
+    # -- the verdict ---------------------------------------------------------
+
+    def _finish(self) -> State:
+        self.state = State.PASSED
+        self._checks.append(CheckOutcome("same-face", True, "one face throughout"))
+        self._checks.append(CheckOutcome("motion", True, "frames change like a live camera's"))
+        if self._passive is not None:
+            frames = [(c.image, c.sample.face) for c in self._candidates[: self.policy.passive_frames]]
+            self._passive_result = assess(self._passive, frames)
+            r = self._passive_result
+            detail = f"{r.check}: live probability {r.score:.2f}, threshold {r.threshold:.2f}"
+            if not r.live:
+                return self._fail("passive-pad", f"passive check scored the face as an attack ({detail})")
+            self._checks.append(CheckOutcome("passive-pad", True, detail))
+        return self.state
+
+    def _fail(self, check: str, reason: str) -> State:
+        self.state = State.FAILED
+        self._checks.append(CheckOutcome(check, False, reason))
+        self._reasons.append(reason)
+        return self.state
+
+    def result(self) -> ChallengeResult:
+        """The outcome so far; an unfinished session past its deadline has failed."""
+        if not self.finished and self._clock.now() > min(self.deadline, self._challenge_deadline):
+            self._fail("deadline", self._late_reason())
+        reasons = list(self._reasons)
+        if not self.finished:
+            reasons.append(f"session not finished: {self.prompt}")
+        if self.finished:
+            for c in self._candidates:
+                c.image = np.zeros((0, 0, 3), dtype=np.uint8)  # drop frames: keep no images once over
+        return ChallengeResult(
+            passed=self.state is State.PASSED,
+            reasons=tuple(reasons),
+            checks=tuple(self._checks),
+            best_samples=tuple(c.sample for c in self._candidates[: self.policy.best_samples]),
+            nonce=self.nonce,
+            challenges=self.challenges,
+            passive=self._passive_result,
+            frames=self._frames,
+        )
