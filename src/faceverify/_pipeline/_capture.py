@@ -4,6 +4,13 @@ A capture arrives as a path, bytes or a numpy array from a camera. Photos from
 phones carry their rotation in EXIF; a face lying on its side is not detected,
 so orientation is applied before anything else. Sizes are bounded *before*
 decoding, from the header, so a decompression bomb never reaches memory.
+
+A JPEG far larger than the detector needs is decoded at a reduced DCT scale
+(1/2, 1/4 or 1/8: ``Image.draft``) whose long side stays at least
+``CaptureLimits.draft_side`` pixels. At the default 1280, twice the detector's
+640-pixel input, every face the detector can find still has more pixels than
+the quality gate's minimum. Coordinates and measures (face box, landmarks,
+eye distance) then refer to the decoded image.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ class CaptureLimits:
     max_side: int = 16_384
     max_bytes: int = 64 * 1024 * 1024
     min_side: int = 32
+    #: Decode JPEGs at a reduced scale while the long side stays >= this (None: full size).
+    draft_side: int | None = 1280
 
 
 DEFAULT_LIMITS = CaptureLimits()
@@ -79,9 +88,13 @@ def _decode(data: bytes, name: str, limits: CaptureLimits) -> RGBImage:
     try:
         with Image.open(io.BytesIO(data)) as img:
             _check_size(img.width, img.height, name, limits)
+            if limits.draft_side and img.format == "JPEG" and max(img.size) >= 2 * limits.draft_side:
+                ratio = limits.draft_side / max(img.size)
+                img.draft(None, (max(1, round(img.width * ratio)), max(1, round(img.height * ratio))))
             img.load()
-            upright = ImageOps.exif_transpose(img)
-            rgb = _to_rgb(upright)
+            ImageOps.exif_transpose(img, in_place=True)
+            # Into numpy while the image is open: closing it frees its pixels.
+            rgb = np.asarray(_to_rgb(img), dtype=np.uint8)
     except (ImageTooLargeError, UnreadableImageError):
         raise
     except Image.DecompressionBombError:
@@ -90,7 +103,7 @@ def _decode(data: bytes, name: str, limits: CaptureLimits) -> RGBImage:
         raise UnreadableImageError(f"{name} is not an image in a format faceverify reads") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableImageError(f"{name} is damaged or truncated ({exc})") from None
-    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
+    return np.ascontiguousarray(rgb)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -103,7 +116,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         arr = np.asarray(img, dtype=np.float64)
         peak = float(arr.max()) or 1.0
         return Image.fromarray((arr * (255.0 / peak)).astype(np.uint8)).convert("RGB")
-    return img.convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def _check_size(width: int, height: int, name: str, limits: CaptureLimits) -> None:

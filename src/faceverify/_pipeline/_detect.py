@@ -70,10 +70,12 @@ class YuNetDetector:
     def detect(self, image: RGBImage) -> list[Face]:
         h, w = image.shape[:2]
         scale = min(1.0, self._size / max(h, w))
-        canvas = np.zeros((self._size, self._size, 3), dtype=np.float32)
         resized = _resize(image, scale) if scale < 1.0 else image
-        canvas[: resized.shape[0], : resized.shape[1]] = resized[:, :, ::-1]  # RGB→BGR
-        blob = canvas.transpose(2, 0, 1)[None]
+        rh, rw = resized.shape[:2]
+        # The letterboxed NCHW blob, written plane by plane (contiguous, no HWC float copy).
+        blob = np.zeros((1, 3, self._size, self._size), dtype=np.float32)
+        for plane, channel in enumerate((2, 1, 0)):  # RGB→BGR
+            blob[0, plane, :rh, :rw] = resized[:, :, channel]
         out = dict(zip(self._session.output_names, self._session.run(blob), strict=True))
 
         boxes, points, scores = [], [], []

@@ -2,12 +2,23 @@
 
 Session creation costs tens of milliseconds and a graph optimisation pass;
 a login server verifying per request must not pay it per request.
+
+Two measured choices (``benchmarks/speed.py``, docs/performance.md):
+
+- weight pre-packing is off: for SFace it costs 30 ms and 17 MB at creation and
+  gains nothing per run on this CPU;
+- a session may be created in the background (``background=True``): a cold
+  ``faceverify compare`` then decodes and detects while the 39 MB recognizer is
+  being loaded, and waits for it only when it first embeds. The file has been
+  verified before the session starts; an error while creating it is raised
+  from the first use.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -22,19 +33,73 @@ class OnnxSession:
         *,
         threads: int = 0,
         providers: tuple[str, ...] = ("CPUExecutionProvider",),
+        background: bool = False,
+        optimization: Literal["all", "basic", "none"] = "all",
     ) -> None:
+        self._path = path
+        self._optimization = optimization
+        self._threads = threads
+        self._providers = providers
+        self._session: Any = None
+        self._error: BaseException | None = None
+        self._input_name = ""
+        self._output_names: list[str] = []
+        self._thread: threading.Thread | None = None
+        if background:
+            # Not a daemon: interpreter shutdown must not tear down a thread inside onnxruntime.
+            self._thread = threading.Thread(target=self._create_guarded, name=f"onnx-load-{path.name}")
+            self._thread.start()
+        else:
+            self._create()
+
+    def _create(self) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads  # 0 lets onnxruntime choose
+        options.intra_op_num_threads = self._threads  # 0 lets onnxruntime choose
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self._session: Any = ort.InferenceSession(str(path), sess_options=options, providers=list(providers))
-        self.input_name: str = self._session.get_inputs()[0].name
-        self.output_names: list[str] = [o.name for o in self._session.get_outputs()]
+        options.add_session_config_entry("session.disable_prepacking", "1")
+        # Planning all activations up front (the memory pattern) holds ~20 MB more at peak, for nothing
+        # measurable in speed with fixed-shape inputs run one at a time.
+        options.enable_mem_pattern = False
+        options.graph_optimization_level = {
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        }[self._optimization]
+        session = ort.InferenceSession(str(self._path), sess_options=options, providers=list(self._providers))
+        self._input_name = session.get_inputs()[0].name
+        self._output_names = [o.name for o in session.get_outputs()]
+        self._session = session
+
+    def _create_guarded(self) -> None:
+        try:
+            self._create()
+        except BaseException as exc:  # re-raised in the caller's thread on first use
+            self._error = exc
+
+    def _ready(self) -> Any:
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._session
+
+    @property
+    def input_name(self) -> str:
+        self._ready()
+        return self._input_name
+
+    @property
+    def output_names(self) -> list[str]:
+        self._ready()
+        return self._output_names
 
     def run(self, blob: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
-        result: list[npt.NDArray[np.float32]] = self._session.run(
-            None, {self.input_name: blob.astype(np.float32, copy=False)}
+        session = self._ready()
+        result: list[npt.NDArray[np.float32]] = session.run(
+            None, {self._input_name: blob.astype(np.float32, copy=False)}
         )
         return result
