@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: Subcommand groups defined in other modules register themselves here.
 _EXTENSIONS: list[Callable[[Any], None]] = []
 from . import _calibrate_cmd  # noqa: E402, F401  (registers `calibrate`)
+from . import _vault_cmds  # noqa: E402, F401  (registers enroll, verify, revoke, purge, consent, keys, audit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
