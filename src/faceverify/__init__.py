@@ -42,17 +42,39 @@ from ._errors import (
 from ._models._manifest import OperatingPoint
 from ._pipeline._quality import Quality, QualityPolicy
 from ._profiles import PROFILES, Profile
+from ._vault import (
+    AuditLog,
+    ChainReport,
+    ConsentEvidence,
+    ConsentRecord,
+    DeletionReceipt,
+    EnumerationPolicy,
+    LockoutPolicy,
+    MasterKey,
+    RetentionPolicy,
+    Vault,
+    init_master_key,
+    load_master_key,
+)
+from ._verifier import EnrollmentResult, VerificationResult, Verifier
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PROFILES",
+    "AuditLog",
     "CaptureError",
+    "ChainReport",
     "ChallengeFailedError",
     "Clock",
     "Comparison",
     "ConfigurationError",
     "ConsentError",
+    "ConsentEvidence",
+    "ConsentRecord",
+    "DeletionReceipt",
+    "EnrollmentResult",
+    "EnumerationPolicy",
     "EnumerationRefusedError",
     "FaceError",
     "FaceVerifyError",
@@ -64,7 +86,9 @@ __all__ = [
     "LivenessError",
     "LivenessRequiredError",
     "LockedOutError",
+    "LockoutPolicy",
     "LowQualityError",
+    "MasterKey",
     "ModelDownloadError",
     "ModelError",
     "ModelIntegrityError",
@@ -76,11 +100,17 @@ __all__ = [
     "Profile",
     "Quality",
     "QualityPolicy",
+    "RetentionPolicy",
     "SubjectError",
     "SubjectRevokedError",
     "SystemClock",
     "TemplateExpiredError",
     "UnknownSubjectError",
     "UnreadableImageError",
+    "Vault",
+    "VerificationResult",
+    "Verifier",
     "compare",
+    "init_master_key",
+    "load_master_key",
 ]

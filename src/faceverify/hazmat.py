@@ -25,6 +25,16 @@ from ._pipeline._embed import Embedder, InputSpec, OnnxEmbedder, l2_normalise
 from ._pipeline._onnx import OnnxSession
 from ._pipeline._pipeline import COMPARABLE_FACE_RATIO, FacePipeline, FaceSample, cosine
 from ._pipeline._quality import measure, pose_from_landmarks
+from ._vault import (
+    AuditSink,
+    KeyStore,
+    OpenedTemplate,
+    SQLiteTemplateStore,
+    TemplateHeader,
+    TemplateStore,
+    needs_reenroll,
+    read_header,
+)
 
 __all__ = [
     "ARCFACE_TEMPLATE",
@@ -32,6 +42,7 @@ __all__ = [
     "DEFAULT_PACK",
     "Aligner",
     "ArcFaceAligner",
+    "AuditSink",
     "CaptureLimits",
     "CaptureSource",
     "Detector",
@@ -40,11 +51,16 @@ __all__ = [
     "FacePipeline",
     "FaceSample",
     "InputSpec",
+    "KeyStore",
     "ModelFile",
     "ModelPack",
     "OnnxEmbedder",
     "OnnxSession",
+    "OpenedTemplate",
     "PackageSource",
+    "SQLiteTemplateStore",
+    "TemplateHeader",
+    "TemplateStore",
     "YuNetDetector",
     "builtin_manifest",
     "cache_dir",
@@ -57,8 +73,10 @@ __all__ = [
     "load_manifest",
     "load_pipeline",
     "measure",
+    "needs_reenroll",
     "parse_manifest",
     "pose_from_landmarks",
+    "read_header",
     "resolve_operating_point",
     "similarity_transform",
     "verified_paths",
