@@ -7,6 +7,7 @@ products on :mod:`faceverify`'s ``compare`` and ``Verifier``.
 """
 
 from ._compare import compare_with, resolve_operating_point
+from ._models._insightface import InsightFacePack, load_insightface_pack
 from ._models._install import cache_dir, check_pack, install_pack, verified_paths
 from ._models._load import load_pipeline
 from ._models._manifest import (
@@ -51,6 +52,7 @@ __all__ = [
     "FacePipeline",
     "FaceSample",
     "InputSpec",
+    "InsightFacePack",
     "KeyStore",
     "ModelFile",
     "ModelPack",
@@ -70,6 +72,7 @@ __all__ = [
     "install_pack",
     "l2_normalise",
     "load_image",
+    "load_insightface_pack",
     "load_manifest",
     "load_pipeline",
     "measure",

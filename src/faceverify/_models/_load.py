@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from .._errors import ModelError
 from .._pipeline._align import ArcFaceAligner
 from .._pipeline._capture import DEFAULT_LIMITS, CaptureLimits
 from .._pipeline._detect import YuNetDetector
@@ -45,9 +46,14 @@ def load_pipeline(
     with _lock:
         if key in _loaded and limits is DEFAULT_LIMITS:
             return _loaded[key]
-        paths = verified_paths(manifest, root)
         det = manifest.detector
         rec = manifest.recognizer
+        if det.kind != "yunet" or rec.kind != "onnx":
+            raise ModelError(
+                f"pack {manifest.id!r} uses a {det.kind} detector / {rec.kind} recognizer: "
+                "load it with faceverify.hazmat.load_insightface_pack"
+            )
+        paths = verified_paths(manifest, root)
         pipeline = FacePipeline(
             detector=YuNetDetector(
                 OnnxSession(paths[det.file], threads=threads),
