@@ -5,11 +5,14 @@ obtained here (no registry ships them). The pack built here puts the default
 pack's SFace file in the recognizer's place, routed through
 ``insightface.model_zoo`` (as ``ArcFaceONNX``) with its correct pre-processing
 from the manifest, and YuNet (faceverify's own adapter) as the detector. The
-SCRFD adapter runs on ``SCRFDLayoutYuNet`` (see ``test_scrfd_adapter_*``).
+SCRFD adapter runs on model_zoo's own ``SCRFD`` class, fed a YuNet graph whose
+outputs the test rewrites into SCRFD's layout (``scrfd_layout_yunet``): real
+weights and model_zoo's real decoding, though not SCRFD's weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from faceverify import LicenceNotAcceptedError, ModelError, ModelIntegrityError
+from faceverify import LicenceNotAcceptedError, ModelError, ModelIntegrityError, NoFaceError
 from faceverify.hazmat import FacePipeline, ModelPack, compare_with, cosine, load_image
 
 pytest.importorskip("insightface")
@@ -192,6 +195,128 @@ def test_load_pipeline_refuses_an_insightface_pack(byo: Path) -> None:
 
 
 # --- the SCRFD/RetinaFace detector adapter ------------------------------------------------------
+
+
+def scrfd_layout_yunet(source: Path, target: Path) -> None:
+    """YuNet's graph with its outputs re-expressed in SCRFD's layout, so that insightface's
+    model_zoo routes it to its own ``SCRFD`` class and decodes it with its own code.
+
+    SCRFD with 9 outputs: scores, box distances and keypoint offsets for strides 8, 16, 32,
+    two anchors per cell, all in units of the stride. YuNet: ``cx = (col + b0) * s``,
+    ``w = exp(b2) * s``, so the distances to the cell's corner are ``exp(b2)/2 - b0`` (left)
+    and ``exp(b2)/2 + b0`` (right), likewise for y; its keypoint offsets are already in
+    SCRFD's form. Each cell is written twice (SCRFD's second anchor); NMS drops the copy.
+    The input is YuNet's own: BGR, 0..255 (the manifest says so: mean 0, std 1, BGR).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(source))
+    g = model.graph
+    nodes, inits = [], []
+
+    def const(name, value):
+        inits.append(numpy_helper.from_array(np.asarray(value), name=name))
+        return name
+
+    def node(op, inputs, name, **attrs):
+        nodes.append(helper.make_node(op, inputs, [name], **attrs))
+        return name
+
+    const("c_zero", np.float32(0))
+    const("c_one", np.float32(1))
+    const("c_half", np.float32(0.5))
+    const("ax_last", np.array([-1], np.int64))
+    const("i0", np.array([0], np.int64))
+    const("i2", np.array([2], np.int64))
+    const("i4", np.array([4], np.int64))
+    outs = {}
+    for s in (8, 16, 32):
+
+        def twice(x, k, tag):
+            # (1, N, k) -> (N, 1, k) -> concat to (N, 2, k) -> (2N, k): anchor 2i and 2i+1 both cell i
+            t = node("Transpose", [x], f"{tag}_t", perm=[1, 0, 2])
+            c = node("Concat", [t, t], f"{tag}_c", axis=1)
+            const(f"{tag}_shape", np.array([-1, k], np.int64))
+            return node("Reshape", [c, f"{tag}_shape"], f"{tag}_r")
+
+        cls = node("Clip", [f"cls_{s}", "c_zero", "c_one"], f"cls{s}_c")
+        obj = node("Clip", [f"obj_{s}", "c_zero", "c_one"], f"obj{s}_c")
+        score = node("Sqrt", [node("Mul", [cls, obj], f"m{s}")], f"score{s}")
+        outs[f"score_{s}"] = node("Identity", [twice(score, 1, f"sc{s}")], f"score_{s}")
+        b = f"bbox_{s}"
+        c = node("Slice", [b, "i0", "i2", "ax_last"], f"b{s}_c")
+        e = node(
+            "Mul",
+            [node("Exp", [node("Slice", [b, "i2", "i4", "ax_last"], f"b{s}_wh")], f"b{s}_e"), "c_half"],
+            f"b{s}_h",
+        )
+        dist = node(
+            "Concat", [node("Sub", [e, c], f"b{s}_lt"), node("Add", [e, c], f"b{s}_rb")], f"b{s}_d", axis=-1
+        )
+        outs[f"bbox_{s}"] = node("Identity", [twice(dist, 4, f"bb{s}")], f"bboxes_{s}")
+        outs[f"kps_{s}"] = node("Identity", [twice(f"kps_{s}", 10, f"kp{s}")], f"kpss_{s}")
+    g.node.extend(nodes)
+    g.initializer.extend(inits)
+    del g.output[:]
+    for kind, k in (("score", 1), ("bbox", 4), ("kps", 10)):
+        for s in (8, 16, 32):
+            g.output.append(
+                helper.make_tensor_value_info(outs[f"{kind}_{s}"], TensorProto.FLOAT, [f"n{s}", k])
+            )
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+
+
+@pytest.fixture(scope="module")
+def scrfd_pack(tmp_path_factory: pytest.TempPathFactory, model_cache: Path, pack: ModelPack) -> Path:
+    """Both models through model_zoo: the SCRFD-layout YuNet as the detector, SFace as ArcFace."""
+    directory = tmp_path_factory.mktemp("scrfd") / "pack"
+    assemble(directory, model_cache, pack)
+    det = directory / "det_yunet_scrfd.onnx"
+    scrfd_layout_yunet(directory / pack.detector.file, det)
+    files = json.loads((directory / "manifest.json").read_text())["files"]
+    files.append(
+        {"name": det.name, "sha256": hashlib.sha256(det.read_bytes()).hexdigest(), "size": det.stat().st_size}
+    )
+    return assemble(
+        directory,
+        model_cache,
+        pack,
+        id="byo-scrfd",
+        files=files,
+        detector={
+            "kind": "insightface",
+            "file": det.name,
+            "input_size": 640,
+            "score_threshold": 0.6,
+            "nms_iou": 0.3,
+            "input": {"channels": "BGR", "mean": 0.0, "std": 1.0},
+        },
+    )
+
+
+def test_scrfd_adapter_on_model_zoos_own_scrfd(
+    scrfd_pack: Path, pipeline: FacePipeline, samples: dict[str, Path]
+) -> None:
+    byo_pipeline, byo_pack = load_insightface_pack(scrfd_pack, accept_licence=True)
+    zoo_detector = byo_pipeline.detector._model  # type: ignore[attr-defined]
+    assert type(zoo_detector).__name__ == "SCRFD" and zoo_detector.use_kps
+    for name in ("obama", "obama2", "biden"):
+        img = load_image(samples[name])
+        (theirs,) = byo_pipeline.detector.detect(img)
+        (ours,) = pipeline.detector.detect(img)
+        # model_zoo resizes with OpenCV, faceverify with Pillow: a few pixels apart, same face.
+        assert abs(theirs.score - ours.score) < 0.01
+        assert np.abs(theirs.landmarks - ours.landmarks).max() < 5
+        assert np.abs(np.subtract(theirs.box, ours.box)).max() < 6
+        e_theirs = byo_pipeline.sample(img, policy=None).embedding
+        e_ours = pipeline.sample(img, policy=None).embedding
+        assert cosine(e_theirs, e_ours) > 0.95  # same photo: genuine pairs score ~0.75, impostors < 0.35
+    assert compare_with(byo_pipeline, byo_pack, samples["obama"], samples["obama3"]).match
+    assert not compare_with(byo_pipeline, byo_pack, samples["obama2"], samples["biden"]).match
+    with pytest.raises(NoFaceError):
+        byo_pipeline.sample(np.full((300, 300, 3), 128, np.uint8), policy=None)
 
 
 class RecordingDetector:
