@@ -8,6 +8,7 @@ from random import Random
 
 import numpy as np
 import pytest
+from conftest import small
 from liveness_frames import Poser
 
 from faceverify import ChallengeFailedError, FrozenClock
@@ -34,7 +35,7 @@ RESPONSES = {
     L: [(12, 0, 1.0), (25, 0, 1.0), (25, 0, 1.0)],
     R: [(-12, 0, 1.0), (-25, 0, 1.0), (-25, 0, 1.0)],
     DOWN: [(0, -15, 1.0), (0, -30, 1.0), (0, -30, 1.0)],
-    UP: [(0, 20, 1.0), (0, 35, 1.0), (0, 35, 1.0)],
+    UP: [(0, 25, 1.0), (0, 38, 1.0), (0, 38, 1.0)],
     CLOSER: [(0, 0, 1.2), (0, 0, 1.4), (0, 0, 1.4)],
 }
 REST = [(0, 0, 1.0), (0, 0, 1.0)]
@@ -94,11 +95,16 @@ def test_correct_responses_pass_and_yield_the_best_frontal_samples(
     assert cosine(result.best_samples[0].embedding, biden.embedding) < 0.3
 
 
-def test_looking_down_and_up_are_read_from_the_landmarks(
-    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+@pytest.mark.parametrize(
+    "who, challenges",
+    [("obama", [DOWN, UP]), ("obama", [R, UP, CLOSER]), ("obama3", [L, R]), ("obama3", [DOWN, CLOSER])],
+)
+def test_other_responses_and_another_photo_pass(
+    pipeline: FacePipeline, clock: FrozenClock, samples: dict, who: str, challenges: list[Challenge]
 ) -> None:
-    s = session(pipeline, clock, [DOWN, UP])
-    feed(s, clock, answer(obama, [DOWN, UP]))
+    poser = Poser(pipeline, small(samples[who]))
+    s = session(pipeline, clock, challenges)
+    feed(s, clock, answer(poser, challenges))
     assert s.result().passed, s.result().reasons
 
 
@@ -182,6 +188,7 @@ def test_challenges_are_drawn_at_random_with_a_nonce_and_deadline(
     policy = ChallengePolicy()
     drawn = [ChallengeSession(pipeline, clock=clock, rng=Random(i)) for i in range(30)]
     assert all(2 <= len(d.challenges) <= 3 and len(set(d.challenges)) == len(d.challenges) for d in drawn)
+    assert all({L, R} & set(d.challenges) for d in drawn)  # at least one turn: yaw is measured best
     assert len({d.challenges for d in drawn}) > 10
     assert len({d.nonce for d in drawn}) == 30
     d = drawn[0]

@@ -82,17 +82,18 @@ _PROMPTS = {
 
 
 #: Which movements count as a wrong response to each challenge. Yaw from five
-#: landmarks is reliable enough to call a turn when none (or the other) was
-#: asked; pitch is not (it shifts by up to 12 units under a pure turn or zoom
-#: with YuNet's points), so a nod is wrong only against its opposite nod.
+#: landmarks is steady (±3° frame to frame at rest); pitch is not (YuNet's
+#: points swing it by up to 12 units between frames of a face at rest with a
+#: 64 px eye distance), so only a turn, never a nod, counts as a wrong response.
 #: Moving closer goes with anything.
 _WRONG = {
     Challenge.TURN_LEFT: (Challenge.TURN_RIGHT,),
     Challenge.TURN_RIGHT: (Challenge.TURN_LEFT,),
-    Challenge.LOOK_UP: (Challenge.LOOK_DOWN, Challenge.TURN_LEFT, Challenge.TURN_RIGHT),
-    Challenge.LOOK_DOWN: (Challenge.LOOK_UP, Challenge.TURN_LEFT, Challenge.TURN_RIGHT),
+    Challenge.LOOK_UP: (Challenge.TURN_LEFT, Challenge.TURN_RIGHT),
+    Challenge.LOOK_DOWN: (Challenge.TURN_LEFT, Challenge.TURN_RIGHT),
     Challenge.MOVE_CLOSER: (Challenge.TURN_LEFT, Challenge.TURN_RIGHT),
 }
+_TURNS = (Challenge.TURN_LEFT, Challenge.TURN_RIGHT)
 
 
 class State(enum.Enum):
@@ -128,10 +129,10 @@ class ChallengePolicy:
     closer_ratio: float = 1.25
     neutral_fraction: float = 0.5
     wrong_margin: float = 1.5
-    frontal_yaw: float = 12.0
-    frontal_pitch: float = 12.0
+    frontal_yaw: float = 15.0
+    frontal_pitch: float = 20.0
     hold_frames: int = 2
-    same_face: float = 0.45
+    same_face: float = 0.40
     same_face_floor: float = 0.3
     min_motion: float = 0.4
     max_static: int = 3
@@ -188,6 +189,16 @@ class ChallengeResult:
         return self
 
 
+def _draw(rand: Random, lo: int, hi: int) -> list[Challenge]:
+    """``lo``..``hi`` distinct challenges in random order, at least one a turn
+    (yaw is the movement five landmarks measure best)."""
+    first = rand.choice(_TURNS)
+    rest = rand.sample([c for c in Challenge if c is not first], rand.randint(lo, hi) - 1)
+    drawn = [first, *rest]
+    rand.shuffle(drawn)
+    return drawn
+
+
 @dataclass(frozen=True, slots=True)
 class _Pose:
     yaw: float
@@ -228,8 +239,7 @@ class ChallengeSession:
         self._passive = passive
         rand = rng or secrets.SystemRandom()
         if challenges is None:
-            lo, hi = self.policy.challenges
-            challenges = rand.sample(list(Challenge), rand.randint(lo, hi))
+            challenges = _draw(rand, *self.policy.challenges)
         if not challenges:
             raise ConfigurationError("a challenge session needs at least one challenge")
         self.challenges: tuple[Challenge, ...] = tuple(challenges)
