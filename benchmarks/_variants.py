@@ -19,12 +19,14 @@ about 20 min on one core; run it with ``nice``).
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from faceverify._calibrate import central_face
 from faceverify.hazmat import (
     ArcFaceAligner,
     OnnxEmbedder,
@@ -36,13 +38,14 @@ from faceverify.hazmat import (
     load_pipeline,
     measure,
 )
-from faceverify._calibrate import central_face
 from faceverify.hazmat import Face as DetFace
 
 ROOT = Path(__file__).resolve().parents[1]
 LFW = ROOT.parent / "shared" / "data" / "lfw"
 OUT = ROOT / "benchmarks" / "out" / "lfw-variants.npz"
 FRAMES = 4
+#: Jittered frames per image; 0 skips them (frames 2 and 3 then stay empty, ``found`` False).
+JITTER = int(os.environ.get("FV_JITTER", "2"))
 THREADS = 2
 QUALITY_FIELDS = (
     "detector_score",
@@ -84,7 +87,7 @@ def _jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def build(limit: int | None = None) -> None:
+def build(limit: int | None = None, jitter: int = JITTER) -> None:
     cache = cache_dir()
     base = builtin_manifest("yunet-sface")
     pipe = load_pipeline(base, threads=THREADS)
@@ -106,7 +109,7 @@ def build(limit: int | None = None) -> None:
     for i, rel in enumerate(paths):
         rng = np.random.default_rng(i)
         image = load_image(LFW / rel)
-        views = [image] + [_jitter(image, rng) for _ in range(2)]
+        views = [image] + [_jitter(image, rng) for _ in range(jitter)]
         crops, slots = [], []
         for v, img in enumerate(views):
             face = _choose(pipe.detector.detect(img), img)

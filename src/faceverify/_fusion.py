@@ -37,11 +37,13 @@ from ._models._manifest import (
     RecognizerSpec,
     _builtin_json,
     _common,
+    _operating_points,
+    _recognizer,
     builtin_manifest,
     find_operating_point,
 )
 from ._pipeline._capture import CaptureSource, RGBImage
-from ._pipeline._embed import Embedder, Embedding, InputSpec, l2_normalise
+from ._pipeline._embed import Embedder, Embedding, l2_normalise
 from ._pipeline._pipeline import FacePipeline, FaceSelection
 from ._pipeline._quality import Quality, QualityPolicy
 from ._profiles import Profile
@@ -102,20 +104,14 @@ def parse_recognizer_manifest(data: dict[str, Any]) -> RecognizerPack:
             raise ValueError("impostor statistics must name exactly the two fused packs")
         return RecognizerPack(
             **_common(data),
-            recognizer=RecognizerSpec(
-                kind=rec["kind"],
-                file=rec["file"],
-                dim=int(rec["dim"]),
-                input=InputSpec(**rec["input"]),
-                alignment=rec["alignment"],
-            ),
+            recognizer=_recognizer(rec),
             fusion=FusionSpec(
                 partner=fus["partner"],
                 rule=fus["rule"],
                 dataset=fus["dataset"],
                 norms=norms,
                 flip=bool(fus.get("flip", False)),
-                operating_points=tuple(OperatingPoint(**op) for op in fus.get("operating_points", [])),
+                operating_points=_operating_points(fus.get("operating_points", [])),
             ),
         )
     except (KeyError, TypeError, ValueError) as exc:

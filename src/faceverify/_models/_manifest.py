@@ -185,6 +185,20 @@ def _common(data: dict[str, Any]) -> dict[str, Any]:
     return {"id": data["id"], "title": data["title"], "licence": Licence(**data["licence"]), "files": files}
 
 
+def _recognizer(rec: dict[str, Any]) -> RecognizerSpec:
+    return RecognizerSpec(
+        kind=rec["kind"],
+        file=rec["file"],
+        dim=int(rec["dim"]),
+        input=InputSpec(**rec["input"]),
+        alignment=rec["alignment"],
+    )
+
+
+def _operating_points(points: list[dict[str, Any]]) -> tuple[OperatingPoint, ...]:
+    return tuple(OperatingPoint(**op) for op in points)
+
+
 def parse_manifest(data: dict[str, Any]) -> ModelPack:
     """Build a :class:`ModelPack` from its JSON form; a malformed manifest is a ModelError."""
     try:
@@ -197,14 +211,8 @@ def parse_manifest(data: dict[str, Any]) -> ModelPack:
                 input_size=int(det["input_size"]),
                 score_threshold=float(det["score_threshold"]),
             ),
-            recognizer=RecognizerSpec(
-                kind=rec["kind"],
-                file=rec["file"],
-                dim=int(rec["dim"]),
-                input=InputSpec(**rec["input"]),
-                alignment=rec["alignment"],
-            ),
-            operating_points=tuple(OperatingPoint(**op) for op in data.get("operating_points", [])),
+            recognizer=_recognizer(rec),
+            operating_points=_operating_points(data.get("operating_points", [])),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"malformed model pack manifest: {exc!r}") from None
