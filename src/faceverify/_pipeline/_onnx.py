@@ -3,10 +3,12 @@
 Session creation costs tens of milliseconds and a graph optimisation pass;
 a login server verifying per request must not pay it per request.
 
-Two measured choices (``benchmarks/speed.py``, docs/performance.md):
+Measured choices (``benchmarks/speed.py``, docs/performance.md):
 
 - weight pre-packing is off: for SFace it costs 30 ms and 17 MB at creation and
-  gains nothing per run on this CPU;
+  gains nothing per run on this CPU; the memory pattern (all activations planned
+  up front) is off: ~20 MB less at peak, same speed; worker threads do not spin
+  between runs (a cold compare burns 0.53 s of CPU instead of 0.85 s);
 - a session may be created in the background (``background=True``): a cold
   ``faceverify compare`` then decodes and detects while the 39 MB recognizer is
   being loaded, and waits for it only when it first embeds. The file has been
@@ -60,6 +62,10 @@ class OnnxSession:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         options.add_session_config_entry("session.disable_prepacking", "1")
+        # Worker threads sleep instead of spinning between parallel sections: spinning halves
+        # nothing here and doubles the CPU a cold compare burns (0.85 s -> 0.53 s), which on a
+        # shared machine is wall time too.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Planning all activations up front (the memory pattern) holds ~20 MB more at peak, for nothing
         # measurable in speed with fixed-shape inputs run one at a time.
         options.enable_mem_pattern = False
