@@ -77,3 +77,17 @@ class Poser:
         if noise:
             out = np.clip(out + self.rng.normal(0, 2.0, out.shape), 0, 255).astype(np.uint8)
         return out
+
+    def print_held(self, *, turn: float = 0.0, roll: float = 0.0, zoom: float = 1.0) -> RGB:
+        """The photo as a flat print: turned ``turn`` degrees about its vertical axis
+        (foreshortened, no depth), rolled ``roll`` degrees in plane, scaled ``zoom``."""
+        h, w = self.image.shape[:2]
+        yy, xx = np.mgrid[:h, :w].astype(np.float64)
+        cx, cy = self.centre
+        jx, jy = self.rng.uniform(-1, 1, 2)
+        u, v = (xx - cx) / zoom + jx, (yy - cy) / zoom + jy
+        c, s = np.cos(np.radians(roll)), np.sin(np.radians(roll))
+        u, v = c * u + s * v, -s * u + c * v
+        u = u / np.cos(np.radians(turn))
+        out = _sample(self.image, cx + u, cy + v)
+        return np.clip(out + self.rng.normal(0, 2.0, out.shape), 0, 255).astype(np.uint8)

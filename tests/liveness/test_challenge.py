@@ -123,6 +123,34 @@ def test_a_static_image_repeated_fails_for_lack_of_motion(
     assert err.value.reasons == result.reasons
 
 
+@pytest.mark.parametrize("who", ["obama", "biden"])
+def test_a_flat_print_turned_or_tilted_does_not_answer_a_turn(
+    pipeline: FacePipeline, clock: FrozenClock, samples: dict, who: str
+) -> None:
+    """Turning a print foreshortens it but leaves the nose between the eyes: no yaw.
+    (Past ~50° the detector's points fake a yaw; the foreshortening gate ignores it.)"""
+    s = session(pipeline, clock, [L, R])
+    moves = [
+        (0, 0),
+        (0, 0),
+        (30, 0),
+        (45, 0),
+        (60, 0),
+        (60, 0),
+        (45, 10),
+        (-45, -10),
+        (-60, 0),
+        (-60, 0),
+        (0, 20),
+    ]
+    poser = Poser(pipeline, small(samples[who]))
+    feed(s, clock, [poser.print_held(turn=t, roll=r, zoom=1.1) for t, r in moves])
+    assert s.current is L  # the baseline was found, the turn never seen
+    clock.advance(s.policy.time_per_challenge)
+    result = s.result()
+    assert not result.passed and failed_check(result) == "deadline"
+
+
 def test_a_wrong_response_fails(pipeline: FacePipeline, clock: FrozenClock, obama: Poser) -> None:
     s = session(pipeline, clock, [L, CLOSER])
     feed(s, clock, answer(obama, [R]))  # asked to turn left, turns right

@@ -115,7 +115,12 @@ class ChallengePolicy:
     reach ``same_face_floor`` with the baseline (SFace on the sample photos:
     the same person turned 25° stays above 0.6, at 40° of pitch about 0.4;
     different people sit below 0.3). A movement in a wrong direction (see ``_WRONG``) fails the
-    session once it reaches ``wrong_margin`` times its threshold. ``min_motion``
+    session once it reaches ``wrong_margin`` times its threshold. A turn is
+    not read from a face whose eye distance, over its eyes-to-mouth height, has
+    shrunk below ``min_turn_width`` of the baseline's: a flat print turned 60°
+    about its vertical axis shrinks to 0.5–0.63 and its detected points then
+    fake 15–19° of yaw; a head turned 25–35° stays at 0.69–1.0 (sample photos,
+    synthetic poses). ``min_motion``
     is the mean absolute grey-level change between consecutive aligned crops
     below which a frame is "static"; ``max_static`` consecutive static frames
     fail the session.
@@ -129,6 +134,7 @@ class ChallengePolicy:
     closer_ratio: float = 1.25
     neutral_fraction: float = 0.5
     wrong_margin: float = 1.5
+    min_turn_width: float = 0.66
     frontal_yaw: float = 15.0
     frontal_pitch: float = 20.0
     hold_frames: int = 2
@@ -204,6 +210,15 @@ class _Pose:
     yaw: float
     pitch: float
     interocular: float
+    width: float  # eye distance over eyes-to-mouth height: shrinks when the face is foreshortened
+
+    @classmethod
+    def of(cls, landmarks: np.ndarray) -> _Pose:
+        yaw, pitch, _roll = pose_from_landmarks(landmarks)
+        re, le, _nose, rm, lm = (np.asarray(p, dtype=np.float64) for p in landmarks)
+        iod = float(np.linalg.norm(le - re))
+        height = float(np.linalg.norm((rm + lm) / 2 - (re + le) / 2))
+        return cls(yaw, pitch, iod, iod / max(height, 1e-6))
 
 
 @dataclass(slots=True)
@@ -326,8 +341,7 @@ class ChallengeSession:
         self._static = 0
         quality = measure(image, face, crop)
         sample = FaceSample(embedding=self._pipeline.embedder.embed([crop])[0], quality=quality, face=face)
-        yaw, pitch, _roll = pose_from_landmarks(face.landmarks)
-        pose = _Pose(yaw, pitch, face.interocular)
+        pose = _Pose.of(face.landmarks)
 
         if self._reference is None:
             return self._baseline(sample, pose, image, now)
@@ -393,6 +407,10 @@ class ChallengeSession:
         p, base = self.policy, self._base
         dyaw, dpitch = pose.yaw - base.yaw, pose.pitch - base.pitch
         scale = pose.interocular / max(base.interocular, 1e-6)
+        if pose.width < p.min_turn_width * base.width:
+            # Foreshortened like a flat print turned far about its vertical axis:
+            # the detector's points then fake a yaw, so no turn is read at all.
+            dyaw = 0.0
         return {
             Challenge.TURN_LEFT: dyaw / p.turn_yaw,
             Challenge.TURN_RIGHT: -dyaw / p.turn_yaw,
