@@ -29,11 +29,11 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_pad import L2, OUT, load_features, train
+from train_pad import FAMILIES, L2, OUT, load_features, train
 
 from faceverify._liveness._check import fuse
 from faceverify._liveness._model import FACEPLUGIN_THRESHOLD
-from faceverify._liveness._texture import LogisticWeights, builtin_weights
+from faceverify._liveness._pad import LogisticWeights, builtin_weights
 
 Array = npt.NDArray[np.float64]
 MAX_OTHER_BPCER = 0.05
@@ -77,10 +77,11 @@ def main() -> int:
 
     checks: dict[str, tuple[Array, float]] = {}
     shipped = builtin_weights()
-    for variant, use_lfw in (("pad-only", False), ("pad+lfw", True)):
-        w = LogisticWeights.from_json(train(data, use_lfw=use_lfw, l2=L2))
-        checks[f"texture-pad[{variant}]"] = (w.probability(feats), w.threshold)
-    checks["texture-pad (shipped weights)"] = (shipped.probability(feats), shipped.threshold)
+    for use_lfw in (False, True):
+        for families in (FAMILIES, *((f,) for f in FAMILIES)):
+            w = LogisticWeights.from_json(train(data, use_lfw=use_lfw, l2=L2, families=families))
+            checks[f"feature-pad[{w.variant}]"] = (w.probability(feats), w.threshold)
+    checks["feature-pad (shipped weights)"] = (shipped.probability(feats), shipped.threshold)
     chosen: dict[str, float] = {}
     if "score_faceplugin" in data:
         fp = np.asarray(data["score_faceplugin"], dtype=np.float64)
@@ -91,9 +92,9 @@ def main() -> int:
         )
         checks["faceplugin-liveness (opt-in), model's argmax 0.5"] = (fp, 0.5)
         checks["faceplugin-liveness (opt-in)"] = (fp, FACEPLUGIN_THRESHOLD)
-        tex, t_tex = checks["texture-pad (shipped weights)"]
+        tex, t_tex = checks["feature-pad (shipped weights)"]
         fused = np.array([fuse([a, b], [t_tex, FACEPLUGIN_THRESHOLD]) for a, b in zip(tex, fp, strict=True)])
-        checks["fused(texture+faceplugin)"] = (fused, 0.5)
+        checks["fused(feature-pad+faceplugin)"] = (fused, 0.5)
 
     results = {}
     for name, (scores, threshold) in checks.items():

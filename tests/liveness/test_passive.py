@@ -12,9 +12,9 @@ import pytest
 
 from faceverify import ConfigurationError, LicenceNotAcceptedError, ModelError, PresentationAttackError
 from faceverify._liveness import (
+    FeaturePADCheck,
     FusedCheck,
     LogisticWeights,
-    TexturePADCheck,
     assess,
     builtin_weights,
     fuse,
@@ -90,8 +90,8 @@ def test_the_opt_in_model_refuses_to_load_unacknowledged(tmp_path: Path) -> None
         load_liveness_check(cache=tmp_path)  # refused before any file is looked for
 
 
-def test_texture_check_scores_real_faces(pipeline: FacePipeline, samples: dict[str, Path]) -> None:
-    check = TexturePADCheck()
+def test_feature_check_scores_real_faces(pipeline: FacePipeline, samples: dict[str, Path]) -> None:
+    check = FeaturePADCheck()
     for name in ("obama", "obama2", "obama3", "biden"):
         image = load_image(samples[name])
         s = check.score(image, pipeline.locate(image, select="dominant"))
@@ -144,13 +144,13 @@ def test_both_checks_separate_attacks_on_real_pad_crops(  # type: ignore[no-unty
 
     rows = _pad_rows(pad_data)
     picked = [r for r in rows if r[1] == "attack"][-8:] + [r for r in rows if r[1] == "bona_fide"][-8:]
-    texture = TexturePADCheck()
-    means: dict[str, dict[str, list[float]]] = {"texture": {}, "faceplugin": {}}
+    features = FeaturePADCheck()
+    means: dict[str, dict[str, list[float]]] = {"features": {}, "faceplugin": {}}
     for path, label in picked:
         image = load_image(pad_data / path)
         face = locate(pipeline, image)  # the benchmark's own: pads crops the face fills
         assert face is not None
-        means["texture"].setdefault(label, []).append(texture.score(image, face))
+        means["features"].setdefault(label, []).append(features.score(image, face))
         means["faceplugin"].setdefault(label, []).append(faceplugin.score(image, face))
     for check, by_label in means.items():
         assert np.mean(by_label["bona_fide"]) > np.mean(by_label["attack"]), check

@@ -15,7 +15,7 @@ from ._challenge import (
 )
 from ._check import FusedCheck, LivenessCheck, LivenessResult, assess, fuse, require_live, square_crop
 from ._model import FACEPLUGIN_THRESHOLD, OnnxLivenessCheck, load_liveness_check
-from ._texture import LogisticWeights, TexturePADCheck, builtin_weights
+from ._pad import FeaturePADCheck, LogisticWeights, builtin_weights
 from ._video import frames_from_video
 
 __all__ = [
@@ -25,13 +25,13 @@ __all__ = [
     "ChallengeResult",
     "ChallengeSession",
     "CheckOutcome",
+    "FeaturePADCheck",
     "FusedCheck",
     "LivenessCheck",
     "LivenessResult",
     "LogisticWeights",
     "OnnxLivenessCheck",
     "State",
-    "TexturePADCheck",
     "assess",
     "builtin_weights",
     "frames_from_video",

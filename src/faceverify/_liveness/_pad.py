@@ -1,7 +1,7 @@
 """faceverify's own passive PAD check: logistic regression on hand-made features.
 
 Trained by ``benchmarks/train_pad.py`` (split and data documented there); the
-learned weights ship as ``pad_texture.json`` under faceverify's own licence.
+learned weights ship as ``pad_weights.json`` under faceverify's own licence.
 Measured figures, and why this check is **not** a default, are in
 docs/liveness.md and ``benchmarks/out/liveness.md``.
 """
@@ -21,7 +21,7 @@ from .._pipeline._capture import RGBImage
 from .._pipeline._detect import Face
 from ._features import FEATURE_NAMES, face_features
 
-WEIGHTS_FILE = "pad_texture.json"
+WEIGHTS_FILE = "pad_weights.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +59,18 @@ def builtin_weights() -> LogisticWeights:
     return LogisticWeights.from_json(json.loads(text))
 
 
-class TexturePADCheck:
-    """Texture (LBP), frequency (moiré, blur) and colour cues, one logistic model."""
+class FeaturePADCheck:
+    """A logistic model over texture (LBP), frequency (moiré, blur) and colour cues.
+
+    The shipped weights use the colour cues only (the others learned the
+    capture session, not the attack: see benchmarks/train_pad.py); weights
+    trained on other families load the same way.
+    """
 
     def __init__(self, weights: LogisticWeights | None = None, *, threshold: float | None = None) -> None:
         self.weights = weights or builtin_weights()
         self.threshold = self.weights.threshold if threshold is None else threshold
-        self.name = f"texture-pad[{self.weights.variant}]"
+        self.name = f"feature-pad[{self.weights.variant}]"
 
     def score(self, image: RGBImage, face: Face) -> float:
         return float(self.weights.probability(face_features(image, face)))
