@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._main import _EXTENSIONS, emit_json
+from ._main import emit_json
 
 
 def _target(text: str) -> tuple[str, float]:
@@ -132,6 +132,3 @@ def register(sub: Any) -> None:
         "--cache", type=Path, default=None, help="model cache (default: $FACEVERIFY_HOME or the user cache)"
     )
     p.set_defaults(handler=_cmd_calibrate)
-
-
-_EXTENSIONS.append(register)

@@ -165,15 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     common(lst)
     lst.set_defaults(handler=_cmd_models_list)
 
-    for register in _EXTENSIONS:
-        register(sub)
+    # Subcommand groups of their own modules: calibrate; the vault ceremonies
+    # (enroll, verify, revoke, purge, consent, keys, audit).
+    from . import _calibrate_cmd, _vault_cmds
+
+    _calibrate_cmd.register(sub)
+    _vault_cmds.register(sub)
     return parser
-
-
-#: Subcommand groups defined in other modules register themselves here.
-_EXTENSIONS: list[Callable[[Any], None]] = []
-from . import _calibrate_cmd  # noqa: E402, F401  (registers `calibrate`)
-from . import _vault_cmds  # noqa: E402, F401  (registers enroll, verify, revoke, purge, consent, keys, audit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

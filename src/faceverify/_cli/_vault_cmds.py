@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from ._main import _EXTENSIONS, EXIT_MATCH, EXIT_NO_MATCH, emit_json
+from ._main import EXIT_MATCH, EXIT_NO_MATCH, emit_json
 
 DEFAULT_CONSENT_DAYS = 365
 
@@ -323,6 +323,3 @@ def register(sub: Any) -> None:
     check = asub.add_parser("verify", help="check the hash chain; report the first broken link")
     common(check)
     check.set_defaults(handler=_cmd_audit_verify)
-
-
-_EXTENSIONS.append(register)
