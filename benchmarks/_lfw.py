@@ -20,7 +20,7 @@ The ``.npz`` holds plain arrays (``np.load`` is enough without this module):
                                images
 ``status``        (N,) i1      0 ok, 1 no face at the pack's detector threshold, 2 unreadable
 ``quality``       (N, 9) f4    :class:`faceverify.Quality` measures, columns ``quality_fields``
-``gate_refused``  (N,) bool    the default ``QualityPolicy()`` would refuse the capture
+``gate_refused``  (N,) bool    ``QualityPolicy()`` refuses it (recomputed on load from ``quality``)
 ``max_score``     (N,) f4      best detector score above the 0.5 floor (0 = none)
 ``sweep``         (T,) f4      detector thresholds 0.5, 0.6, 0.7, 0.9
 ``comparable``    (N, T) i2    comparable faces at each threshold (0 = none, >1: ``select="only"`` refuses)
@@ -39,7 +39,15 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from faceverify._calibrate import Embedded, embed_captures, load_embedded, save_embedded, stderr_progress
+from faceverify import QualityPolicy
+from faceverify._calibrate import (
+    Embedded,
+    embed_captures,
+    load_embedded,
+    regate,
+    save_embedded,
+    stderr_progress,
+)
 from faceverify.hazmat import (
     FacePipeline,
     OnnxSession,
@@ -129,6 +137,7 @@ def load_lfw(pack: str = "yunet-sface", root: Path = LFW_ROOT, *, threads: int =
             embedded_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
     e, meta = load_embedded(path)
+    e = regate(e, QualityPolicy())  # the gate as it is now, not as it was when embedded
     people = [k.split("/", 1)[0] for k in e.keys]
     names = tuple(sorted(set(people)))
     pos = {n: i for i, n in enumerate(names)}

@@ -641,7 +641,7 @@ def calibrate(
     """
     e, cached = embed_cached(pipeline, pack, pairs.images, cache, progress=progress)
     if policy is not None:
-        e = _regate(e, policy)
+        e = regate(e, policy)
     threshold = pipeline.detector.score_threshold
     usable = e.acquired & ~e.refused(threshold) if gated else e.acquired
     scored = usable[pairs.first] & usable[pairs.second]
@@ -680,7 +680,8 @@ def calibrate(
     )
 
 
-def _regate(e: Embedded, policy: QualityPolicy) -> Embedded:
+def regate(e: Embedded, policy: QualityPolicy) -> Embedded:
+    """``e`` with ``gate_refused`` recomputed from its stored quality under ``policy``."""
     gate = np.zeros(len(e.keys), dtype=bool)
     for i in np.flatnonzero(e.acquired):
         q = Quality(**{k: float(v) for k, v in zip(QUALITY_FIELDS, e.quality[i], strict=True)})
