@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -151,13 +151,13 @@ def parse_insightface_manifest(data: dict[str, Any], directory: Path) -> Insight
                 for f in data["files"]
             ),
             detector=DetectorSpec(
-                kind=cast(Any, det["kind"]),
+                kind="insightface" if det["kind"] == "insightface" else "yunet",
                 file=det["file"],
                 input_size=int(det["input_size"]),
                 score_threshold=float(det["score_threshold"]),
             ),
             recognizer=RecognizerSpec(
-                kind=cast(Any, rec["kind"]),
+                kind="insightface" if rec["kind"] == "insightface" else "onnx",
                 file=rec["file"],
                 dim=int(rec["dim"]),
                 input=InputSpec(**rec["input"]),

@@ -82,7 +82,7 @@ def find_operating_point(points: Sequence[OperatingPoint], name: str, owner: str
 
 @dataclass(frozen=True, slots=True)
 class DetectorSpec:
-    kind: Literal["yunet"]
+    kind: Literal["yunet", "insightface"]
     file: str
     input_size: int
     score_threshold: float
@@ -90,7 +90,7 @@ class DetectorSpec:
 
 @dataclass(frozen=True, slots=True)
 class RecognizerSpec:
-    kind: Literal["onnx"]
+    kind: Literal["onnx", "insightface"]
     file: str
     dim: int
     input: InputSpec
