@@ -16,22 +16,49 @@ renormalised (the centroid), not the best of the members: taking the maximum
 over k members gives an impostor k chances, so the pack's calibrated false
 match rate would no longer hold; the centroid is one unit vector like any
 other and averages out pose and lighting of single shots.
+
+**Live verification.** ``start_session(subject_id)`` gives a
+:class:`LiveSession` (a :class:`ChallengeSession` bound to the claimed subject,
+configured by the Verifier: its pipeline, its vault's clock, the profile's
+quality minimums, the optional passive check); the caller feeds it frames and
+``finish(session)`` decides. ``verify_live(subject_id, frames)`` does both
+over an iterable of frames. A failed session is refused with
+``ChallengeFailedError``, audited and counted toward lockout; a passed one is
+compared, once, through the same ``Vault.verify`` path as ``verify``.
+
+The probe of a live session is its **single best-quality frontal frame**, not
+a mean of several: the operating points were calibrated with one capture per
+probe, and the mean of k frames of one session is a different score
+distribution (impostor frames of one session are not independent) whose false
+match rate has not been measured. Fusing frames waits for that measurement
+(``benchmarks/improve.py``, multi-frame probes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from random import Random
 
 import numpy as np
 
 from ._clock import Clock
 from ._compare import resolve_operating_point
-from ._errors import CaptureError, FaceError, LivenessError, LivenessRequiredError, LowQualityError
+from ._errors import (
+    CaptureError,
+    ChallengeFailedError,
+    FaceError,
+    LivenessError,
+    LivenessRequiredError,
+    LowQualityError,
+)
+from ._liveness._challenge import Challenge, ChallengePolicy, ChallengeResult, ChallengeSession, CheckOutcome
+from ._liveness._check import LivenessCheck
 from ._models._manifest import ModelPack, OperatingPoint
-from ._pipeline._capture import CaptureSource
+from ._pipeline._capture import CaptureSource, RGBImage
 from ._pipeline._embed import Embedding
 from ._pipeline._pipeline import FacePipeline, cosine
 from ._pipeline._quality import Quality
@@ -73,6 +100,37 @@ class VerificationResult:
     operating_point: OperatingPoint
     quality: Quality
     reasons: tuple[str, ...]
+    liveness: tuple[CheckOutcome, ...] = ()
+    """The live session's checks, each passed (empty for a still-image ``verify``)."""
+
+
+class LiveSession(ChallengeSession):
+    """A challenge session bound to one claimed subject, made by ``Verifier.start_session``.
+
+    Feed it frames as any :class:`ChallengeSession` (``feed``, ``prompt``,
+    ``current``, ``finished``), then hand it to ``Verifier.finish``, once.
+    """
+
+    def __init__(
+        self,
+        subject_id: str,
+        pipeline: FacePipeline,
+        *,
+        clock: Clock,
+        policy: ChallengePolicy,
+        passive: LivenessCheck | None,
+        rng: Random | None,
+        challenges: Sequence[Challenge] | None,
+    ) -> None:
+        super().__init__(
+            pipeline, clock=clock, policy=policy, passive=passive, rng=rng, challenges=challenges
+        )
+        self.subject_id = subject_id
+
+
+#: A frame for ``verify_live``: an RGB array, or ``(rgb, timestamp or None)``
+#: as :func:`~faceverify._liveness.frames_from_video` yields.
+Frame = RGBImage | tuple[RGBImage, datetime | None]
 
 
 def centroid(embeddings: Embedding) -> Embedding:
@@ -93,12 +151,22 @@ class Verifier:
         pack: ModelPack,
         vault: Vault,
         profile: Profile | str = "photo-check",
+        passive: LivenessCheck | None = None,
+        challenge_policy: ChallengePolicy | None = None,
     ) -> None:
+        """``passive``: a passive PAD check run inside every live session on its best
+        frames (default none: no passive check met the bars, see docs/liveness.md).
+        ``challenge_policy``: the sessions' parameters (default ``ChallengePolicy()``
+        with the profile's quality minimums)."""
         self.pipeline = pipeline
         self.pack = pack
         self.vault = vault
         self.profile = get_profile(profile)
         self.operating_point = resolve_operating_point(pack, self.profile)
+        self.passive = passive
+        self.challenge_policy = challenge_policy or replace(ChallengePolicy(), quality=self.profile.quality)
+        # Sessions this Verifier started and has not yet decided: each is decided once.
+        self._open_sessions: weakref.WeakSet[LiveSession] = weakref.WeakSet()
 
     @classmethod
     def open(
@@ -113,6 +181,7 @@ class Verifier:
         clock: Clock | None = None,
         retention: RetentionPolicy | None = None,
         purpose: str | None = None,
+        passive: LivenessCheck | None = None,
     ) -> Verifier:
         """The installed pack's pipeline and a vault in ``directory`` (see ``Vault.open``)."""
         from ._models._load import load_pipeline
@@ -122,7 +191,13 @@ class Verifier:
         vault = Vault.open(
             directory, master_key, keys_path=keys_path, clock=clock, retention=retention, purpose=purpose
         )
-        return cls(pipeline=load_pipeline(manifest, cache=cache), pack=manifest, vault=vault, profile=profile)
+        return cls(
+            pipeline=load_pipeline(manifest, cache=cache),
+            pack=manifest,
+            vault=vault,
+            profile=profile,
+            passive=passive,
+        )
 
     # -- ceremonies ----------------------------------------------------------------
 
@@ -197,7 +272,9 @@ class Verifier:
             if self.profile.liveness_required:
                 raise LivenessRequiredError(
                     f"profile {self.profile.name!r} requires a live capture session; "
-                    "a still image cannot show that the person was present"
+                    "a still image cannot show that the person was present "
+                    "(use start_session()/finish() or verify_live(); on the command line "
+                    "`faceverify verify SUBJECT --camera INDEX`)"
                 )
             sample = self.pipeline.sample(capture, policy=self.profile.quality)
         except (CaptureError, FaceError, LivenessError) as exc:
@@ -205,10 +282,23 @@ class Verifier:
                 "verify", subject=subject_id, outcome="refused", reason=type(exc).__name__
             )
             raise
+        return self._compare(subject_id, sample.embedding, sample.quality)
+
+    def _compare(
+        self,
+        subject_id: str,
+        probe: Embedding,
+        quality: Quality,
+        *,
+        extra: tuple[str, ...] = (),
+        liveness: tuple[CheckOutcome, ...] = (),
+        note: str = "",
+    ) -> VerificationResult:
+        """The one 1:1 comparison, through the vault (lockout, enumeration, retention, audit)."""
         op = self.operating_point
 
         def decide(opened: OpenedTemplate) -> VerificationResult:
-            score = cosine(centroid(opened.embeddings), sample.embedding)
+            score = cosine(centroid(opened.embeddings), probe)
             match = score >= op.threshold
             promise = (
                 f"operating point {op.name!r} (FMR {op.fmr:.0e})"
@@ -223,11 +313,102 @@ class Verifier:
                 score=score,
                 threshold=op.threshold,
                 operating_point=op,
-                quality=sample.quality,
-                reasons=(reason, f"compared with the centroid of {members} enrolment image(s)"),
+                quality=quality,
+                reasons=(reason, f"compared with the centroid of {members} enrolment image(s)", *extra),
+                liveness=liveness,
             )
 
-        return self.vault.verify(subject_id, sample.embedding, decide, model_pack_id=self.pack.id)
+        return self.vault.verify(subject_id, probe, decide, model_pack_id=self.pack.id, note=note)
+
+    # -- live verification ---------------------------------------------------------
+
+    def start_session(
+        self,
+        subject_id: str,
+        *,
+        challenges: Sequence[Challenge] | None = None,
+        clock: Clock | None = None,
+        rng: Random | None = None,
+    ) -> LiveSession:
+        """A challenge session for a live capture claiming to be ``subject_id``.
+
+        Challenges are drawn from the OS's CSPRNG unless ``challenges`` fixes
+        them — only for tests and recorded demos: a recording can be prepared
+        for a known sequence, so a fixed one proves much less. ``clock``
+        (default: the vault's) times the session; ``rng`` is for tests.
+        Nothing about the subject is looked up until ``finish``.
+        """
+        from ._vault._consent import check_subject_id
+
+        check_subject_id(subject_id)
+        session = LiveSession(
+            subject_id,
+            self.pipeline,
+            clock=clock or self.vault.clock,
+            policy=self.challenge_policy,
+            passive=self.passive,
+            rng=rng,
+            challenges=challenges,
+        )
+        self._open_sessions.add(session)
+        return session
+
+    def finish(self, session: LiveSession) -> VerificationResult:
+        """Decide a session from ``start_session``: refuse unless it passed, then compare once.
+
+        Raises ``ChallengeFailedError`` (with ``reasons``) for a failed or
+        unfinished session — audited, and counted toward the subject's lockout
+        like a no-match — and for a session this Verifier did not start or has
+        already decided. Otherwise the best-quality frontal frame is compared
+        with the claimed subject's template, with every refusal of ``verify``.
+        """
+        subject_id = session.subject_id
+        if session not in self._open_sessions:
+            reason = "the session was not started by this verifier, or was already decided"
+            self.vault.audit.record("verify", subject=subject_id, outcome="refused", reason=reason)
+            raise ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
+        self._open_sessions.discard(session)
+        result = session.result()
+        if result.passed and not result.best_samples:  # cannot happen: the baseline frame is one
+            result = replace(result, passed=False, reasons=("no frontal frame to compare",))
+        if not result.passed:
+            self.vault.record_failed_attempt(subject_id, reason="liveness: " + "; ".join(result.reasons))
+            result.raise_if_failed()
+        return self._decide_live(subject_id, result)
+
+    def _decide_live(self, subject_id: str, result: ChallengeResult) -> VerificationResult:
+        best = result.best_samples[0]
+        asked = ", ".join(c.value for c in result.challenges)
+        return self._compare(
+            subject_id,
+            best.embedding,
+            best.quality,
+            extra=(f"probe: the best-quality frontal frame of a live session that passed ({asked})",),
+            liveness=result.checks,
+            note=f"live session: {asked}",
+        )
+
+    def verify_live(
+        self,
+        subject_id: str,
+        frames: Iterable[Frame],
+        *,
+        challenges: Sequence[Challenge] | None = None,
+        clock: Clock | None = None,
+        on_prompt: Callable[[str], None] | None = None,
+    ) -> VerificationResult:
+        """Run a session for ``subject_id`` over ``frames`` until it ends, then ``finish`` it.
+
+        ``frames`` yields RGB arrays or ``(rgb, timestamp)`` pairs (a timestamp
+        of ``None`` means "now" on the session's clock), e.g. from
+        ``frames_from_video``. ``on_prompt`` is called with each new
+        instruction ("look straight at the camera", "turn your head to your
+        left", ...) as it is issued. See ``start_session`` for ``challenges``
+        and ``clock``.
+        """
+        session = self.start_session(subject_id, challenges=challenges, clock=clock)
+        run_session(session, frames, on_prompt=on_prompt)
+        return self.finish(session)
 
     def revoke(self, subject_id: str) -> DeletionReceipt:
         """Erase the subject's template and destroy its key (crypto-shredding)."""
@@ -244,3 +425,24 @@ class Verifier:
     def consent(self, subject_id: str) -> ConsentRecord:
         """The subject's consent record (their own access request)."""
         return self.vault.consent(subject_id)
+
+
+def run_session(
+    session: ChallengeSession,
+    frames: Iterable[Frame],
+    *,
+    on_prompt: Callable[[str], None] | None = None,
+) -> ChallengeSession:
+    """Feed ``frames`` to ``session`` until it finishes or the frames run out."""
+    shown = None
+    for item in frames:
+        if on_prompt is not None and session.prompt != shown:
+            shown = session.prompt
+            on_prompt(shown)
+        frame, at = item if isinstance(item, tuple) else (item, None)
+        session.feed(frame, at=at)
+        if session.finished:
+            break
+    if on_prompt is not None and session.prompt != shown:
+        on_prompt(session.prompt)
+    return session

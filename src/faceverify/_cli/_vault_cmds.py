@@ -121,8 +121,70 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
     return EXIT_MATCH
 
 
+def _challenge_list(text: str) -> list[Any]:
+    from .._liveness._challenge import Challenge
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    known = {c.value: c for c in Challenge}
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown challenge(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}"
+        )
+    return [known[n] for n in names]
+
+
+def _verify_live(args: argparse.Namespace) -> Any:
+    """A challenge session from ``--video`` (timed on the video's own clock) or ``--camera``."""
+    import sys
+
+    from .._clock import FrozenClock, SystemClock
+    from .._errors import ConfigurationError
+    from .._liveness._video import frames_from_video
+
+    if args.challenges is not None and args.video is None:
+        raise ConfigurationError(
+            "--challenges fixes the sequence a recording was prepared for: only with --video; "
+            "a live camera always gets challenges drawn at random"
+        )
+    verifier = _verifier(args)
+    if args.video is not None:
+        # A file is timed by its own frame positions, not by how fast this machine decodes it.
+        clock = FrozenClock(SystemClock().now())
+        session = verifier.start_session(args.subject, challenges=args.challenges, clock=clock)
+        asked = ", ".join(c.value for c in session.challenges)
+        how = "fixed by --challenges" if args.challenges is not None else "drawn at random"
+        print(f"faceverify: challenges ({how}): {asked}", file=sys.stderr)
+        for frame, at in frames_from_video(args.video, start=clock.now()):
+            assert at is not None
+            clock.set(max(at, clock.now()))
+            session.feed(frame, at=at)
+            if session.finished:
+                break
+        return verifier.finish(session)
+    session = verifier.start_session(args.subject)  # live: the system clock, random challenges
+    from .._verifier import run_session
+
+    run_session(
+        session,
+        frames_from_video(args.camera),
+        on_prompt=lambda prompt: print(f">> {prompt}", file=sys.stderr, flush=True),
+    )
+    return verifier.finish(session)
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
-    result = _verifier(args).verify(args.subject, args.image)
+    from .._errors import ConfigurationError
+
+    given = [x for x in (args.image, args.video, args.camera) if x is not None]
+    if len(given) != 1:
+        raise ConfigurationError("give exactly one of IMG, --video FILE or --camera INDEX")
+    if args.image is not None:
+        if args.challenges is not None:
+            raise ConfigurationError("--challenges applies to --video only")
+        result = _verifier(args).verify(args.subject, args.image)
+    else:
+        result = _verify_live(args)
     op = result.operating_point
     if args.json:
         emit_json(
@@ -134,6 +196,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 "operating_point": asdict(op),
                 "quality": asdict(result.quality),
                 "reasons": list(result.reasons),
+                "liveness": [asdict(c) for c in result.liveness],
             }
         )
     else:
@@ -145,6 +208,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         verdict = "MATCH" if result.match else "NO MATCH"
         print(f"{verdict}  {result.subject_id}  score {result.score:.4f}  threshold {result.threshold:.4f}")
         print(f"  {promise}")
+        if result.liveness:
+            print(f"  live session passed: {', '.join(c.name for c in result.liveness)}")
     return EXIT_MATCH if result.match else EXIT_NO_MATCH
 
 
@@ -286,9 +351,28 @@ def register(sub: Any) -> None:
     enroll.add_argument("--scope", action="append", help="narrower scope, e.g. site:hq (repeatable)")
     enroll.set_defaults(handler=_cmd_enroll)
 
-    verify = sub.add_parser("verify", help="is IMG the enrolled SUBJECT? (1:1 only)")
+    verify = sub.add_parser(
+        "verify",
+        help="is IMG (or a live session from --video/--camera) the enrolled SUBJECT? (1:1 only)",
+        description="Profiles app-login and door-access refuse a still IMG: use --camera "
+        "(or --video) to run a liveness challenge session. A failed session exits 2 with its reasons.",
+    )
     verify.add_argument("subject")
-    verify.add_argument("image", metavar="IMG")
+    verify.add_argument("image", metavar="IMG", nargs="?", default=None, help="a still image")
+    verify.add_argument(
+        "--video", type=Path, default=None, metavar="FILE", help="run a challenge session on a recorded video"
+    )
+    verify.add_argument(
+        "--camera", type=int, default=None, metavar="INDEX", help="run a challenge session on a camera"
+    )
+    verify.add_argument(
+        "--challenges",
+        type=_challenge_list,
+        default=None,
+        metavar="LIST",
+        help="with --video only: a fixed sequence, e.g. turn-left,move-closer (tests and demos; WEAKER: "
+        "a recording can be prepared for a known sequence). Default: drawn at random",
+    )
     common(verify, models=True)
     verify.set_defaults(handler=_cmd_verify)
 

@@ -218,6 +218,7 @@ class Vault:
         compare: Callable[[OpenedTemplate], R],
         *,
         model_pack_id: str,
+        note: str = "",
     ) -> R:
         """Run ``compare`` on ``subject_id``'s template only, after every refusal check.
 
@@ -225,7 +226,8 @@ class Vault:
         the probe was not tried against too many other subjects; the template
         opens and is bound to its consent; consent (purpose, expiry) and
         retention allow use; the template was made with ``model_pack_id``.
-        Then the outcome updates lockout and last use, and is audited.
+        Then the outcome updates lockout and last use, and is audited
+        (``note``, e.g. "live session", goes into the audit entry's reason).
         """
         check_subject_id(subject_id)
         now = self.clock.now()
@@ -275,15 +277,31 @@ class Vault:
         result = compare(opened)
         if result.match:
             self._record_success(opened, consent, now)
-            self.audit.record("verify", subject=subject_id, outcome="match")
+            self.audit.record("verify", subject=subject_id, outcome="match", reason=note)
         else:
-            state = self.store.update_lockout(subject_id, lambda s: self.lockout.after_failure(s, now))
-            self.audit.record("verify", subject=subject_id, outcome="no-match")
-            if state.failures == 0 and state.locked_until is not None:
-                self.audit.record(
-                    "lockout", subject=subject_id, outcome="locked", reason=f"level {state.level}"
-                )
+            self.audit.record("verify", subject=subject_id, outcome="no-match", reason=note)
+            self._count_failure(subject_id, now)
         return result
+
+    def record_failed_attempt(self, subject_id: str, *, reason: str) -> None:
+        """Audit a verification attempt refused before any comparison (a failed liveness
+        session) and count it toward the subject's lockout, as a no-match is.
+
+        Without this, a replayed recording could retry a random challenge draw
+        without bound. Unknown, revoked or purged subjects have no lockout: the
+        attempt is only audited.
+        """
+        check_subject_id(subject_id)
+        now = self.clock.now()
+        self.audit.record("verify", subject=subject_id, outcome="refused", reason=reason)
+        row = self.store.get(subject_id)
+        if row is not None and row.state == "active":
+            self._count_failure(subject_id, now)
+
+    def _count_failure(self, subject_id: str, now: datetime) -> None:
+        state = self.store.update_lockout(subject_id, lambda s: self.lockout.after_failure(s, now))
+        if state.failures == 0 and state.locked_until is not None:
+            self.audit.record("lockout", subject=subject_id, outcome="locked", reason=f"level {state.level}")
 
     def _record_success(self, opened: OpenedTemplate, consent: ConsentRecord, now: datetime) -> None:
         subject_id = opened.header.subject_id

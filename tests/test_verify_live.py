@@ -1,0 +1,253 @@
+"""Live verification end to end: a challenge session, then one 1:1 comparison through the vault.
+
+Real models, real sample photos warped into frame sequences (``tests/liveness/
+liveness_frames.py``): alice is enrolled from two photos of one person and the
+session shows a third photo of that person, so a match is not the enrolment
+image coming back. The threshold is explicit (uncalibrated), as in
+``test_verifier.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Iterable
+from contextlib import redirect_stderr, redirect_stdout
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceverify._clock import FrozenClock
+from faceverify._errors import ChallengeFailedError, LivenessRequiredError, LockedOutError
+from faceverify._liveness import Challenge, ChallengeSession
+from faceverify._profiles import get_profile
+from faceverify._vault import AuditLog
+from faceverify._verifier import LiveSession, VerificationResult, Verifier
+from faceverify.hazmat import FacePipeline, ModelPack, load_image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "liveness"))
+from liveness_frames import Poser  # tests/liveness is not a package
+from test_verifier import THRESHOLD, clock, consent, verifier
+
+#: The vault's frozen clock and a verifier on it, from test_verifier.py (pytest finds fixtures by name).
+_SHARED_FIXTURES = (clock, verifier)
+
+STEP = timedelta(milliseconds=200)
+L, R, CLOSER = Challenge.TURN_LEFT, Challenge.TURN_RIGHT, Challenge.MOVE_CLOSER
+
+#: A live person's answer to each challenge, as poses (yaw°, pitch°, zoom), then back to rest.
+RESPONSES = {
+    L: [(12, 0, 1.0), (25, 0, 1.0), (25, 0, 1.0)],
+    R: [(-12, 0, 1.0), (-25, 0, 1.0), (-25, 0, 1.0)],
+    CLOSER: [(0, 0, 1.2), (0, 0, 1.4), (0, 0, 1.4)],
+}
+REST = [(0, 0, 1.0), (0, 0, 1.0)]
+
+
+def answer(poser: Poser, challenges: Iterable[Challenge]) -> list[np.ndarray]:
+    poses = list(REST)
+    for c in challenges:
+        poses += RESPONSES[c] + REST
+    return [poser.frame(yaw=y, pitch=p, zoom=z) for y, p, z in poses]
+
+
+def poser(pipeline: FacePipeline, path: Path) -> Poser:
+    image = Image.fromarray(load_image(path))
+    image.thumbnail((640, 640), Image.Resampling.LANCZOS)
+    return Poser(pipeline, np.asarray(image))
+
+
+def timed(clock: FrozenClock, frames: list[np.ndarray]) -> Iterable[tuple[np.ndarray, datetime]]:
+    """Frames a camera delivers every 200 ms (the clock moves with them)."""
+    for frame in frames:
+        clock.advance(STEP)
+        yield frame, clock.now()
+
+
+@pytest.fixture
+def enrolled(verifier: Verifier, samples: dict[str, Path]) -> Verifier:
+    """``alice`` enrolled from two photos, verified under ``app-login`` (liveness required)."""
+    verifier.enroll("alice", [samples["obama"], samples["obama2"]], consent=consent("alice"))
+    profile = get_profile("app-login").with_threshold(THRESHOLD)
+    return Verifier(pipeline=verifier.pipeline, pack=verifier.pack, vault=verifier.vault, profile=profile)
+
+
+def audit_entries(verifier: Verifier) -> list[tuple[str, str, str]]:
+    audit = verifier.vault.audit
+    assert isinstance(audit, AuditLog)
+    assert audit.verify_chain().ok
+    return [(e.event, e.outcome, e.reason) for e in audit.entries(subject="alice")]
+
+
+def test_profiles_state_whether_liveness_is_required() -> None:
+    assert get_profile("app-login").liveness_required
+    assert get_profile("door-access").liveness_required
+    assert not get_profile("photo-check").liveness_required
+
+
+def test_the_enrolled_person_in_a_passed_session_matches(
+    enrolled: Verifier, pipeline: FacePipeline, samples: dict[str, Path], clock: FrozenClock
+) -> None:
+    session = enrolled.start_session("alice", challenges=[L, CLOSER])
+    assert isinstance(session, LiveSession) and isinstance(session, ChallengeSession)
+    assert session.subject_id == "alice" and session.prompt == "look straight at the camera"
+    for frame, at in timed(clock, answer(poser(pipeline, samples["obama3"]), [L, CLOSER])):
+        session.feed(frame, at=at)
+    result = enrolled.finish(session)
+    assert isinstance(result, VerificationResult)
+    assert result.match and result.score > 0.6 and result.threshold == THRESHOLD, result.reasons
+    assert "best-quality frontal frame" in result.reasons[-1] and "turn-left" in result.reasons[-1]
+    assert {"baseline", "challenge:turn-left", "challenge:move-closer"} <= {c.name for c in result.liveness}
+    assert all(c.passed for c in result.liveness)
+    assert audit_entries(enrolled)[-1] == ("verify", "match", "live session: turn-left, move-closer")
+    # A session is decided once: finishing it again is refused, not a second attempt.
+    with pytest.raises(ChallengeFailedError, match="already decided"):
+        enrolled.finish(session)
+
+
+def test_a_passed_session_of_another_face_does_not_match(
+    enrolled: Verifier, pipeline: FacePipeline, samples: dict[str, Path], clock: FrozenClock
+) -> None:
+    prompts: list[str] = []
+    result = enrolled.verify_live(
+        "alice",
+        timed(clock, answer(poser(pipeline, samples["biden"]), [R, L])),
+        challenges=[R, L],
+        on_prompt=prompts.append,
+    )
+    assert not result.match and result.score < 0.35
+    assert prompts == [
+        "look straight at the camera",
+        "turn your head to your right",
+        "turn your head to your left",
+        "done",
+    ]
+    assert audit_entries(enrolled)[-1][:2] == ("verify", "no-match")
+
+
+def test_a_failed_session_is_refused_audited_and_counts_toward_lockout(
+    enrolled: Verifier, pipeline: FacePipeline, samples: dict[str, Path], clock: FrozenClock
+) -> None:
+    still = poser(pipeline, samples["obama3"]).frame(noise=False)  # a photo injected as the camera
+    with pytest.raises(ChallengeFailedError, match="static image") as info:
+        enrolled.verify_live("alice", timed(clock, [still] * 10), challenges=[L, R])
+    assert any("static image" in r for r in info.value.reasons)
+    event, outcome, reason = audit_entries(enrolled)[-1]
+    assert (event, outcome) == ("verify", "refused") and "static image" in reason
+    # A recording cannot retry a random draw without bound: failures lock the subject out.
+    for _ in range(4):
+        with pytest.raises(ChallengeFailedError, match="session not finished"):
+            enrolled.verify_live("alice", [])
+    assert ("lockout", "locked", "level 1") in audit_entries(enrolled)
+    frames = answer(poser(pipeline, samples["obama3"]), [L, R])
+    with pytest.raises(LockedOutError):
+        enrolled.verify_live("alice", timed(clock, frames), challenges=[L, R])
+
+
+def test_a_still_image_is_refused_under_a_liveness_profile(
+    enrolled: Verifier, samples: dict[str, Path]
+) -> None:
+    with pytest.raises(LivenessRequiredError, match="verify_live"):
+        enrolled.verify("alice", samples["obama3"])
+    assert audit_entries(enrolled)[-1] == ("verify", "refused", "LivenessRequiredError")
+
+
+def test_a_session_from_another_verifier_is_refused(
+    enrolled: Verifier, pipeline: FacePipeline, pack: ModelPack
+) -> None:
+    other = Verifier(pipeline=pipeline, pack=pack, vault=enrolled.vault, profile=enrolled.profile)
+    with pytest.raises(ChallengeFailedError, match="not started by this verifier"):
+        enrolled.finish(other.start_session("alice"))
+
+
+class FixedCheck:
+    """A passive check with a fixed verdict (the real ones are measured in tests/liveness)."""
+
+    def __init__(self, score: float) -> None:
+        self.name, self.threshold, self._score = "fixed", 0.5, score
+
+    def score(self, image: np.ndarray, face: object) -> float:
+        return self._score
+
+
+def test_a_configured_passive_check_runs_inside_the_session(
+    enrolled: Verifier, pipeline: FacePipeline, samples: dict[str, Path], clock: FrozenClock
+) -> None:
+    assert enrolled.passive is None  # the default: see docs/liveness.md
+    strict = Verifier(
+        pipeline=pipeline,
+        pack=enrolled.pack,
+        vault=enrolled.vault,
+        profile=enrolled.profile,
+        passive=FixedCheck(0.1),
+    )
+    frames = answer(poser(pipeline, samples["obama3"]), [CLOSER, L])
+    with pytest.raises(ChallengeFailedError, match="passive check"):
+        strict.verify_live("alice", timed(clock, frames), challenges=[CLOSER, L])
+
+
+# -- CLI ---------------------------------------------------------------------------
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    from faceverify._cli._main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 5.0) -> Path:
+    cv2 = pytest.importorskip("cv2", reason="OpenCV (the video extra) is not installed")
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    for f in frames:
+        writer.write(np.ascontiguousarray(f[:, :, ::-1]))
+    writer.release()
+    return path
+
+
+def test_cli_verify_from_a_video(
+    tmp_path: Path, model_cache: Path, pipeline: FacePipeline, samples: dict[str, Path]
+) -> None:
+    live = write_video(tmp_path / "live.avi", answer(poser(pipeline, samples["obama3"]), [L, CLOSER]))
+    where = ["--vault", str(tmp_path / "vault"), "--key-file", str(tmp_path / "master.key")]
+    models = ["--cache", str(model_cache), "--threshold", str(THRESHOLD)]
+    evidence = tmp_path / "release.pdf"
+    evidence.write_bytes(b"I agree to face verification for app login.")
+    assert run_cli("keys", "init", *where)[0] == 0
+    code, out, _ = run_cli(
+        "enroll", "alice", str(samples["obama"]), str(samples["obama2"]), "--purpose", "app-login",
+        "--consent-evidence", str(evidence), "--expires", "2099-12-31", *where, *models,
+    )  # fmt: skip
+    assert code == 0, out
+    login = [*where, *models, "--profile", "app-login"]
+
+    code, out, err = run_cli("verify", "alice", "--video", str(live), "--challenges", "turn-left,move-closer",
+                             *login, "--json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["match"] is True and "challenge:move-closer" in [c["name"] for c in report["liveness"]]
+    assert "challenges (fixed by --challenges): turn-left, move-closer" in err
+
+    # The recording does not answer another sequence: exit 2, the reason on stderr.
+    code, out, err = run_cli("verify", "alice", "--video", str(live), "--challenges", "turn-right,turn-left",
+                             *login)  # fmt: skip
+    assert code == 2 and out == ""
+    assert "liveness challenge failed" in err and "turn-right" in err
+
+    # A still image under app-login, --challenges without a video, and no capture at all: errors.
+    code, _, err = run_cli("verify", "alice", str(samples["obama3"]), *login)
+    assert code == 2 and "requires a live capture" in err
+    code, _, err = run_cli("verify", "alice", "--camera", "0", "--challenges", "turn-left", *login)
+    assert code == 2 and "only with --video" in err
+    code, _, err = run_cli("verify", "alice", *login)
+    assert code == 2 and "exactly one of" in err
+    # The still-image form stays for profiles that do not require liveness.
+    code, out, _ = run_cli("verify", "alice", str(samples["obama3"]), *where, *models, "--json")
+    assert code == 0 and json.loads(out)["liveness"] == []
