@@ -36,6 +36,7 @@ match rate has not been measured. Fusing frames waits for that measurement
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -125,7 +126,12 @@ class LiveSession(ChallengeSession):
         super().__init__(
             pipeline, clock=clock, policy=policy, passive=passive, rng=rng, challenges=challenges
         )
-        self.subject_id = subject_id
+        self._subject_id = subject_id
+
+    @property
+    def subject_id(self) -> str:
+        """The claimed subject, fixed when the session started."""
+        return self._subject_id
 
 
 #: A frame for ``verify_live``: an RGB array, or ``(rgb, timestamp or None)``
@@ -167,6 +173,7 @@ class Verifier:
         self.challenge_policy = challenge_policy or replace(ChallengePolicy(), quality=self.profile.quality)
         # Sessions this Verifier started and has not yet decided: each is decided once.
         self._open_sessions: weakref.WeakSet[LiveSession] = weakref.WeakSet()
+        self._sessions_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -350,7 +357,8 @@ class Verifier:
             rng=rng,
             challenges=challenges,
         )
-        self._open_sessions.add(session)
+        with self._sessions_lock:
+            self._open_sessions.add(session)
         return session
 
     def finish(self, session: LiveSession) -> VerificationResult:
@@ -363,11 +371,13 @@ class Verifier:
         with the claimed subject's template, with every refusal of ``verify``.
         """
         subject_id = session.subject_id
-        if session not in self._open_sessions:
+        with self._sessions_lock:  # decided once, even with two threads racing
+            ours = session in self._open_sessions
+            self._open_sessions.discard(session)
+        if not ours:
             reason = "the session was not started by this verifier, or was already decided"
             self.vault.audit.record("verify", subject=subject_id, outcome="refused", reason=reason)
             raise ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
-        self._open_sessions.discard(session)
         result = session.result()
         if result.passed and not result.best_samples:  # cannot happen: the baseline frame is one
             result = replace(result, passed=False, reasons=("no frontal frame to compare",))
