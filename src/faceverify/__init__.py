@@ -46,6 +46,16 @@ from ._pipeline._quality import Quality, QualityPolicy
 from ._profiles import PROFILES, Profile
 
 if TYPE_CHECKING:
+    from ._liveness import (
+        Challenge,
+        ChallengePolicy,
+        ChallengeResult,
+        ChallengeSession,
+        CheckOutcome,
+        LivenessCheck,
+        LivenessResult,
+        frames_from_video,
+    )
     from ._vault import (
         AuditLog,
         ChainReport,
@@ -60,7 +70,7 @@ if TYPE_CHECKING:
         init_master_key,
         load_master_key,
     )
-    from ._verifier import EnrollmentResult, VerificationResult, Verifier
+    from ._verifier import EnrollmentResult, LiveSession, VerificationResult, Verifier
 
 #: Imported on first use (PEP 562): the vault pulls in cryptography, sqlite3 and
 #: logging, which a cold ``faceverify compare`` (a door's or a login server's
@@ -83,7 +93,20 @@ _LAZY = {
         ),
         "._vault",
     ),
-    **dict.fromkeys(("EnrollmentResult", "VerificationResult", "Verifier"), "._verifier"),
+    **dict.fromkeys(("EnrollmentResult", "LiveSession", "VerificationResult", "Verifier"), "._verifier"),
+    **dict.fromkeys(
+        (
+            "Challenge",
+            "ChallengePolicy",
+            "ChallengeResult",
+            "ChallengeSession",
+            "CheckOutcome",
+            "LivenessCheck",
+            "LivenessResult",
+            "frames_from_video",
+        ),
+        "._liveness",
+    ),
 }
 
 
@@ -109,7 +132,12 @@ __all__ = [
     "AuditLog",
     "CaptureError",
     "ChainReport",
+    "Challenge",
     "ChallengeFailedError",
+    "ChallengePolicy",
+    "ChallengeResult",
+    "ChallengeSession",
+    "CheckOutcome",
     "Clock",
     "Comparison",
     "ConfigurationError",
@@ -127,8 +155,11 @@ __all__ = [
     "InvalidTemplateError",
     "KeyStoreError",
     "LicenceNotAcceptedError",
+    "LiveSession",
+    "LivenessCheck",
     "LivenessError",
     "LivenessRequiredError",
+    "LivenessResult",
     "LockedOutError",
     "LockoutPolicy",
     "LowQualityError",
@@ -155,6 +186,7 @@ __all__ = [
     "VerificationResult",
     "Verifier",
     "compare",
+    "frames_from_video",
     "init_master_key",
     "load_master_key",
 ]
