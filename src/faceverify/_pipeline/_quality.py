@@ -45,7 +45,7 @@ class Quality:
 
 @dataclass(frozen=True, slots=True)
 class QualityPolicy:
-    """Minimums a capture must meet. See docs/operating-points.md for how each
+    """Minimums a capture must meet. See docs/accuracy.md for how each
     default was chosen: every one admits at least 99 % of the LFW captures the
     operating points were calibrated on, and refuses what lies outside them."""
 
