@@ -640,8 +640,7 @@ def calibrate(
     several comparable faces): calibrate on what will actually be scored.
     """
     e, cached = embed_cached(pipeline, pack, pairs.images, cache, progress=progress)
-    if policy is not None:
-        e = regate(e, policy)
+    e = regate(e, policy or QualityPolicy())  # the gate as it is now, not as when cached
     threshold = pipeline.detector.score_threshold
     usable = e.acquired & ~e.refused(threshold) if gated else e.acquired
     scored = usable[pairs.first] & usable[pairs.second]
