@@ -174,3 +174,18 @@ def test_threshold_admits_at_most_the_target_share_of_impostors() -> None:
         assert s.fmr(round(t - 1e-4, 4))[1] > fmr or t - 1e-4 < float(s.impostor[int(fmr * 200_000)])
         assert t >= last
         last = t
+
+
+def test_gated_calibrates_on_what_the_deployed_path_admits(
+    calibrated: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    args = ["calibrate", str(calibrated["pairs"]), "--cache", str(calibrated["cache"]), "--json", "--quiet"]
+    assert main(args) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main([*args, "--gated"]) == 0
+    gated = json.loads(capsys.readouterr().out)
+    assert gated["embeddings_from_cache"] is True
+    assert gated["genuine_pairs"] + gated["impostor_pairs"] + gated["pairs_unscored"] == gated["pairs"]
+    assert gated["impostor_pairs"] <= plain["impostor_pairs"]
+    assert (gated["images_refused_by_deployed_path"] == 0) == (gated["pairs_unscored"] == 0)
