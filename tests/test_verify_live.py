@@ -87,6 +87,7 @@ def test_profiles_state_whether_liveness_is_required() -> None:
     assert get_profile("app-login").liveness_required
     assert get_profile("door-access").liveness_required
     assert not get_profile("photo-check").liveness_required
+    assert get_profile("app-login").passive_check and get_profile("door-access").passive_check
 
 
 def test_the_enrolled_person_in_a_passed_session_matches(
@@ -177,7 +178,8 @@ class FixedCheck:
 def test_a_configured_passive_check_runs_inside_the_session(
     enrolled: Verifier, pipeline: FacePipeline, samples: dict[str, Path], clock: FrozenClock
 ) -> None:
-    assert enrolled.passive is None  # the default: see docs/liveness.md
+    # The liveness profiles run faceverify's own check by default (docs/liveness.md).
+    assert enrolled.passive is not None and enrolled.passive.name.startswith("feature-pad")
     strict = Verifier(
         pipeline=pipeline,
         pack=enrolled.pack,

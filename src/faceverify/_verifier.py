@@ -161,7 +161,8 @@ class Verifier:
         challenge_policy: ChallengePolicy | None = None,
     ) -> None:
         """``passive``: a passive PAD check run inside every live session on its best
-        frames (default none: no passive check met the bars, see docs/liveness.md).
+        frames; when None, the profile decides (``passive_check``: faceverify's own
+        ``FeaturePADCheck`` for app-login and door-access, see docs/liveness.md).
         ``challenge_policy``: the sessions' parameters (default ``ChallengePolicy()``
         with the profile's quality minimums)."""
         self.pipeline = pipeline
@@ -169,6 +170,10 @@ class Verifier:
         self.vault = vault
         self.profile = get_profile(profile)
         self.operating_point = resolve_operating_point(pack, self.profile)
+        if passive is None and self.profile.passive_check:
+            from ._liveness import FeaturePADCheck
+
+            passive = FeaturePADCheck()
         self.passive = passive
         self.challenge_policy = challenge_policy or replace(ChallengePolicy(), quality=self.profile.quality)
         # Sessions this Verifier started and has not yet decided: each is decided once.

@@ -2,7 +2,8 @@
 
 Public names (re-exported by :mod:`faceverify` and :mod:`faceverify.hazmat`):
 see ``__all__``. The default live capture is :class:`ChallengeSession` with
-no passive check: see docs/liveness.md for why.
+faceverify's own colour-cue :class:`FeaturePADCheck` on its best frames (the
+liveness profiles turn it on): see docs/liveness.md for what it does and doesn't stop.
 """
 
 from ._challenge import (
