@@ -79,10 +79,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_install(args: argparse.Namespace) -> int:
+    from .._fusion import BUILTIN_RECOGNIZER_PACKS, builtin_recognizer_pack
     from .._models._install import cache_dir, install_pack
-    from .._models._manifest import builtin_manifest
+    from .._models._manifest import Pack, builtin_manifest
 
-    pack = builtin_manifest(args.pack)
+    pack: Pack
+    if args.pack in BUILTIN_RECOGNIZER_PACKS:  # opt-in second recognizers (score fusion)
+        pack = builtin_recognizer_pack(args.pack)
+    else:
+        pack = builtin_manifest(args.pack)
     local = {Path(p).name: Path(p) for p in args.from_file or []}
     root = cache_dir(args.cache)
     changed = install_pack(pack, root, progress=lambda m: print(m, file=sys.stderr), package_files=local)
