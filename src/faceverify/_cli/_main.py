@@ -13,7 +13,12 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._models._manifest import ModelPack
+    from .._pipeline._pipeline import FacePipeline
+    from .._profiles import Profile
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
 
@@ -43,8 +48,8 @@ def emit_json(data: Any) -> None:
     print(json.dumps(clean(data), indent=2, default=_json_default))
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from .._compare import compare_with
+def models_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile, FacePipeline]:
+    """The pack, profile (with any custom threshold) and loaded pipeline a command asked for."""
     from .._models._load import load_pipeline
     from .._models._manifest import builtin_manifest
     from .._profiles import get_profile
@@ -53,8 +58,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     profile = get_profile(args.profile)
     if args.threshold is not None:
         profile = profile.with_threshold(args.threshold)
-    # The recognizer loads in the background while the two images are decoded and searched.
-    pipeline = load_pipeline(pack, cache=args.cache, threads=args.threads)
+    return pack, profile, load_pipeline(pack, cache=args.cache, threads=args.threads)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .._compare import compare_with
+
+    pack, profile, pipeline = models_from_args(args)
     result = compare_with(pipeline, pack, args.a, args.b, profile=profile)
     op = result.operating_point
     if args.json:

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from ._main import EXIT_MATCH, EXIT_NO_MATCH, emit_json
+from ._main import EXIT_MATCH, EXIT_NO_MATCH, emit_json, models_from_args
 
 DEFAULT_CONSENT_DAYS = 365
 
@@ -62,16 +62,9 @@ def _vault(args: argparse.Namespace) -> Any:
 
 
 def _verifier(args: argparse.Namespace) -> Any:
-    from .._models._load import load_pipeline
-    from .._models._manifest import builtin_manifest
-    from .._profiles import get_profile
     from .._verifier import Verifier
 
-    pack = builtin_manifest(args.pack)
-    profile = get_profile(args.profile)
-    if args.threshold is not None:
-        profile = profile.with_threshold(args.threshold)
-    pipeline = load_pipeline(pack, cache=args.cache, threads=args.threads)
+    pack, profile, pipeline = models_from_args(args)
     return Verifier(pipeline=pipeline, pack=pack, vault=_vault(args), profile=profile)
 
 
