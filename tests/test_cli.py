@@ -19,14 +19,9 @@ from PIL import Image
 
 from faceverify.hazmat import ModelPack
 
-#: SFace's published cosine threshold (OpenCV Zoo), used only while the pack has no default.
-FALLBACK_THRESHOLD = "0.363"
-
-
-def threshold_args(pack: ModelPack) -> list[str]:
-    if any(op.name == "default" for op in pack.operating_points):
-        return []
-    return ["--threshold", FALLBACK_THRESHOLD]
+#: A caller's own threshold (SFace's published cosine threshold, OpenCV Zoo): the CLI must
+#: report it as uncalibrated.
+CUSTOM_THRESHOLD = "0.363"
 
 
 def run(model_cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -53,20 +48,36 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *fragments: st
 
 
 def test_same_person_exits_0(model_cache: Path, pack: ModelPack, samples: dict[str, Path]) -> None:
-    done = run(model_cache, "compare", str(samples["obama"]), str(samples["obama2"]), *threshold_args(pack))
+    done = run(model_cache, "compare", str(samples["obama"]), str(samples["obama2"]))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("MATCH  score ")
-    if threshold_args(pack):
-        assert "uncalibrated" in done.stdout
-    else:
-        assert "operating point 'default', FMR" in done.stdout
+    assert "operating point 'default', FMR" in done.stdout
+
+
+def test_custom_threshold_is_reported_uncalibrated(model_cache: Path, samples: dict[str, Path]) -> None:
+    done = run(
+        model_cache, "compare", str(samples["obama"]), str(samples["obama2"]), "--threshold", CUSTOM_THRESHOLD
+    )
+    assert done.returncode == 0, done.stderr
+    assert "uncalibrated" in done.stdout
+    done = run(
+        model_cache,
+        "compare",
+        str(samples["obama"]),
+        str(samples["biden"]),
+        "--json",
+        "--threshold",
+        CUSTOM_THRESHOLD,
+    )
+    op = json.loads(done.stdout)["operating_point"]
+    assert op["calibrated"] is False and op["fmr"] is None  # NaN is written as null
 
 
 @pytest.mark.parametrize("other", ["obama2", "obama3"])
 def test_different_people_exit_1(
     model_cache: Path, pack: ModelPack, samples: dict[str, Path], other: str
 ) -> None:
-    done = run(model_cache, "compare", str(samples[other]), str(samples["biden"]), *threshold_args(pack))
+    done = run(model_cache, "compare", str(samples[other]), str(samples["biden"]))
     assert done.returncode == 1, done.stderr
     assert done.stdout.startswith("NO MATCH  score ")
     assert done.stderr == ""
@@ -75,26 +86,21 @@ def test_different_people_exit_1(
 def test_default_profile_without_threshold(
     model_cache: Path, pack: ModelPack, samples: dict[str, Path]
 ) -> None:
-    """With a calibrated default the bare command decides; without one it says what is missing."""
+    """The default pack carries a calibrated `default` point, so the bare command decides."""
+    assert pack.operating_point("default").calibrated
     done = run(model_cache, "compare", str(samples["obama"]), str(samples["obama3"]))
-    if any(op.name == "default" for op in pack.operating_points):
-        assert done.returncode == 0, done.stderr
-    else:
-        assert_one_line_error(done, "no operating point 'default'")
+    assert done.returncode == 0, done.stderr
 
 
 def test_json_output_parses(model_cache: Path, pack: ModelPack, samples: dict[str, Path]) -> None:
-    done = run(
-        model_cache, "compare", str(samples["obama"]), str(samples["biden"]), "--json", *threshold_args(pack)
-    )
+    done = run(model_cache, "compare", str(samples["obama"]), str(samples["biden"]), "--json")
     assert done.returncode == 1, done.stderr
     data = json.loads(done.stdout)
     assert data["match"] is False
     assert -1.0 <= data["score"] < data["threshold"]
     op = data["operating_point"]
     assert {"name", "threshold", "fmr", "calibrated"} <= set(op)
-    if threshold_args(pack):
-        assert op["calibrated"] is False and op["fmr"] is None  # NaN is written as null
+    assert op["calibrated"] is True and op["fmr"] == 1e-5
     assert set(data["quality"]) == {"a", "b"}
     assert data["quality"]["a"]["interocular"] > 50
 
@@ -102,26 +108,19 @@ def test_json_output_parses(model_cache: Path, pack: ModelPack, samples: dict[st
 def test_text_file_exits_2(model_cache: Path, samples: dict[str, Path], tmp_path: Path) -> None:
     text = tmp_path / "letter.jpg"
     text.write_text("Dear reader,\nthis is not a photograph.\n")
-    done = run(model_cache, "compare", str(text), str(samples["obama"]), "--threshold", FALLBACK_THRESHOLD)
+    done = run(model_cache, "compare", str(text), str(samples["obama"]))
     assert_one_line_error(done, "letter.jpg", "not an image")
 
 
 def test_zero_byte_file_exits_2(model_cache: Path, samples: dict[str, Path], tmp_path: Path) -> None:
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
-    done = run(model_cache, "compare", str(samples["obama"]), str(empty), "--threshold", FALLBACK_THRESHOLD)
+    done = run(model_cache, "compare", str(samples["obama"]), str(empty))
     assert_one_line_error(done, "empty.png", "is empty")
 
 
 def test_missing_file_exits_2(model_cache: Path, samples: dict[str, Path], tmp_path: Path) -> None:
-    done = run(
-        model_cache,
-        "compare",
-        str(tmp_path / "nope.jpg"),
-        str(samples["obama"]),
-        "--threshold",
-        FALLBACK_THRESHOLD,
-    )
+    done = run(model_cache, "compare", str(tmp_path / "nope.jpg"), str(samples["obama"]))
     assert_one_line_error(done, "does not exist")
 
 
@@ -129,14 +128,14 @@ def test_truncated_jpeg_exits_2(model_cache: Path, samples: dict[str, Path], tmp
     cut = tmp_path / "cut.jpg"
     data = samples["obama"].read_bytes()
     cut.write_bytes(data[: len(data) // 2])
-    done = run(model_cache, "compare", str(cut), str(samples["obama"]), "--threshold", FALLBACK_THRESHOLD)
+    done = run(model_cache, "compare", str(cut), str(samples["obama"]))
     assert_one_line_error(done, "damaged or truncated")
 
 
 def test_no_face_exits_2(model_cache: Path, samples: dict[str, Path], tmp_path: Path) -> None:
     blank = tmp_path / "wall.png"
     Image.fromarray(np.full((400, 300, 3), 190, np.uint8)).save(blank)
-    done = run(model_cache, "compare", str(blank), str(samples["obama"]), "--threshold", FALLBACK_THRESHOLD)
+    done = run(model_cache, "compare", str(blank), str(samples["obama"]))
     assert_one_line_error(done, "no face found")
 
 
