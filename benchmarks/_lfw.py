@@ -102,13 +102,15 @@ def floor_pipeline(pack: str, threads: int = 0) -> tuple[FacePipeline, float]:
         OnnxSession(paths[manifest.detector.file], threads=threads),
         score_threshold=DETECTOR_FLOOR,
         size=manifest.detector.input_size,
+        upscale=manifest.detector.upscale,
     )
     pipe = FacePipeline(detector=det, aligner=base.aligner, embedder=base.embedder, limits=base.limits)
     return pipe, manifest.detector.score_threshold
 
 
 def cache_path(pack: str) -> Path:
-    return OUT / f"lfw-{pack}.npz"
+    """One cache per embedding space: a new pack revision is embedded afresh."""
+    return OUT / f"lfw-{builtin_manifest(pack).embedding_space.replace('@', '-r')}.npz"
 
 
 def load_lfw(pack: str = "yunet-sface", root: Path = LFW_ROOT, *, threads: int = 0) -> LFW:

@@ -6,7 +6,8 @@ Face choice and detector threshold are those of ``_lfw.py`` (``central_face``,
 the pack's threshold), so frame 0 reproduces its SFace embeddings.
 
 0. the image as it is;
-1. the aligned crop mirrored (the cheapest second view);
+1. the aligned crop mirrored (the pack's ``mirror`` view: the product's embedding
+   is the renormalised sum of frames 0 and 1);
 2. and 3. the image jittered like consecutive video frames — shifted by up to
    4 px, scaled by up to ±4 %, rotated by up to ±4°, exposure changed by up to
    ±15 % — and detected and aligned again, so landmark noise is real.
@@ -37,6 +38,7 @@ from faceverify.hazmat import (
     load_image,
     load_pipeline,
     measure,
+    verified_paths,
 )
 from faceverify.hazmat import Face as DetFace
 
@@ -46,7 +48,7 @@ OUT = ROOT / "benchmarks" / "out" / "lfw-variants.npz"
 FRAMES = 4
 #: Jittered frames per image; 0 skips them (frames 2 and 3 then stay empty, ``found`` False).
 JITTER = int(os.environ.get("FV_JITTER", "2"))
-THREADS = 2
+THREADS = 1
 QUALITY_FIELDS = (
     "detector_score",
     "interocular",
@@ -95,7 +97,10 @@ def build(limit: int | None = None, jitter: int = JITTER) -> None:
 
     fr = builtin_recognizer_pack("faceplugin-fr512")
     install_pack(fr, cache)
-    fr_path = cache / "packs" / fr.id / fr.recognizer.file
+    # Each view embedded alone (no mirror summing): the benchmark combines the views itself.
+    sface_path = verified_paths(base, cache)[base.recognizer.file]
+    sface_embed = OnnxEmbedder(OnnxSession(sface_path, threads=THREADS), base.recognizer.input, dim=128)
+    fr_path = verified_paths(fr, cache)[fr.recognizer.file]
     fr_embed = OnnxEmbedder(OnnxSession(fr_path, threads=THREADS), fr.recognizer.input, dim=fr.recognizer.dim)
     aligner = ArcFaceAligner(112)
     paths = lfw_paths()[:limit]
@@ -125,7 +130,7 @@ def build(limit: int | None = None, jitter: int = JITTER) -> None:
                 quality[i, fid] = [getattr(q, f) for f in QUALITY_FIELDS]
                 landmarks[i, fid] = face.landmarks
         if crops:
-            sface[i, slots] = pipe.embedder.embed(crops)
+            sface[i, slots] = sface_embed.embed(crops)
             f512[i, slots] = fr_embed.embed(crops)
         if i % 250 == 0:
             el = time.time() - t0

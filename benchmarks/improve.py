@@ -6,12 +6,16 @@ FNMR at the threshold whose measured FMR is at most 1e-3/1e-4/1e-5/1e-6,
 pooled and averaged per identity. Candidates:
 
 (a) z-score fusion of SFace with the 512-d faceplugin recognizer, with and
-    without mirrored-crop averaging ("flip");
+    without mirrored-crop averaging ("flip"; the default pack's revision 2
+    embeds with mirror views, so "flip" is the product's configuration and the
+    only one whose fusion can be stated in the pack);
 (b) multi-image enrolment (reported separately: it is not one image per side):
     the first m images of a person are the template (mean of unit embeddings,
     renormalised, vs. the max of per-member scores), the person's other images
     are genuine probes, every non-enrolment image of everyone else an impostor
-    probe; compared with m = 1 on the same probes;
+    probe; compared with m = 1 on the same probes; and the operating points of
+    mean templates of 2-5 images, written into the default pack with
+    ``--write-pack`` (the Verifier scores a multi-image template at them);
 (c) multi-frame probes: frames simulated from one image (re-detected jitter,
     see ``_variants.py``), the best k by detector score averaged;
 (d) quality-aware decisions: the default quality gate (refusals counted as
@@ -41,6 +45,7 @@ from _lfw import OUT, load_lfw
 from _variants import load as load_variants
 
 from faceverify._calibrate import Scores, fmr_upper_bound, operating_points, threshold_for
+from faceverify.hazmat import builtin_manifest
 
 F32 = npt.NDArray[np.float32]
 TARGETS = (1e-3, 1e-4, 1e-5, 1e-6)
@@ -167,12 +172,15 @@ def write_pack(fusion: dict[str, Any], config: str) -> None:
         d = asdict(op)
         d.pop("calibrated")
         ops.append(d)
+    if config != "flip":
+        raise SystemExit("the default pack embeds with mirror views: only the 'flip' fusion can be stated")
     data = json.loads(PACK.read_text("utf-8"))
+    data["recognizer"]["mirror"] = True
     data["fusion"] = {
         "partner": "yunet-sface",
+        "partner_revision": builtin_manifest("yunet-sface").revision,
         "rule": "zscore-mean",
         "dataset": DATASET,
-        "flip": config == "flip",
         "impostor": {
             "yunet-sface": {"mean": norms["sface"][0], "std": norms["sface"][1]},
             "faceplugin-fr512": {"mean": norms["fr512"][0], "std": norms["fr512"][1]},
@@ -267,6 +275,71 @@ def enrolment(
     return out
 
 
+TEMPLATE_SIZES = (2, 3, 4, 5)
+DEFAULT_PACK_FILE = PACK.parent / "yunet-sface.json"
+
+
+def template_points(
+    emb: F32,
+    ident: npt.NDArray[np.int64],
+    keep: npt.NDArray[np.bool_],
+    sizes: tuple[int, ...] = TEMPLATE_SIZES,
+) -> dict[int, dict[str, Any]]:
+    """Operating points of mean templates of m images (the Verifier's rule), for each m.
+
+    People with at least m + 1 kept images; the template is the renormalised mean
+    of their first m, genuine probes their other images, impostor probes every
+    kept image of everyone else that is not part of any template of this size.
+    """
+    from dataclasses import asdict
+
+    kept = np.flatnonzero(keep)
+    by_person: dict[int, list[int]] = {}
+    for i in kept:
+        by_person.setdefault(int(ident[i]), []).append(int(i))
+    out: dict[int, dict[str, Any]] = {}
+    for m in sizes:
+        people = [p for p, ims in by_person.items() if len(ims) >= m + 1]
+        enrol = {i for p in people for i in by_person[p][:m]}
+        probes = np.array([i for i in kept if i not in enrol])
+        gen, grp, imp = [], [], []
+        for p in people:
+            s = unit(emb[by_person[p][:m]].mean(axis=0)) @ emb[probes].T
+            same = ident[probes] == p
+            gen.append(s[same])
+            grp.append(np.full(int(same.sum()), p))
+            imp.append(s[~same])
+        scores = Scores.of(np.concatenate(gen), np.concatenate(imp), np.concatenate(grp))
+        dataset = (
+            f"LFW: mean templates of {m} images of the {len(people)} people with at least {m + 1}, "
+            "against every other image (one probe image), central face, no quality gate"
+        )
+        ops = []
+        for op in operating_points(scores, dataset):
+            d = asdict(op)
+            d.pop("calibrated")
+            ops.append(d)
+        out[m] = {"people": len(people), "operating_points": ops, "summary": summary(scores)}
+        print(
+            f"  mean of {m}: {len(people)} people, {len(scores.impostor):,} impostor; FNMR@1e-5 "
+            f"{out[m]['summary']['1e-05']['fnmr']:.4f} at {out[m]['summary']['1e-05']['threshold']}",
+            file=sys.stderr,
+            flush=True,
+        )
+    return out
+
+
+def write_template_points(points: dict[int, dict[str, Any]]) -> None:
+    data = json.loads(DEFAULT_PACK_FILE.read_text("utf-8"))
+    data["template_operating_points"] = [
+        {"images": m, "rule": "mean", "operating_points": p["operating_points"]}
+        for m, p in sorted(points.items())
+    ]
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    DEFAULT_PACK_FILE.write_text(text + "\n", "utf-8")
+    print(f"wrote mean-template operating points into {DEFAULT_PACK_FILE}", file=sys.stderr)
+
+
 def quality_aware(
     rows: F32,
     offset: float,
@@ -324,8 +397,8 @@ def main() -> None:
     assert list(v["paths"]) == list(lfw.embedded.keys), "variant cache and LFW cache list different images"
     ident = lfw.identity
     keep = lfw.embedded.acquired & v["found"][:, 0]
-    ref = lfw.embedded.embedding
-    agree = np.einsum("ij,ij->i", ref[keep], v["sface"][keep, 0])
+    ref = lfw.embedded.embedding  # the product's embedding: crop and mirror views (frames 0 and 1)
+    agree = np.einsum("ij,ij->i", ref[keep], unit(v["sface"][keep, 0] + v["sface"][keep, 1]))
     report: dict[str, Any] = {
         "protocol": "LFW all pairs, one image per side, captures without a face left out",
         "images": len(keep),
@@ -338,14 +411,13 @@ def main() -> None:
     report["c_frames"] = multi_frame(v, ident, keep)
     print("(b) multi-image enrolment", file=sys.stderr)
     s_flip = unit(v["sface"][:, 0] + v["sface"][:, 1])
-    s0 = v["sface"][:, 0]
     ns, nf = report["a_fusion"]["_norms"]["flip"]["sface"], report["a_fusion"]["_norms"]["flip"]["fr512"]
     f_flip = unit(v["fr512"][:, 0] + v["fr512"][:, 1])
     rows, off = fused_matrix(s_flip, f_flip, ns, nf)
     fused_blocks = [(s_flip, 1 / math.sqrt(2 * ns[1])), (f_flip, 1 / math.sqrt(2 * nf[1]))]
     report["b_enrolment"] = {
-        "sface-4": enrolment([(s0, 1.0)], 0.0, ident, keep, 4, (1, 3)),
-        "sface-6": enrolment([(s0, 1.0)], 0.0, ident, keep, 6, (1, 3, 5)),
+        "sface-4": enrolment([(s_flip, 1.0)], 0.0, ident, keep, 4, (1, 3)),
+        "sface-6": enrolment([(s_flip, 1.0)], 0.0, ident, keep, 6, (1, 3, 5)),
         "fusion-flip-4": enrolment(fused_blocks, off, ident, keep, 4, (1, 3)),
         "fusion-flip-6": enrolment(fused_blocks, off, ident, keep, 6, (1, 3, 5)),
     }
@@ -353,7 +425,7 @@ def main() -> None:
     det = lfw.embedded.quality_column("detector_score").astype(np.float32)
     report["d_quality"] = {
         "sface": quality_aware(
-            v["sface"][:, 0], 0.0, lfw.embedded.gate_refused, det, ident, keep, (0.0, 0.05, 0.1, 0.2, 0.4)
+            s_flip, 0.0, lfw.embedded.gate_refused, det, ident, keep, (0.0, 0.05, 0.1, 0.2, 0.4)
         ),
         "fusion-flip": quality_aware(
             rows, off, lfw.embedded.gate_refused, det, ident, keep, (0.0, 0.5, 1.0, 2.0, 4.0)
@@ -362,8 +434,12 @@ def main() -> None:
     fusion = report["a_fusion"]
     better = min(("plain", "flip"), key=lambda c: fusion[f"fusion-{c}"]["1e-05"]["fnmr"])
     report["fusion_chosen"] = better
+    print("(e) mean-template operating points (default pack)", file=sys.stderr)
+    points = template_points(ref, ident, keep)
+    report["e_templates"] = {m: {"people": p["people"], "summary": p["summary"]} for m, p in points.items()}
     if args.write_pack:
-        write_pack(fusion, better)
+        write_pack(fusion, "flip")
+        write_template_points(points)
     for k in [k for k in fusion if k.startswith("_fused")]:
         del fusion[k]
     report["seconds"] = round(time.time() - t0, 1)
@@ -408,6 +484,9 @@ def markdown(r: dict[str, Any]) -> str:
         for k, s in res.items():
             if isinstance(s, dict):
                 lines.append(_row(f"{group} ({res['people']} people) {k}", s))
+    lines += ["", "## Mean templates of m images: the default pack's template operating points", "", head]
+    for m, res in r["e_templates"].items():
+        lines.append(_row(f"mean of {m} ({res['people']} people)", res["summary"]))
     lines += ["", "## Quality-aware decisions", "", head]
     for group, res in r["d_quality"].items():
         lines.append(_row(f"{group} gate-default", res["gate-default"]))

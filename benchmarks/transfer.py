@@ -15,7 +15,7 @@ as non-matches, as the deployed path would:
    on the other half, and the pack's own `default`.
 
 Writes ``benchmarks/out/transfer.json`` and ``transfer.md``; degraded
-embeddings are cached as ``benchmarks/out/transfer-<pack>-<variant>.npz``.
+embeddings are cached as ``benchmarks/out/transfer-<pack>-r<revision>-<variant>.npz``.
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ def _impostor_total(identity: npt.NDArray[np.int64]) -> int:
 
 
 def embed_variant(lfw: LFW, probes: npt.NDArray[np.int64], name: str, pack: str, threads: int) -> Embedded:
-    path = OUT / f"transfer-{pack}-{slug(name)}.npz"
+    space = builtin_manifest(pack).embedding_space.replace("@", "-r")  # a new revision embeds afresh
+    path = OUT / f"transfer-{space}-{slug(name)}.npz"
     keys = [lfw.embedded.keys[i] for i in probes]
     if path.exists():
         e, _ = load_embedded(path)

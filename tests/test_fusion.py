@@ -55,7 +55,8 @@ def test_manifest_states_restricted_licence_npm_source_and_calibration(fr512: Re
     assert f.sha256 == "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581"
     assert fr512.recognizer.input.channels == "BGR" and fr512.recognizer.dim == 512
     spec = fr512.fusion
-    assert spec.partner == "yunet-sface"
+    assert spec.partner == "yunet-sface" and spec.partner_space == "yunet-sface@2"
+    assert fr512.recognizer.mirror
     assert set(spec.norms) == {"yunet-sface", "faceplugin-fr512"}
     names = [op.name for op in spec.operating_points]
     assert {"convenience", "default", "strict"} <= set(names)
@@ -109,9 +110,9 @@ def test_second_recognizer_agrees_with_the_first_on_real_photos(
     impostor = [cosine(s[k].secondary, s["biden"].secondary) for k in ("obama", "obama2", "obama3")]
     assert min(genuine) > 0.5
     assert max(impostor) < 0.3
-    if not fused.pack.fusion.flip:  # without mirroring, the primary side is the plain pipeline's embedding
-        plain = pipeline.sample(samples["obama"], policy=None).embedding
-        assert cosine(plain, s["obama"].primary) == pytest.approx(1.0, abs=1e-5)
+    # The primary side is exactly the pipeline's own embedding (same detection, crop and views).
+    plain = pipeline.sample(samples["obama"], policy=None).embedding
+    assert cosine(plain, s["obama"].primary) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_compare_fused_decides_at_the_calibrated_operating_point(
@@ -138,7 +139,10 @@ def test_fusion_refuses_a_partner_it_was_not_calibrated_for(
 ) -> None:
     other = dataclasses.replace(fr512, fusion=dataclasses.replace(fr512.fusion, partner="another-pack"))
     with pytest.raises(ConfigurationError):
-        FusedRecognizer(fused.pipeline, "yunet-sface", fused.secondary, other)
+        FusedRecognizer(fused.pipeline, "yunet-sface@2", fused.secondary, other)
+    # Statistics calibrated on another revision of the same pack do not hold for this one.
+    with pytest.raises(ConfigurationError, match="yunet-sface@2"):
+        FusedRecognizer(fused.pipeline, "yunet-sface", fused.secondary, fr512)
 
 
 def test_mean_template_of_several_captures(pipeline: FacePipeline, samples: dict[str, Path]) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from faceverify import LicenceNotAcceptedError, ModelError, ModelIntegrityError, NoFaceError
-from faceverify.hazmat import FacePipeline, ModelPack, compare_with, cosine, load_image
+from faceverify.hazmat import FacePipeline, MirroredEmbedder, ModelPack, compare_with, cosine, load_image
 
 pytest.importorskip("insightface")
 
@@ -50,7 +50,13 @@ def assemble(directory: Path, model_cache: Path, pack: ModelPack, **overrides: A
         "title": "SFace through insightface's model_zoo, YuNet detector",
         "licence": NON_COMMERCIAL,
         "files": [{"name": f.name, "sha256": f.sha256, "size": f.size} for f in pack.files],
-        "detector": {"kind": "yunet", "file": pack.detector.file, "input_size": 640, "score_threshold": 0.6},
+        "detector": {
+            "kind": "yunet",
+            "file": pack.detector.file,
+            "input_size": 640,
+            "score_threshold": 0.6,
+            "upscale": True,
+        },
         "recognizer": {
             "kind": "insightface",
             "file": pack.recognizer.file,
@@ -58,6 +64,7 @@ def assemble(directory: Path, model_cache: Path, pack: ModelPack, **overrides: A
             # SFace normalises inside its graph: raw 0..255 RGB. model_zoo would guess 127.5/127.5.
             "input": {"channels": "RGB", "mean": 0.0, "std": 1.0, "size": 112},
             "alignment": "arcface-5pt",
+            "mirror": True,
         },
         "operating_points": [
             {
@@ -116,7 +123,8 @@ def test_recognizer_through_model_zoo_matches_the_default_pipeline(
     byo: Path, pipeline: FacePipeline, samples: dict[str, Path]
 ) -> None:
     byo_pipeline, byo_pack = load_insightface_pack(byo, accept_licence=True)
-    assert type(byo_pipeline.embedder._model).__name__ == "ArcFaceONNX"  # type: ignore[attr-defined]
+    assert isinstance(byo_pipeline.embedder, MirroredEmbedder)  # the manifest asks for mirror views
+    assert type(byo_pipeline.embedder.inner._model).__name__ == "ArcFaceONNX"  # type: ignore[attr-defined]
     assert byo_pack.licence.restricted and byo_pack.id == "byo-sface"
     for name in ("obama", "obama2", "biden"):
         ours = pipeline.sample(samples[name], policy=None).embedding

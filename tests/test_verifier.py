@@ -3,7 +3,8 @@
 The Verifier here runs at an explicit threshold (reported as uncalibrated), so
 these tests also cover the custom-threshold path; the decisions asserted hold
 at any sensible SFace threshold (genuine pairs score > 0.6, impostors < 0.35),
-the pack's calibrated `default` (0.4669) included.
+the pack's calibrated `default` included. The calibrated path (mean
+templates at their own operating points) has its own tests.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def reencoded(src: Path, dst: Path) -> Path:
 def test_enrol_then_verify_the_claimed_subject(verifier: Verifier, samples: dict[str, Path]) -> None:
     enrolled = verifier.enroll("alice", [samples["obama"], samples["obama2"]], consent=consent("alice"))
     assert isinstance(enrolled, EnrollmentResult)
-    assert (enrolled.images, enrolled.replaced, enrolled.model_pack_id) == (2, False, verifier.pack.id)
+    assert (enrolled.images, enrolled.replaced, enrolled.model_pack_id) == (2, False, "yunet-sface@2")
     assert enrolled.expires_at == T0 + timedelta(days=365)
 
     same = verifier.verify("alice", samples["obama3"])
@@ -193,6 +194,49 @@ def test_another_pack_needs_reenrolment(verifier: Verifier, samples: dict[str, P
         vault=verifier.vault,
         profile=PROFILE,
     )
+    assert newer.needs_reenroll("alice")
+    with pytest.raises(TemplateExpiredError, match="re-enrol"):
+        newer.verify("alice", samples["obama2"])
+
+
+def test_a_multi_image_template_is_scored_by_its_mean_at_its_own_operating_point(
+    tmp_path: Path, pipeline: FacePipeline, pack: ModelPack, clock: FrozenClock, samples: dict[str, Path]
+) -> None:
+    vault = Vault.open(tmp_path / "vault", MasterKey(bytes(range(32))), clock=clock)
+    calibrated = Verifier(pipeline=pipeline, pack=pack, vault=vault, profile="photo-check")
+    calibrated.enroll("alice", [samples["obama"], samples["obama3"]], consent=consent("alice"))
+    point = pack.template_point("default", images=2)
+    assert point is not None and point.fmr == 1e-5 and "mean templates of 2" in point.dataset
+    assert point.threshold != pack.operating_point("default").threshold  # a mean has its own threshold
+
+    same = calibrated.verify("alice", samples["obama2"])
+    members = [pipeline.sample(samples[k], policy=None).embedding for k in ("obama", "obama3")]
+    probe = pipeline.sample(samples["obama2"], policy=None).embedding
+    mean = np.sum(members, axis=0) / np.linalg.norm(np.sum(members, axis=0))
+    assert same.match and same.operating_point == point and same.threshold == point.threshold
+    assert same.score == pytest.approx(float(mean @ probe), abs=1e-5)
+    assert "mean of 2 enrolment images" in same.reasons
+    other = calibrated.verify("alice", samples["biden"])
+    assert not other.match and other.operating_point == point
+
+    # A pack without points for means falls back to the every-member rule at the single-image point.
+    plain = Verifier(
+        pipeline=pipeline, pack=replace(pack, template_points=()), vault=vault, profile="photo-check"
+    )
+    fallback = plain.verify("alice", samples["obama2"])
+    assert fallback.operating_point == pack.operating_point("default")
+    assert fallback.score == pytest.approx(min(float(m @ probe) for m in members), abs=1e-5)
+    assert "lowest score over 2 enrolment image(s)" in fallback.reasons
+
+
+def test_a_new_revision_of_the_same_pack_needs_reenrolment(
+    verifier: Verifier, samples: dict[str, Path]
+) -> None:
+    """A revision changes how embeddings are made (e.g. detection upscaling, mirror views)."""
+    verifier.enroll("alice", [samples["obama"]], consent=consent("alice"))
+    bumped = replace(verifier.pack, revision=verifier.pack.revision + 1)
+    newer = Verifier(pipeline=verifier.pipeline, pack=bumped, vault=verifier.vault, profile=PROFILE)
+    assert not verifier.needs_reenroll("alice")
     assert newer.needs_reenroll("alice")
     with pytest.raises(TemplateExpiredError, match="re-enrol"):
         newer.verify("alice", samples["obama2"])

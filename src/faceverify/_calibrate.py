@@ -555,7 +555,7 @@ def read_pairs(path: Path) -> Pairs:
 
 
 def _fingerprint(images: Sequence[Path], pack: ModelPack, threshold: float) -> str:
-    h = hashlib.sha256(f"{pack.id}|{threshold}|{QUALITY_FIELDS}".encode())
+    h = hashlib.sha256(f"{pack.embedding_space}|{threshold}|{QUALITY_FIELDS}".encode())
     for p in images:
         st = p.stat()
         h.update(f"\n{p}|{st.st_size}|{st.st_mtime_ns}".encode())

@@ -43,7 +43,7 @@ from ._models._manifest import (
     find_operating_point,
 )
 from ._pipeline._capture import CaptureSource, RGBImage
-from ._pipeline._embed import Embedder, Embedding, l2_normalise
+from ._pipeline._embed import Embedder, Embedding
 from ._pipeline._pipeline import FacePipeline, FaceSelection
 from ._pipeline._quality import Quality, QualityPolicy
 from ._profiles import Profile
@@ -72,14 +72,24 @@ class ScoreNorm:
 
 @dataclass(frozen=True, slots=True)
 class FusionSpec:
-    """How a second recognizer is fused with the recognizer of pack ``partner``."""
+    """How a second recognizer is fused with the recognizer of pack ``partner``.
+
+    The statistics and operating points hold only for the partner's revision
+    they were calibrated with (``partner_revision``); a newer revision changes
+    its embeddings, so fusion with it is refused until recalibrated.
+    """
 
     partner: str
+    partner_revision: int
     rule: str
     dataset: str
     norms: dict[str, ScoreNorm]
-    flip: bool
     operating_points: tuple[OperatingPoint, ...]
+
+    @property
+    def partner_space(self) -> str:
+        """The partner's embedding space (see ``ModelPack.embedding_space``)."""
+        return self.partner if self.partner_revision == 1 else f"{self.partner}@{self.partner_revision}"
 
     def operating_point(self, name: str) -> OperatingPoint:
         return find_operating_point(self.operating_points, name, f"fusion with {self.partner}")
@@ -107,10 +117,10 @@ def parse_recognizer_manifest(data: dict[str, Any]) -> RecognizerPack:
             recognizer=_recognizer(rec),
             fusion=FusionSpec(
                 partner=fus["partner"],
+                partner_revision=int(fus.get("partner_revision", 1)),
                 rule=fus["rule"],
                 dataset=fus["dataset"],
                 norms=norms,
-                flip=bool(fus.get("flip", False)),
                 operating_points=_operating_points(fus.get("operating_points", [])),
             ),
         )
@@ -135,15 +145,6 @@ class FusedSample:
     quality: Quality
 
 
-def _embed_views(embedder: Embedder, crop: RGBImage, flip: bool) -> Embedding:
-    """The unit embedding of a crop, or of the crop and its mirror image averaged."""
-    if not flip:
-        first: Embedding = embedder.embed([crop])[0]
-        return first
-    rows = embedder.embed([crop, np.ascontiguousarray(crop[:, ::-1])])
-    return l2_normalise(rows.sum(axis=0))
-
-
 class FusedRecognizer:
     """A recognition pipeline and a second embedder, scored by z-score fusion.
 
@@ -152,13 +153,13 @@ class FusedRecognizer:
     """
 
     def __init__(
-        self, pipeline: FacePipeline, primary_id: str, secondary: Embedder, pack: RecognizerPack
+        self, pipeline: FacePipeline, primary_space: str, secondary: Embedder, pack: RecognizerPack
     ) -> None:
         spec = pack.fusion
-        if primary_id != spec.partner:
+        if primary_space != spec.partner_space:
             raise ConfigurationError(
-                f"recognizer pack {pack.id!r} is calibrated for fusion with {spec.partner!r}, "
-                f"not {primary_id!r}"
+                f"recognizer pack {pack.id!r} is calibrated for fusion with {spec.partner_space!r}, "
+                f"not {primary_space!r}"
             )
         self.pipeline = pipeline
         self.secondary = secondary
@@ -169,7 +170,7 @@ class FusedRecognizer:
     @property
     def id(self) -> str:
         """What a template made by this recognizer records: both packs."""
-        return f"{self.pack.fusion.partner}+{self.pack.id}"
+        return f"{self.pack.fusion.partner_space}+{self.pack.id}"
 
     def sample(
         self,
@@ -180,12 +181,7 @@ class FusedRecognizer:
     ) -> FusedSample:
         """Load, detect, gate on quality, align, and embed with both recognizers."""
         crop, quality, _ = self.pipeline.capture(source, policy=policy, select=select)
-        flip = self.pack.fusion.flip
-        return FusedSample(
-            _embed_views(self.pipeline.embedder, crop, flip),
-            _embed_views(self.secondary, crop, flip),
-            quality,
-        )
+        return FusedSample(self.pipeline.embedder.embed([crop])[0], self.secondary.embed([crop])[0], quality)
 
     def fuse(self, cos_primary: float, cos_secondary: float) -> float:
         return (self._norm_primary.z(cos_primary) + self._norm_secondary.z(cos_secondary)) / 2
@@ -214,7 +210,7 @@ def load_fused(
     """
     from ._models._install import cache_dir, verified_paths
     from ._models._load import load_pipeline
-    from ._pipeline._embed import OnnxEmbedder
+    from ._pipeline._embed import OnnxEmbedder, with_views
     from ._pipeline._onnx import OnnxSession
 
     rpack = _builtin_cached(second) if isinstance(second, str) else second
@@ -227,8 +223,9 @@ def load_fused(
             pipeline = load_pipeline(manifest, cache=root, threads=threads)
             paths = verified_paths(rpack, root)
             rec = rpack.recognizer
-            embedder = OnnxEmbedder(OnnxSession(paths[rec.file], threads=threads), rec.input, dim=rec.dim)
-            _loaded[key] = FusedRecognizer(pipeline, manifest.id, embedder, rpack)
+            session = OnnxSession(paths[rec.file], threads=threads)
+            embedder = with_views(OnnxEmbedder(session, rec.input, dim=rec.dim), mirror=rec.mirror)
+            _loaded[key] = FusedRecognizer(pipeline, manifest.embedding_space, embedder, rpack)
         return _loaded[key]
 
 

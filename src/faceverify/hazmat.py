@@ -22,7 +22,7 @@ from ._models._manifest import (
 from ._pipeline._align import ARCFACE_TEMPLATE, Aligner, ArcFaceAligner, similarity_transform
 from ._pipeline._capture import CaptureLimits, CaptureSource, load_image
 from ._pipeline._detect import Detector, Face, YuNetDetector
-from ._pipeline._embed import Embedder, InputSpec, OnnxEmbedder, l2_normalise
+from ._pipeline._embed import Embedder, InputSpec, MirroredEmbedder, OnnxEmbedder, l2_normalise, with_views
 from ._pipeline._onnx import OnnxSession
 from ._pipeline._pipeline import COMPARABLE_FACE_RATIO, FacePipeline, FaceSample, cosine
 from ._pipeline._quality import measure, pose_from_landmarks
@@ -54,6 +54,7 @@ __all__ = [
     "InputSpec",
     "InsightFacePack",
     "KeyStore",
+    "MirroredEmbedder",
     "ModelFile",
     "ModelPack",
     "OnnxEmbedder",
@@ -83,4 +84,5 @@ __all__ = [
     "resolve_operating_point",
     "similarity_transform",
     "verified_paths",
+    "with_views",
 ]

@@ -43,7 +43,7 @@ from .._errors import ModelError, ModelIntegrityError, ModelNotInstalledError
 from .._pipeline._align import ArcFaceAligner
 from .._pipeline._capture import DEFAULT_LIMITS, CaptureLimits, RGBImage
 from .._pipeline._detect import Detector, Face, YuNetDetector
-from .._pipeline._embed import Embedder, InputSpec, OnnxEmbedder, l2_normalise
+from .._pipeline._embed import Embedder, InputSpec, OnnxEmbedder, l2_normalise, with_views
 from .._pipeline._onnx import OnnxSession
 from .._pipeline._pipeline import FacePipeline
 from ._install import sha256_file
@@ -155,6 +155,7 @@ def parse_insightface_manifest(data: dict[str, Any], directory: Path) -> Insight
                 file=det["file"],
                 input_size=int(det["input_size"]),
                 score_threshold=float(det["score_threshold"]),
+                upscale=bool(det.get("upscale", False)),
             ),
             recognizer=RecognizerSpec(
                 kind="insightface" if rec["kind"] == "insightface" else "onnx",
@@ -162,6 +163,7 @@ def parse_insightface_manifest(data: dict[str, Any], directory: Path) -> Insight
                 dim=int(rec["dim"]),
                 input=InputSpec(**rec["input"]),
                 alignment="arcface-5pt",
+                mirror=bool(rec.get("mirror", False)),
             ),
             operating_points=tuple(OperatingPoint(**op) for op in data.get("operating_points", [])),
             directory=directory,
@@ -221,6 +223,7 @@ def load_insightface_pack(
             OnnxSession(paths[det.file], threads=threads, providers=providers),
             score_threshold=det.score_threshold,
             size=det.input_size,
+            upscale=det.upscale,
         )
     else:
         assert pack.detector_input is not None  # parse_insightface_manifest requires it
@@ -233,14 +236,16 @@ def load_insightface_pack(
         )
     embedder: Embedder
     if rec.kind == "onnx":
-        embedder = OnnxEmbedder(
-            OnnxSession(paths[rec.file], threads=threads, providers=providers), rec.input, dim=rec.dim
-        )
+        session = OnnxSession(paths[rec.file], threads=threads, providers=providers)
+        embedder = OnnxEmbedder(session, rec.input, dim=rec.dim)
     else:
         zoo_model = _model_zoo(paths[rec.file], threads, providers)
         embedder = InsightFaceEmbedder(zoo_model, rec.input, dim=rec.dim)
     pipeline = FacePipeline(
-        detector=detector, aligner=ArcFaceAligner(rec.input.size), embedder=embedder, limits=limits
+        detector=detector,
+        aligner=ArcFaceAligner(rec.input.size),
+        embedder=with_views(embedder, mirror=rec.mirror),
+        limits=limits,
     )
     return pipeline, pack
 

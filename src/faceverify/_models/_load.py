@@ -9,7 +9,7 @@ from .._errors import ModelError
 from .._pipeline._align import ArcFaceAligner
 from .._pipeline._capture import DEFAULT_LIMITS, CaptureLimits
 from .._pipeline._detect import YuNetDetector
-from .._pipeline._embed import OnnxEmbedder
+from .._pipeline._embed import OnnxEmbedder, with_views
 from .._pipeline._onnx import OnnxSession
 from .._pipeline._pipeline import FacePipeline
 from ._install import cache_dir, verified_paths
@@ -59,12 +59,16 @@ def load_pipeline(
                 OnnxSession(paths[det.file], threads=threads),
                 score_threshold=det.score_threshold,
                 size=det.input_size,
+                upscale=det.upscale,
             ),
             aligner=ArcFaceAligner(rec.input.size),
-            embedder=OnnxEmbedder(
-                OnnxSession(paths[rec.file], threads=threads, background=background),
-                rec.input,
-                dim=rec.dim,
+            embedder=with_views(
+                OnnxEmbedder(
+                    OnnxSession(paths[rec.file], threads=threads, background=background),
+                    rec.input,
+                    dim=rec.dim,
+                ),
+                mirror=rec.mirror,
             ),
             limits=limits,
         )

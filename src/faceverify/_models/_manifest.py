@@ -82,19 +82,38 @@ def find_operating_point(points: Sequence[OperatingPoint], name: str, owner: str
 
 @dataclass(frozen=True, slots=True)
 class DetectorSpec:
+    """The detector and how it is run.
+
+    ``upscale``: a capture smaller than the detector's input is enlarged to fill
+    it (bicubic) instead of being placed at its own size. The detector places
+    landmarks on its stride grid, so on a 250 px capture the eyes were off by a
+    pixel or two, and the aligned crop with them: enlarging cut FNMR at FMR 1e-5
+    on LFW from 4.6 % to 3.8 % (docs/accuracy.md). Faces too small for the
+    quality gate stay too small: it measures them in the capture's own pixels.
+    """
+
     kind: Literal["yunet", "insightface"]
     file: str
     input_size: int
     score_threshold: float
+    upscale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class RecognizerSpec:
+    """The recognizer and how it is fed.
+
+    ``mirror``: the embedding is the renormalised sum of the crop's and its
+    mirror image's, which averages out left/right asymmetries of pose and light
+    (one more inference per capture).
+    """
+
     kind: Literal["onnx", "insightface"]
     file: str
     dim: int
     input: InputSpec
     alignment: Literal["arcface-5pt"]
+    mirror: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +153,48 @@ class Pack:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplatePoints:
+    """Operating points for templates of ``images`` enrolment images, scored by their mean.
+
+    The renormalised mean of several captures is a better template than any one
+    of them, but its scores have their own distribution: an impostor's score
+    against a mean differs from one against a single image, so the threshold
+    that keeps a false match rate is calibrated for each template size.
+    """
+
+    images: int
+    rule: Literal["mean"]
+    operating_points: tuple[OperatingPoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ModelPack(Pack):
-    """A recognition pack's manifest, parsed (detector + recognizer). ``id`` is
-    what templates record."""
+    """A recognition pack's manifest, parsed (detector + recognizer).
+
+    ``revision`` goes up whenever anything that changes the embeddings changes:
+    the files, how detection, alignment or the recognizer is run. Templates
+    record :attr:`embedding_space`, so a template made by an earlier revision is
+    known to need re-enrolment instead of being scored against incomparable
+    embeddings at thresholds calibrated for others.
+    """
 
     detector: DetectorSpec
     recognizer: RecognizerSpec
     operating_points: tuple[OperatingPoint, ...] = field(default=())
+    revision: int = 1
+    template_points: tuple[TemplatePoints, ...] = field(default=())
+
+    def template_point(self, name: str, *, images: int) -> OperatingPoint | None:
+        """The point ``name`` for a mean template of ``images`` images, if calibrated."""
+        for tp in self.template_points:
+            if tp.images == images:
+                return find_operating_point(tp.operating_points, name, f"pack {self.id} ({images} images)")
+        return None
+
+    @property
+    def embedding_space(self) -> str:
+        """What templates record: embeddings are comparable only within one space."""
+        return self.id if self.revision == 1 else f"{self.id}@{self.revision}"
 
     def operating_point(self, name: str) -> OperatingPoint:
         return find_operating_point(self.operating_points, name, f"pack {self.id}")
@@ -192,11 +246,18 @@ def _recognizer(rec: dict[str, Any]) -> RecognizerSpec:
         dim=int(rec["dim"]),
         input=InputSpec(**rec["input"]),
         alignment=rec["alignment"],
+        mirror=bool(rec.get("mirror", False)),
     )
 
 
 def _operating_points(points: list[dict[str, Any]]) -> tuple[OperatingPoint, ...]:
     return tuple(OperatingPoint(**op) for op in points)
+
+
+def _template_points(t: dict[str, Any]) -> TemplatePoints:
+    if t["rule"] != "mean":
+        raise ValueError(f"unknown template rule {t['rule']!r}")
+    return TemplatePoints(int(t["images"]), "mean", _operating_points(t["operating_points"]))
 
 
 def parse_manifest(data: dict[str, Any]) -> ModelPack:
@@ -210,9 +271,12 @@ def parse_manifest(data: dict[str, Any]) -> ModelPack:
                 file=det["file"],
                 input_size=int(det["input_size"]),
                 score_threshold=float(det["score_threshold"]),
+                upscale=bool(det.get("upscale", False)),
             ),
             recognizer=_recognizer(rec),
             operating_points=_operating_points(data.get("operating_points", [])),
+            revision=int(data.get("revision", 1)),
+            template_points=tuple(_template_points(t) for t in data.get("template_operating_points", [])),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"malformed model pack manifest: {exc!r}") from None
@@ -256,9 +320,7 @@ def builtin_manifest(pack_id: str) -> ModelPack:
 
 def builtin_liveness_manifest(pack_id: str) -> LivenessPack:
     if pack_id not in BUILTIN_LIVENESS_PACKS:
-        raise ModelError(
-            f"unknown liveness pack {pack_id!r}; built in: {', '.join(BUILTIN_LIVENESS_PACKS)}"
-        )
+        raise ModelError(f"unknown liveness pack {pack_id!r}; built in: {', '.join(BUILTIN_LIVENESS_PACKS)}")
     return parse_liveness_manifest(_builtin_json(pack_id))
 
 

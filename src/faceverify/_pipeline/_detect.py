@@ -46,9 +46,11 @@ class Detector(Protocol):
 class YuNetDetector:
     """YuNet on a fixed ``size × size`` input, image letterboxed at the top left.
 
-    Images larger than the input are downscaled; smaller ones are not upscaled,
-    which is how OpenCV runs YuNet (input size = image size) and keeps small
-    captures from inventing detail.
+    Images larger than the input are downscaled. Smaller ones are enlarged to
+    fill it when ``upscale`` is set (bicubic): the input costs the same either
+    way, and YuNet places its landmarks more precisely on a larger face (see
+    :class:`~faceverify._models._manifest.DetectorSpec`). Without it they are
+    placed at their own size, as OpenCV runs YuNet.
     """
 
     STRIDES = (8, 16, 32)
@@ -60,17 +62,21 @@ class YuNetDetector:
         score_threshold: float,
         nms_iou: float = 0.3,
         size: int = 640,
+        upscale: bool = False,
     ) -> None:
         self._session = session
         self.score_threshold = score_threshold
         self._nms_iou = nms_iou
         self._size = size
+        self._upscale = upscale
         self._priors = {s: _grid(size // s) for s in self.STRIDES}
 
     def detect(self, image: RGBImage) -> list[Face]:
         h, w = image.shape[:2]
-        scale = min(1.0, self._size / max(h, w))
-        resized = _resize(image, scale) if scale < 1.0 else image
+        scale = self._size / max(h, w)
+        if not self._upscale:
+            scale = min(1.0, scale)
+        resized = image if scale == 1.0 else _resize(image, scale)
         rh, rw = resized.shape[:2]
         # The letterboxed NCHW blob, written plane by plane (contiguous, no HWC float copy).
         blob = np.zeros((1, 3, self._size, self._size), dtype=np.float32)
@@ -127,7 +133,10 @@ def _resize(image: RGBImage, scale: float) -> RGBImage:
 
     h, w = image.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+    # Bilinear shrinking in Pillow filters over the whole footprint (no aliasing); bicubic
+    # enlarging keeps the edges the landmarks sit on sharper than bilinear.
+    method = Image.Resampling.BILINEAR if scale < 1.0 else Image.Resampling.BICUBIC
+    return np.asarray(Image.fromarray(image).resize(size, method))
 
 
 def _nms(boxes: npt.NDArray[np.float64], scores: npt.NDArray[np.float32], iou: float) -> list[int]:

@@ -58,6 +58,32 @@ class OnnxEmbedder:
         return l2_normalise(np.stack(rows).astype(np.float32))
 
 
+class MirroredEmbedder:
+    """Embeds each crop and its mirror image and returns their renormalised sum.
+
+    A face and its mirror image are the same person, but a recognizer does not
+    score them identically: averaging the two views cancels left/right
+    asymmetries of pose and light (one more inference per capture; see
+    ``RecognizerSpec.mirror``). A mirrored capture gets the same embedding.
+    """
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.dim = inner.dim
+
+    def embed(self, crops: list[RGBImage]) -> npt.NDArray[np.float32]:
+        if not crops:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        mirrors = [np.ascontiguousarray(crop[:, ::-1]) for crop in crops]
+        views = self.inner.embed([*crops, *mirrors])
+        return l2_normalise(views[: len(crops)] + views[len(crops) :])
+
+
+def with_views(embedder: Embedder, *, mirror: bool) -> Embedder:
+    """The embedder a recognizer spec asks for: mirrored views or the crop alone."""
+    return MirroredEmbedder(embedder) if mirror else embedder
+
+
 def l2_normalise(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     if np.any(norm == 0):
