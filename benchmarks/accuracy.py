@@ -233,7 +233,7 @@ def markdown(r: dict[str, Any]) -> str:
     g = r["gated"]
     out += [
         "",
-        "**Deployed path** (default `QualityPolicy`, `select=\"only\"`; "
+        '**Deployed path** (default `QualityPolicy`, `select="only"`; '
         "refused captures count as non-matches): "
         f"{g['refused_images']} of {fta['images']} images refused.",
         "",
@@ -250,7 +250,7 @@ def markdown(r: dict[str, Any]) -> str:
         )
     out += [
         "",
-        "**Failure to acquire** (no face at the detector threshold; with `select=\"only\"`, "
+        '**Failure to acquire** (no face at the detector threshold; with `select="only"`, '
         "also several comparable faces):",
         "",
         "| detector threshold | no face | no face rate | several comparable faces | refused with `only` |",

@@ -276,6 +276,11 @@ def enrolment(
 
 
 TEMPLATE_SIZES = (2, 3, 4, 5)
+#: A template point is stated only if its calibration allowed at least this many false
+#: matches (floor(FMR x impostor pairs)): with 1-4 (strict, 1e-6, on 1-5 M pairs) the
+#: threshold is set by a handful of scores and promises little. Without a point, the
+#: Verifier scores such templates by the every-member rule at the single-image point.
+MIN_FALSE_MATCHES = 10
 DEFAULT_PACK_FILE = PACK.parent / "yunet-sface.json"
 
 
@@ -316,6 +321,8 @@ def template_points(
         )
         ops = []
         for op in operating_points(scores, dataset):
+            if math.floor(op.fmr * op.impostor_pairs) < MIN_FALSE_MATCHES:
+                continue
             d = asdict(op)
             d.pop("calibrated")
             ops.append(d)

@@ -50,8 +50,23 @@ def calibrated(lfw: Path, model_cache: Path, tmp_path_factory: pytest.TempPathFa
     pairs = _small_pairs(lfw, root)
     out, plot = root / "override.json", root / "det.png"
     rc = main(
-        ["calibrate", str(pairs), "--out", str(out), "--plot", str(plot), "--cache", str(model_cache),
-         "--quiet", "--target", "loose=1e-2", "--target", "convenience=1e-3", "--target", "tight=2e-3"]
+        [
+            "calibrate",
+            str(pairs),
+            "--out",
+            str(out),
+            "--plot",
+            str(plot),
+            "--cache",
+            str(model_cache),
+            "--quiet",
+            "--target",
+            "loose=1e-2",
+            "--target",
+            "convenience=1e-3",
+            "--target",
+            "tight=2e-3",
+        ]
     )
     assert rc == 0
     return {"pairs": pairs, "out": out, "plot": plot, "root": root, "cache": model_cache}
@@ -138,8 +153,10 @@ def test_read_pairs_resolves_paths_relative_to_the_csv(tmp_path: Path, lfw: Path
     imgs = sorted(lfw.glob("*/*_0001.jpg"))[:3]
     sub = tmp_path / "deep" / "er"
     sub.mkdir(parents=True)
-    rows = [f"{os.path.relpath(imgs[0], sub)},{os.path.relpath(imgs[1], sub)},0",
-            f"{os.path.relpath(imgs[0], sub)},{os.path.relpath(imgs[2], sub)},1"]
+    rows = [
+        f"{os.path.relpath(imgs[0], sub)},{os.path.relpath(imgs[1], sub)},0",
+        f"{os.path.relpath(imgs[0], sub)},{os.path.relpath(imgs[2], sub)},1",
+    ]
     pairs = read_pairs(_write(sub / "p.csv", "path1,path2,same\n" + "\n".join(rows) + "\n"))
     assert len(pairs.images) == 3 and pairs.same.tolist() == [False, True]
     assert pairs.first.tolist() == [0, 0] and pairs.second.tolist() == [1, 2]

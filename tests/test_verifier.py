@@ -219,6 +219,10 @@ def test_a_multi_image_template_is_scored_by_its_mean_at_its_own_operating_point
     other = calibrated.verify("alice", samples["biden"])
     assert not other.match and other.operating_point == point
 
+    # `strict` (FMR 1e-6) is not stated for means: a few million impostor pairs cannot support it.
+    assert (
+        pack.template_point("strict", images=2) is None and pack.template_point("default", images=6) is None
+    )
     # A pack without points for means falls back to the every-member rule at the single-image point.
     plain = Verifier(
         pipeline=pipeline, pack=replace(pack, template_points=()), vault=vault, profile="photo-check"

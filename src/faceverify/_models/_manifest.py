@@ -185,10 +185,15 @@ class ModelPack(Pack):
     template_points: tuple[TemplatePoints, ...] = field(default=())
 
     def template_point(self, name: str, *, images: int) -> OperatingPoint | None:
-        """The point ``name`` for a mean template of ``images`` images, if calibrated."""
+        """The point ``name`` for a mean template of ``images`` images, if the pack states one.
+
+        Points are stated only where the calibration data could support them (see
+        ``benchmarks/improve.py``); the caller falls back to a rule that keeps the
+        single-image point's promise.
+        """
         for tp in self.template_points:
             if tp.images == images:
-                return find_operating_point(tp.operating_points, name, f"pack {self.id} ({images} images)")
+                return next((op for op in tp.operating_points if op.name == name), None)
         return None
 
     @property
