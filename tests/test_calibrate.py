@@ -7,6 +7,7 @@ no image is copied.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -92,8 +93,15 @@ def test_writes_operating_points_monotone_in_fmr(calibrated: dict[str, Path]) ->
     # Real recognizer, real faces: same-person pairs mostly pass even the tightest point.
     assert by_fmr[-1].fnmr < 0.5
     # The override loads onto the pack it names.
-    pack = load_pack_override(builtin_manifest("yunet-sface"), calibrated["out"])
+    default = builtin_manifest("yunet-sface")
+    pack = load_pack_override(default, calibrated["out"])
     assert pack.operating_point("convenience").threshold == points[1].threshold
+    # The pack's own mean-template points hold for its data, not the deployer's: dropped.
+    assert default.template_point("default", images=2) is not None
+    assert pack.template_point("default", images=2) is None
+    # Points calibrated on another revision's embeddings are refused.
+    with pytest.raises(ConfigurationError, match="recalibrate"):
+        load_pack_override(dataclasses.replace(default, revision=default.revision + 1), calibrated["out"])
 
 
 def test_det_plot_is_a_png(calibrated: dict[str, Path]) -> None:

@@ -689,32 +689,47 @@ def regate(e: Embedded, policy: QualityPolicy) -> Embedded:
 
 
 def write_pack_override(path: Path, pack: ModelPack, points: Iterable[OperatingPoint], **extra: Any) -> None:
-    """A pack override: the pack id and the operating points that replace the manifest's.
+    """A pack override: the pack and the operating points that replace the manifest's.
 
-    ``{"id": ..., "operating_points": [...], "calibration": {...}}`` -- the
-    ``operating_points`` entries have exactly the manifest's fields.
+    ``{"id": ..., "embedding_space": ..., "operating_points": [...], "calibration": {...}}``
+    -- the ``operating_points`` entries have exactly the manifest's fields; the
+    embedding space (pack id and revision) says which embeddings they hold for.
     """
     ops = []
     for op in points:
         d = asdict(op)
         d.pop("calibrated")
         ops.append(d)
-    data = {"id": pack.id, "operating_points": ops, "calibration": extra}
+    data = {
+        "id": pack.id,
+        "embedding_space": pack.embedding_space,
+        "operating_points": ops,
+        "calibration": extra,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n", "utf-8")
 
 
 def load_pack_override(pack: ModelPack, path: Path) -> ModelPack:
-    """``pack`` with its operating points replaced by those of an override file."""
+    """``pack`` with its operating points replaced by those of an override file.
+
+    The pack's mean-template points are dropped: they were calibrated on the
+    pack's data, not the deployer's, so multi-image templates fall back to the
+    every-member rule at the override's points. An override made for another
+    revision of the pack (other embeddings) is refused.
+    """
     from dataclasses import replace
 
     try:
         data = json.loads(path.read_text("utf-8"))
-        if data.get("id") != pack.id:
-            raise ConfigurationError(f"{path} calibrates pack {data.get('id')!r}, not {pack.id!r}")
+        space = data.get("embedding_space", data.get("id"))
+        if space != pack.embedding_space:
+            raise ConfigurationError(
+                f"{path} calibrates {space!r}, not {pack.embedding_space!r}: recalibrate"
+            )
         points = tuple(OperatingPoint(**op) for op in data["operating_points"])
     except OSError as exc:
         raise ConfigurationError(f"cannot read pack override {path}: {exc.strerror}") from None
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigurationError(f"{path} is not a pack override: {exc!r}") from None
-    return replace(pack, operating_points=points)
+    return replace(pack, operating_points=points, template_points=())
