@@ -23,7 +23,7 @@ class Profile:
     #: Run faceverify's own passive PAD check (``FeaturePADCheck``) inside live
     #: sessions unless the Verifier is given another. Issue #5's bar picks it:
     #: the best check whose licence allows shipping and which rejects ≤ 5 % of
-    #: real faces from other cameras (3.7 %); it stops about 69 % of the print
+    #: real faces from other cameras (4.0 %); it stops about 69 % of the print
     #: and screen attacks measured, so the challenge remains the main defence.
     passive_check: bool = False
     custom_threshold: float | None = None
