@@ -82,7 +82,8 @@ def test_enrol_then_verify_the_claimed_subject(verifier: Verifier, samples: dict
     assert isinstance(same, VerificationResult)
     assert same.match and same.score > 0.6 and same.threshold == THRESHOLD
     assert not same.operating_point.calibrated
-    assert "uncalibrated" in same.reasons[0] and "over 2 enrolment image(s)" in same.reasons[1]
+    assert "uncalibrated" in same.reasons[0] and "over 2 enrolment images" in same.reasons[1]
+    assert same.rule == "every-member"  # a custom threshold has no point for means
 
     other = verifier.verify("alice", samples["biden"])
     assert not other.match and other.score < 0.35
@@ -215,7 +216,7 @@ def test_a_multi_image_template_is_scored_by_its_mean_at_its_own_operating_point
     mean = np.sum(members, axis=0) / np.linalg.norm(np.sum(members, axis=0))
     assert same.match and same.operating_point == point and same.threshold == point.threshold
     assert same.score == pytest.approx(float(mean @ probe), abs=1e-5)
-    assert "mean of 2 enrolment images" in same.reasons
+    assert same.rule == "mean" and "mean of 2 enrolment images" in same.reasons
     other = calibrated.verify("alice", samples["biden"])
     assert not other.match and other.operating_point == point
 
@@ -230,7 +231,7 @@ def test_a_multi_image_template_is_scored_by_its_mean_at_its_own_operating_point
     fallback = plain.verify("alice", samples["obama2"])
     assert fallback.operating_point == pack.operating_point("default")
     assert fallback.score == pytest.approx(min(float(m @ probe) for m in members), abs=1e-5)
-    assert "lowest score over 2 enrolment image(s)" in fallback.reasons
+    assert fallback.rule == "every-member" and "lowest score over 2 enrolment images" in fallback.reasons
 
 
 def test_a_new_revision_of_the_same_pack_needs_reenrolment(
@@ -287,6 +288,11 @@ def test_cli_ceremonies(tmp_path: Path, model_cache: Path, samples: dict[str, Pa
     assert code == 1 and json.loads(out)["match"] is False
     code, _ = run_cli("verify", "nobody", str(samples["biden"]), *where, *models)
     assert code == 2
+    # At the calibrated point (no --threshold) a two-image template is scored by its mean.
+    code, out = run_cli("verify", "alice", str(samples["obama3"]), *where, "--cache", str(model_cache))
+    assert code == 0 and "MATCH" in out and "for the mean of the enrolment images" in out
+    code, out = run_cli("verify", "alice", str(samples["obama3"]), *where, *models, "--json")
+    assert json.loads(out)["rule"] == "every-member"  # a custom threshold has no point for means
 
     code, out = run_cli("consent", "show", "alice", *where, "--json")
     assert code == 0 and json.loads(out)["purpose"] == "app-login"

@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from random import Random
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -92,13 +93,19 @@ class EnrollmentResult:
     replaced: bool
 
 
+Rule = Literal["single", "mean", "every-member"]
+
+
 @dataclass(frozen=True, slots=True)
 class VerificationResult:
     """The decision on one claim.
 
     ``match`` is ``score >= threshold``; ``operating_point.fmr`` is the false
     match rate that threshold was calibrated to (NaN for a custom threshold).
-    ``reasons`` says in words why the decision went the way it did.
+    ``reasons`` says in words why the decision went the way it did;
+    ``rule`` how the score was taken against a template of several images
+    (``"mean"`` of them at its own operating point, or ``"every-member"``: the
+    lowest member score at the single-image point; ``"single"`` for one image).
     """
 
     subject_id: str
@@ -108,6 +115,7 @@ class VerificationResult:
     operating_point: OperatingPoint
     quality: Quality
     reasons: tuple[str, ...]
+    rule: Rule = "single"
     liveness: tuple[CheckOutcome, ...] = ()
     """The live session's checks, each passed (empty for a still-image ``verify``)."""
 
@@ -308,7 +316,7 @@ class Verifier:
         """The one 1:1 comparison, through the vault (lockout, enumeration, retention, audit)."""
 
         def decide(opened: OpenedTemplate) -> VerificationResult:
-            op, score, how = self._score(opened.embeddings, probe)
+            op, score, rule, how = self._score(opened.embeddings, probe)
             match = score >= op.threshold
             promise = (
                 f"operating point {op.name!r} (FMR {op.fmr:.0e})"
@@ -324,6 +332,7 @@ class Verifier:
                 operating_point=op,
                 quality=quality,
                 reasons=(reason, how, *extra),
+                rule=rule,
                 liveness=liveness,
             )
 
@@ -431,15 +440,20 @@ class Verifier:
         """Erase every template past consent or retention; returns how many."""
         return self.vault.purge()
 
-    def _score(self, members: npt.NDArray[np.float32], probe: Embedding) -> tuple[OperatingPoint, float, str]:
-        """The operating point, score and rule for a probe against a template's members (rows)."""
-        if len(members) > 1 and self.profile.custom_threshold is None:
-            point = self.pack.template_point(self.profile.operating_point, images=len(members))
+    def _score(
+        self, members: npt.NDArray[np.float32], probe: Embedding
+    ) -> tuple[OperatingPoint, float, Rule, str]:
+        """The operating point, score, rule and its wording for a probe against a template's members."""
+        m = len(members)
+        if m == 1:
+            return self.operating_point, cosine(members[0], probe), "single", "one enrolment image"
+        if self.profile.custom_threshold is None:
+            point = self.pack.template_point(self.profile.operating_point, images=m)
             if point is not None:
                 mean = mean_template(list(members))
-                return point, cosine(mean, probe), f"mean of {len(members)} enrolment images"
+                return point, cosine(mean, probe), "mean", f"mean of {m} enrolment images"
         score = min(cosine(member, probe) for member in members)
-        return self.operating_point, score, f"lowest score over {len(members)} enrolment image(s)"
+        return self.operating_point, score, "every-member", f"lowest score over {m} enrolment images"
 
     def needs_reenroll(self, subject_id: str) -> bool:
         """Whether the template was made with another model pack or template format."""

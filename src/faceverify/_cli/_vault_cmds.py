@@ -188,6 +188,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 "threshold": result.threshold,
                 "operating_point": asdict(op),
                 "quality": asdict(result.quality),
+                "rule": result.rule,
                 "reasons": list(result.reasons),
                 "liveness": [asdict(c) for c in result.liveness],
             }
@@ -198,6 +199,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             if op.calibrated
             else "custom threshold: uncalibrated, no false match rate is promised"
         )
+        promise += {
+            "single": "",
+            "mean": " for the mean of the enrolment images",
+            "every-member": "; every enrolment image must match",
+        }[result.rule]
         verdict = "MATCH" if result.match else "NO MATCH"
         print(f"{verdict}  {result.subject_id}  score {result.score:.4f}  threshold {result.threshold:.4f}")
         print(f"  {promise}")
