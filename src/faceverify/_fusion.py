@@ -40,6 +40,7 @@ from ._models._manifest import (
     _operating_points,
     _recognizer,
     builtin_manifest,
+    embedding_space,
     find_operating_point,
 )
 from ._pipeline._capture import CaptureSource, RGBImage
@@ -89,7 +90,7 @@ class FusionSpec:
     @property
     def partner_space(self) -> str:
         """The partner's embedding space (see ``ModelPack.embedding_space``)."""
-        return self.partner if self.partner_revision == 1 else f"{self.partner}@{self.partner_revision}"
+        return embedding_space(self.partner, self.partner_revision)
 
     def operating_point(self, name: str) -> OperatingPoint:
         return find_operating_point(self.operating_points, name, f"fusion with {self.partner}")

@@ -85,11 +85,12 @@ class DetectorSpec:
     """The detector and how it is run.
 
     ``upscale``: a capture smaller than the detector's input is enlarged to fill
-    it (bicubic) instead of being placed at its own size. The detector places
-    landmarks on its stride grid, so on a 250 px capture the eyes were off by a
-    pixel or two, and the aligned crop with them: enlarging cut FNMR at FMR 1e-5
-    on LFW from 4.6 % to 3.8 % (docs/accuracy.md). Faces too small for the
-    quality gate stay too small: it measures them in the capture's own pixels.
+    it (bicubic) instead of being placed at its own size. YuNet places landmarks
+    from a stride-8 grid, so on a small face they move by several pixels from
+    one scale to another, and the aligned crop with them: enlarging LFW's 250 px
+    captures cut FNMR at FMR 1e-5 from 4.60 % to 3.65 % (both with mirror views;
+    docs/accuracy.md). Faces too small for the quality gate stay too small: it
+    measures them in the capture's own pixels.
     """
 
     kind: Literal["yunet", "insightface"]
@@ -152,6 +153,11 @@ class Pack:
             )
 
 
+def embedding_space(pack_id: str, revision: int) -> str:
+    """``pack_id`` for revision 1 (what templates recorded before revisions), else ``id@revision``."""
+    return pack_id if revision == 1 else f"{pack_id}@{revision}"
+
+
 @dataclass(frozen=True, slots=True)
 class TemplatePoints:
     """Operating points for templates of ``images`` enrolment images, scored by their mean.
@@ -199,7 +205,7 @@ class ModelPack(Pack):
     @property
     def embedding_space(self) -> str:
         """What templates record: embeddings are comparable only within one space."""
-        return self.id if self.revision == 1 else f"{self.id}@{self.revision}"
+        return embedding_space(self.id, self.revision)
 
     def operating_point(self, name: str) -> OperatingPoint:
         return find_operating_point(self.operating_points, name, f"pack {self.id}")

@@ -64,7 +64,7 @@ class MirroredEmbedder:
     A face and its mirror image are the same person, but a recognizer does not
     score them identically: averaging the two views cancels left/right
     asymmetries of pose and light (one more inference per capture; see
-    ``RecognizerSpec.mirror``). A mirrored capture gets the same embedding.
+    ``RecognizerSpec.mirror``). A mirrored crop gets the same embedding.
     """
 
     def __init__(self, inner: Embedder) -> None:
