@@ -218,6 +218,18 @@ def test_cli_models_list_shows_state_size_and_licence(
     (entry,) = [p for p in data["packs"] if p["id"] == pack.id]
     assert entry["state"] == "installed" and entry["restricted"] is False
     assert entry["licence"] == pack.licence.spdx
+    assert entry["kind"] == "recognition" and entry["embedding_space"] == pack.embedding_space
+    # Every built-in pack is listed, the opt-in ones marked restricted.
+    kinds = {p["id"]: (p["kind"], p["restricted"]) for p in data["packs"]}
+    assert kinds["faceplugin-fr512"] == ("second recognizer", True)
+    assert kinds["faceplugin-liveness"] == ("passive liveness", True)
+
+
+def test_cli_install_of_an_unknown_pack_is_a_one_line_error(tmp_path: Path) -> None:
+    done = _cli("models", "install", "no-such-pack", "--cache", str(tmp_path))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().count("\n") == 0 and "unknown model pack 'no-such-pack'" in done.stderr
+    assert not (tmp_path / "packs").exists()
 
 
 def test_cli_models_list_reports_corruption(cache_copy: Path, pack: ModelPack) -> None:

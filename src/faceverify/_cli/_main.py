@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .._models._manifest import ModelPack
+    from .._models._manifest import ModelPack, Pack
     from .._pipeline._pipeline import FacePipeline
     from .._profiles import Profile
 
@@ -88,16 +88,35 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_MATCH if result.match else EXIT_NO_MATCH
 
 
-def _cmd_models_install(args: argparse.Namespace) -> int:
+def builtin_packs() -> dict[str, tuple[str, Pack]]:
+    """Every built-in pack by id, with its kind: what ``models install`` and ``models list`` offer."""
     from .._fusion import BUILTIN_RECOGNIZER_PACKS, builtin_recognizer_pack
-    from .._models._install import cache_dir, install_pack
-    from .._models._manifest import Pack, builtin_manifest
+    from .._models._manifest import (
+        BUILTIN_LIVENESS_PACKS,
+        BUILTIN_PACKS,
+        builtin_liveness_manifest,
+        builtin_manifest,
+    )
 
-    pack: Pack
-    if args.pack in BUILTIN_RECOGNIZER_PACKS:  # opt-in second recognizers (score fusion)
-        pack = builtin_recognizer_pack(args.pack)
-    else:
-        pack = builtin_manifest(args.pack)
+    packs: dict[str, tuple[str, Pack]] = {}
+    packs.update({pid: ("recognition", builtin_manifest(pid)) for pid in BUILTIN_PACKS})
+    packs.update(
+        {pid: ("second recognizer", builtin_recognizer_pack(pid)) for pid in BUILTIN_RECOGNIZER_PACKS}
+    )
+    packs.update(
+        {pid: ("passive liveness", builtin_liveness_manifest(pid)) for pid in BUILTIN_LIVENESS_PACKS}
+    )
+    return packs
+
+
+def _cmd_models_install(args: argparse.Namespace) -> int:
+    from .._errors import ModelError
+    from .._models._install import cache_dir, install_pack
+
+    packs = builtin_packs()
+    if args.pack not in packs:
+        raise ModelError(f"unknown model pack {args.pack!r}; built in: {', '.join(packs)}")
+    _, pack = packs[args.pack]
     local = {Path(p).name: Path(p) for p in args.from_file or []}
     root = cache_dir(args.cache)
     changed = install_pack(pack, root, progress=lambda m: print(m, file=sys.stderr), package_files=local)
@@ -106,23 +125,32 @@ def _cmd_models_install(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
+    from .._fusion import RecognizerPack
     from .._models._install import cache_dir, check_pack
-    from .._models._manifest import BUILTIN_PACKS, builtin_manifest
+    from .._models._manifest import ModelPack
 
     root = cache_dir(args.cache)
     rows = []
-    for pid in BUILTIN_PACKS:
-        pack = builtin_manifest(pid)
+    for kind, pack in builtin_packs().values():
         states = {st.state for st in check_pack(pack, root)}
         state = "installed" if states == {"ok"} else ("corrupt" if "corrupt" in states else "not installed")
+        points = (
+            pack.operating_points
+            if isinstance(pack, ModelPack)
+            else pack.fusion.operating_points
+            if isinstance(pack, RecognizerPack)
+            else ()
+        )
         rows.append(
             {
                 "id": pack.id,
+                "kind": kind,
+                "embedding_space": pack.embedding_space if isinstance(pack, ModelPack) else None,
                 "state": state,
                 "size_mb": round(pack.size / 1e6, 1),
                 "licence": pack.licence.spdx,
                 "restricted": pack.licence.restricted,
-                "operating_points": [op.name for op in pack.operating_points],
+                "operating_points": [op.name for op in points],
             }
         )
     if args.json:
@@ -131,7 +159,7 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
         print(f"cache: {root}")
         for r in rows:
             print(
-                f"{r['id']:<16} {r['state']:<14} {r['size_mb']:>6} MB  {r['licence']}"
+                f"{r['id']:<20} {r['kind']:<18} {r['state']:<14} {r['size_mb']:>6} MB  {r['licence']}"
                 + ("  (restricted: acknowledge before use)" if r["restricted"] else "")
             )
     return 0
