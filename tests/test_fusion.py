@@ -158,3 +158,25 @@ def test_mean_template_of_several_captures(pipeline: FacePipeline, samples: dict
         mean_template([])
     with pytest.raises(ConfigurationError):
         mean_template([emb[0], np.ones(512, np.float32)])
+
+
+def test_cli_compare_with_fusion(
+    fused: FusedRecognizer, model_cache: Path, samples: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from faceverify._cli._main import main
+
+    base = ["compare", "--cache", str(model_cache), "--fuse-with", "faceplugin-fr512"]
+    assert main([*base, str(samples["obama"]), str(samples["obama2"]), "--accept-licence", "--json"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert same["threshold"] == fused.pack.fusion.operating_point("default").threshold
+    assert main([*base, str(samples["obama"]), str(samples["biden"]), "--accept-licence"]) == 1
+    assert "NO MATCH" in capsys.readouterr().out
+    # Without the acknowledgement, or with a custom threshold: a one-line error, exit 2.
+    assert main([*base, str(samples["obama"]), str(samples["obama2"])]) == 2
+    err = capsys.readouterr().err
+    assert "restricted licence" in err and "--accept-licence" in err and err.count("\n") == 1
+    assert (
+        main([*base, str(samples["obama"]), str(samples["obama2"]), "--accept-licence", "--threshold", "3"])
+        == 2
+    )
+    assert "own operating points" in capsys.readouterr().err

@@ -62,10 +62,27 @@ def models_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile, Face
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .._compare import compare_with
+    from .._compare import Comparison, compare_with
 
-    pack, profile, pipeline = models_from_args(args)
-    result = compare_with(pipeline, pack, args.a, args.b, profile=profile)
+    result: Comparison
+    if args.fuse_with is not None:
+        from .._errors import ConfigurationError
+        from .._fusion import compare_fused_with, load_fused
+        from .._profiles import get_profile
+
+        if args.threshold is not None:
+            raise ConfigurationError("a fused score has its own operating points; --threshold does not apply")
+        fused = load_fused(
+            args.fuse_with,
+            pack=args.pack,
+            cache=args.cache,
+            threads=args.threads,
+            accept_licence=args.accept_licence,
+        )
+        result = compare_fused_with(fused, args.a, args.b, profile=get_profile(args.profile))
+    else:
+        pack, profile, pipeline = models_from_args(args)
+        result = compare_with(pipeline, pack, args.a, args.b, profile=profile)
     op = result.operating_point
     if args.json:
         emit_json(
@@ -189,6 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--threshold", type=float, default=None, help="custom, uncalibrated threshold")
     cmp.add_argument("--pack", default="yunet-sface")
     cmp.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its choice)")
+    cmp.add_argument(
+        "--fuse-with",
+        metavar="PACK",
+        default=None,
+        help="fuse the score with a second recognizer (opt-in: faceplugin-fr512, licence unclear)",
+    )
+    cmp.add_argument(
+        "--accept-licence",
+        action="store_true",
+        help="acknowledge the --fuse-with pack's restricted licence (read `faceverify models list`)",
+    )
     common(cmp)
     cmp.set_defaults(handler=_cmd_compare)
 

@@ -149,7 +149,7 @@ class Pack:
         if self.licence.restricted and not accepted:
             raise LicenceNotAcceptedError(
                 f"pack {self.id!r} is under a restricted licence ({self.licence.spdx}): "
-                f"{self.licence.notice} Pass accept_licence=True to acknowledge it."
+                f"{self.licence.notice} Pass accept_licence=True (--accept-licence) to acknowledge it."
             )
 
 
