@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import faceverify
 from faceverify import (
     LicenceNotAcceptedError,
     ModelError,
@@ -183,6 +184,28 @@ def test_malformed_manifests_are_model_errors(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(ModelError, match="not valid JSON"):
         load_manifest(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "value", "message"),
+    [
+        ("detector", "upscale", "no", "upscale must be true or false"),
+        ("recognizer", "mirror", 1, "mirror must be true or false"),
+        (None, "revision", 0, "revision must be a positive integer"),
+        (None, "revision", "2", "revision must be a positive integer"),
+        (None, "template_operating_points", [{"images": 2, "rule": "max", "operating_points": []}], "rule"),
+    ],
+)
+def test_malformed_settings_are_model_errors(
+    pack: ModelPack, where: str | None, key: str, value: object, message: str
+) -> None:
+    data = json.loads(
+        (Path(faceverify.__file__).parent / "_models" / "packs" / f"{pack.id}.json").read_text()
+    )
+    assert parse_manifest(data) == pack  # the built-in manifest as it is parses
+    (data if where is None else data[where])[key] = value
+    with pytest.raises(ModelError, match=message):
+        parse_manifest(data)
 
 
 # --- the CLI's models commands ------------------------------------------------------------------

@@ -47,7 +47,7 @@ from .._pipeline._embed import Embedder, InputSpec, OnnxEmbedder, l2_normalise, 
 from .._pipeline._onnx import OnnxSession
 from .._pipeline._pipeline import FacePipeline
 from ._install import sha256_file
-from ._manifest import DetectorSpec, Licence, ModelFile, ModelPack, OperatingPoint, RecognizerSpec
+from ._manifest import DetectorSpec, Licence, ModelFile, ModelPack, OperatingPoint, RecognizerSpec, _flag
 
 DETECTOR_KINDS = ("insightface", "yunet")
 RECOGNIZER_KINDS = ("insightface", "onnx")
@@ -155,7 +155,7 @@ def parse_insightface_manifest(data: dict[str, Any], directory: Path) -> Insight
                 file=det["file"],
                 input_size=int(det["input_size"]),
                 score_threshold=float(det["score_threshold"]),
-                upscale=bool(det.get("upscale", False)),
+                upscale=_flag(det, "upscale"),
             ),
             recognizer=RecognizerSpec(
                 kind="insightface" if rec["kind"] == "insightface" else "onnx",
@@ -163,7 +163,7 @@ def parse_insightface_manifest(data: dict[str, Any], directory: Path) -> Insight
                 dim=int(rec["dim"]),
                 input=InputSpec(**rec["input"]),
                 alignment="arcface-5pt",
-                mirror=bool(rec.get("mirror", False)),
+                mirror=_flag(rec, "mirror"),
             ),
             operating_points=tuple(OperatingPoint(**op) for op in data.get("operating_points", [])),
             directory=directory,

@@ -257,12 +257,27 @@ def _recognizer(rec: dict[str, Any]) -> RecognizerSpec:
         dim=int(rec["dim"]),
         input=InputSpec(**rec["input"]),
         alignment=rec["alignment"],
-        mirror=bool(rec.get("mirror", False)),
+        mirror=_flag(rec, "mirror"),
     )
 
 
 def _operating_points(points: list[dict[str, Any]]) -> tuple[OperatingPoint, ...]:
     return tuple(OperatingPoint(**op) for op in points)
+
+
+def _flag(spec: dict[str, Any], key: str) -> bool:
+    """An optional true/false setting; anything else is malformed (``"no"`` would be truthy)."""
+    value = spec.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, not {value!r}")
+    return value
+
+
+def _revision(data: dict[str, Any]) -> int:
+    value = data.get("revision", 1)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"revision must be a positive integer, not {value!r}")
+    return value
 
 
 def _template_points(t: dict[str, Any]) -> TemplatePoints:
@@ -282,11 +297,11 @@ def parse_manifest(data: dict[str, Any]) -> ModelPack:
                 file=det["file"],
                 input_size=int(det["input_size"]),
                 score_threshold=float(det["score_threshold"]),
-                upscale=bool(det.get("upscale", False)),
+                upscale=_flag(det, "upscale"),
             ),
             recognizer=_recognizer(rec),
             operating_points=_operating_points(data.get("operating_points", [])),
-            revision=int(data.get("revision", 1)),
+            revision=_revision(data),
             template_points=tuple(_template_points(t) for t in data.get("template_operating_points", [])),
         )
     except (KeyError, TypeError, ValueError) as exc:
