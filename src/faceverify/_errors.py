@@ -29,6 +29,8 @@ only care that *something* refused can catch the branch above it::
     │   └── EnumerationRefusedError  one capture tried against many subjects
     ├── InvalidTemplateError         a stored template failed to open (opaque)
     ├── KeyStoreError                master key wrong, missing or unreadable
+    ├── StoreUnavailableError        the vault's database cannot be reached now
+    ├── UnknownSessionError          no such live session (absent, expired or tampered)
     └── ConfigurationError           a setting outside what faceverify allows
 
 Refusals are never silent scores: a capture that cannot be judged raises. The
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import ClassVar
 
 
 class FaceVerifyError(Exception):
@@ -164,6 +167,19 @@ class InvalidTemplateError(FaceVerifyError):
 
 class KeyStoreError(FaceVerifyError):
     """The master key is wrong, missing or unreadable."""
+
+
+class StoreUnavailableError(FaceVerifyError):
+    """The vault's database (or key store) cannot be reached: connection refused, server
+    restarting, a lock held past the timeout. Nothing was changed; retry later."""
+
+    code: ClassVar[str] = "store_unavailable"
+
+
+class UnknownSessionError(FaceVerifyError):
+    """No live session by that id: absent, expired or tampered with (one opaque error)."""
+
+    code: ClassVar[str] = "unknown_session"
 
 
 class ConfigurationError(FaceVerifyError):
