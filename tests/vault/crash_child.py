@@ -2,7 +2,7 @@
 
     python crash_child.py ceremonies SEED     enrol / re-enrol / revoke s0..s3 in a loop
     python crash_child.py rotate KEYDIR       rotate the master key in a loop (keys KEYDIR/key-N)
-    python crash_child.py race SUBJECT ROLE N enroll | revoke | verify one subject N times
+    python crash_child.py race SUBJECT ROLE N enroll | revoke | verify | wrong-face, N times, on "go"
 
 The vault comes from the environment (``vault_helpers.Where.env``). Each prints ``ready``
 once the vault is open, so the parent kills it mid-work rather than mid-import.
@@ -59,6 +59,7 @@ def race(subject: str, role: str, count: int) -> None:
     vault = open_from_env()
     granted = datetime.now(UTC) - timedelta(days=1)
     print("ready", flush=True)
+    sys.stdin.readline()  # the parent's "go", sent to every racer at once
     outcomes = []
     for i in range(count):
         try:
@@ -70,6 +71,11 @@ def race(subject: str, role: str, count: int) -> None:
             elif role == "revoke":
                 vault.revoke(subject)
                 outcomes.append("revoked")
+            elif role == "wrong-face":
+                probe = unit(10_000 + i)
+                compare = cosine_compare(probe)
+                result = vault.verify(subject, probe, compare, model_pack_id=PACK, actor="racer")
+                outcomes.append("match" if result.match else "no-match")
             else:
                 probe = unit(i % 5)
                 result = vault.verify(
