@@ -193,6 +193,11 @@ class Records:
         except (ValueError, TypeError):
             raise InvalidTemplateError(_CORRUPT) from None
 
+    def state(self, subject_id: str) -> str | None:
+        """The row's state as stored (``None`` if never enrolled), without reading the rest."""
+        row = self.tx.one("SELECT state FROM subjects WHERE subject_id=?", (subject_id,))
+        return None if row is None else str(row[0])
+
     def put(self, subject_id: str, *, template_id: str, blob: bytes, consent_json: str, at: datetime) -> None:
         """Store a new template, replacing any previous one or tombstone; lockout resets."""
         fresh = LockoutState()

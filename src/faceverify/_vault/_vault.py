@@ -328,7 +328,7 @@ class Vault:
         with self._unit(subject_id) as records:
             refusal = self._consent_refusal(records, subject_id, consent, actor)
             if refusal is None:
-                previous = records.get(subject_id)
+                previous = records.state(subject_id)  # a row edited beyond reading is replaced too
                 key_id, key = self.keys.new_key(subject_id, at=now)
                 header = TemplateHeader(
                     format_version=FORMAT_VERSION,
@@ -350,7 +350,7 @@ class Vault:
                     consent_json=consent.to_json(),
                     at=now,
                 )
-                replaced = previous is not None and previous.state == "active"
+                replaced = previous == "active"
                 reason = f"template {header.template_id}, {rows.shape[0]} embedding(s)" + (
                     ", replaced" if replaced else ""
                 )
