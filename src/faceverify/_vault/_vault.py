@@ -541,13 +541,18 @@ class Vault:
             return EnumerationRefusedError(
                 "too many captures of this caller were refused as a search in disguise; retry later"
             )
-        probes = [
-            p for p in records.recent_probes(since=since, exclude=attempt) if p.subject_id != subject_id
-        ]
+        # Probes linked to this one, and everything linked to them (single linkage): variants of
+        # one photo chain together even where two of them are further apart than the threshold.
+        probes = records.recent_probes(since=since, exclude=attempt)
         hits = linked(sketch, [p.sketch for p in probes], policy.max_differing_bits)
-        others = len({p.subject_id for p, hit in zip(probes, hits, strict=True) if hit})
+        clusters = {p.cluster for p, hit in zip(probes, hits, strict=True) if hit}
+        others = len({p.subject_id for p in probes if p.cluster in clusters and p.subject_id != subject_id})
         if attempt is None:
-            records.add_probe(subject_id, caller, sketch, at=now)
+            attempt = records.add_probe(
+                subject_id, caller, sketch, at=now, cluster=min(clusters, default=None)
+            )
+        if clusters:
+            records.merge_clusters(clusters | {attempt}, into=min(clusters))
         if others + 1 >= policy.max_subjects:
             records.add_refusal(caller, at=now)
             self._audit(
