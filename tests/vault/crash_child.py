@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,11 +56,11 @@ def rotate(keydir: str) -> None:
         n += 1
 
 
-def race(subject: str, role: str, count: int) -> None:
+def race(subject: str, role: str, count: int, *, wait: Callable[[], object] = sys.stdin.readline) -> None:
     vault = open_from_env()
     granted = datetime.now(UTC) - timedelta(days=1)
     print("ready", flush=True)
-    sys.stdin.readline()  # the parent's "go", sent to every racer at once
+    wait()  # the parent's "go", given to every racer at once
     outcomes = []
     for i in range(count):
         try:
@@ -85,6 +86,7 @@ def race(subject: str, role: str, count: int) -> None:
         except FaceVerifyError as exc:
             outcomes.append(type(exc).__name__)
     print(" ".join(outcomes), flush=True)
+    vault.close()
 
 
 if __name__ == "__main__":

@@ -164,10 +164,14 @@ def test_an_unreachable_database_is_store_unavailable(tmp_path: Path, master: Ma
 
 
 def test_a_server_that_goes_away_is_store_unavailable_and_then_recovers(
-    tmp_path: Path, master: MasterKey, clock: FrozenClock
+    master: MasterKey, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A PostgreSQL server restarting: the ceremony in between fails typed, the next works."""
     import tempfile
+
+    from faceverify._vault import _postgres
+
+    monkeypatch.setattr(_postgres, "CONNECT_TIMEOUT_S", 2.0)  # how long a ceremony waits for a link
 
     import pgserver
     import psycopg
