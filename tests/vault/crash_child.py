@@ -25,10 +25,14 @@ from faceverify._vault import MasterKey, init_master_key
 SUBJECTS = 4
 
 
-def ceremonies(seed: int) -> None:
+def _ready() -> None:
+    print("ready", flush=True)
+
+
+def ceremonies(seed: int, *, ready: Callable[[], object] = _ready) -> None:
     vault = open_from_env()
     granted = datetime.now(UTC) - timedelta(days=1)
-    print("ready", flush=True)
+    ready()
     i = seed
     while True:
         subject = f"s{i % SUBJECTS}"
@@ -46,10 +50,10 @@ def ceremonies(seed: int) -> None:
         i += 1
 
 
-def rotate(keydir: str) -> None:
+def rotate(keydir: str, *, ready: Callable[[], object] = _ready) -> None:
     n = len(list(Path(keydir).glob("key-*")))
     vault = open_from_env()
-    print("ready", flush=True)
+    ready()
     while True:
         new: MasterKey = init_master_key(Path(keydir) / f"key-{n:04d}")
         vault.rotate_master_key(new, actor="crash")
