@@ -290,7 +290,7 @@ class Vault:
         Callers that do expensive work before ``enroll`` (the image pipeline)
         call this first, so that nothing is processed without consent.
         """
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         with self._unit(subject_id) as records:
             refusal = self._consent_refusal(records, subject_id, consent, actor)
         if refusal is not None:
@@ -322,7 +322,7 @@ class Vault:
         Refused (``ConsentError``) unless ``consent`` is this subject's, in force
         now, and for this vault's purpose.
         """
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         rows = check_embeddings(embeddings)
         now = self.clock.now()
         with self._unit(subject_id) as records:
@@ -396,7 +396,7 @@ class Vault:
         lockout and last use, and is audited (``note`` goes into the entry's reason) —
         all in one transaction holding the subject's lock.
         """
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         now = self.clock.now()
         sketch = self._sketcher.sketch(probe)
         caller = actor if actor is not None else _ANONYMOUS
@@ -450,7 +450,7 @@ class Vault:
         for another purpose, or (``live=False``) a subject that must be verified live. Used
         to refuse a live session at its start, and a still image before it is processed.
         """
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         with self._unit(subject_id) as records:
             refusal, _ = self._refusal(
                 records, subject_id, self.clock.now(), "verify", actor, model_pack_id, live
@@ -574,7 +574,7 @@ class Vault:
         without bound. Unknown, revoked or purged subjects have no lockout: the
         attempt is only audited.
         """
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         now = self.clock.now()
         with self._unit(subject_id) as records:
             self._audit(records, "verify", subject_id, "refused", reason, actor)
@@ -596,7 +596,7 @@ class Vault:
         ``UnknownSubjectError`` for a subject never enrolled (a typo must not pass as an
         erasure); revoking a revoked or purged subject again is a no-op receipt.
         """
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         now = self.clock.now()
         with self._unit(subject_id) as records:
             row = records.get(subject_id)
@@ -683,7 +683,7 @@ class Vault:
 
     def consent(self, subject_id: str, *, actor: str | None = None) -> ConsentRecord:
         """The subject's consent record (for the subject's own access request)."""
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         with self._unit(subject_id) as records:
             row = records.get(subject_id)
             refusal = self._inactive(records, row, subject_id, "consent-read", actor)
@@ -703,7 +703,7 @@ class Vault:
 
     def needs_reenroll(self, subject_id: str, model_pack_id: str) -> bool:
         """Whether the subject's template was made with another pack or format (no decryption)."""
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         with self._unit(subject_id) as records:
             row = records.get(subject_id)
             refusal = self._inactive(records, row, subject_id, None, None)
