@@ -42,6 +42,9 @@ only care that *something* refused can catch the branch above it::
     ├── UnknownSessionError          no such live session    unknown_session
     │                                (absent, expired, tampered)
     ├── KeyStoreError                master key wrong, ...   key_store
+    ├── StoreUnavailableError        the database cannot be  store_unavailable
+    │                                reached now
+    ├── UnknownSessionError          no such live session    unknown_session
     └── ConfigurationError           a setting outside what  configuration
                                      faceverify allows
 
