@@ -61,7 +61,7 @@ import numpy as np
 from .._clock import Clock, SystemClock
 from .._errors import ChallengeFailedError, ConfigurationError, FaceError, MultipleFacesError
 from .._pipeline._capture import RGBImage
-from .._pipeline._pipeline import FacePipeline, FaceSample, cosine
+from .._pipeline._pipeline import FacePipeline, FaceSample, FaceTracker, cosine
 from .._pipeline._quality import Quality, QualityPolicy, measure, pose_from_landmarks
 from . import _session_state as st
 from ._animation import Patch, TextureTrace, TraceFrame, TraceRules, face_patch, parallax
@@ -394,6 +394,7 @@ class ChallengeSession:
         challenges: Sequence[Challenge] | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._tracker = FaceTracker(pipeline)  # frames: tracked between whole-frame detections
         self._clock = clock or SystemClock()
         self.policy = policy or ChallengePolicy()
         self._passive = passive
@@ -489,7 +490,7 @@ class ChallengeSession:
 
         image = self._pipeline.load(frame)
         try:
-            face = self._pipeline.locate(image, select="only")
+            face = self._tracker.locate(image)
         except MultipleFacesError:
             self._feedback = (FrameFeedback.SEVERAL_FACES,)
             return self._fail("one-face", "several faces in a frame: one person at a time")
@@ -509,7 +510,7 @@ class ChallengeSession:
         self._patch = face_patch(crop)
         quality = measure(image, face, crop)
         self._feedback = tuple(quality_feedback(quality, self.policy.quality))
-        sample = FaceSample(embedding=self._pipeline.embedder.embed([crop])[0], quality=quality, face=face)
+        sample = self._pipeline.frame_sample(face, crop, quality)  # embedded when first read
         pose = _Pose.of(face.landmarks)
 
         if self._reference is None:
@@ -869,6 +870,7 @@ class ChallengeSession:
         if body["passive"] != (None if passive is None else passive.name):
             raise st.StateError("the session was started with another passive check")
         self._pipeline, self._clock, self.policy, self._passive = pipeline, clock, policy, passive
+        self._tracker = FaceTracker(pipeline)
         self.nonce = str(body["nonce"])
         self.challenges = tuple(Challenge(v) for v in body["challenges"])
         if not self.challenges:
