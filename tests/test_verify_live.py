@@ -101,10 +101,13 @@ def test_the_enrolled_person_in_a_passed_session_matches(
     result = enrolled.finish(session)
     assert isinstance(result, VerificationResult)
     assert result.match and result.score > 0.6 and result.threshold == THRESHOLD, result.reasons
-    assert "best-quality frontal frame" in result.reasons[-1] and "turn-left" in result.reasons[-1]
+    assert "best-quality frontal frame" in result.reasons[-2] and "turn-left" in result.reasons[-2]
+    # The decision and its audit entry name the session: its nonce and its challenges.
+    binding = f"live session {session.nonce}: turn-left, move-closer"
+    assert result.reasons[-1] == binding
     assert {"baseline", "challenge:turn-left", "challenge:move-closer"} <= {c.name for c in result.liveness}
     assert all(c.passed for c in result.liveness)
-    assert audit_entries(enrolled)[-1] == ("verify", "match", "live session: turn-left, move-closer")
+    assert audit_entries(enrolled)[-1] == ("verify", "match", binding)
     # A session is decided once: finishing it again is refused, not a second attempt.
     with pytest.raises(ChallengeFailedError, match="already decided"):
         enrolled.finish(session)
@@ -139,6 +142,7 @@ def test_a_failed_session_is_refused_audited_and_counts_toward_lockout(
     assert any("static image" in r for r in info.value.reasons)
     event, outcome, reason = audit_entries(enrolled)[-1]
     assert (event, outcome) == ("verify", "refused") and "static image" in reason
+    assert "session " in reason and "turn-left, turn-right" in reason  # bound to the session
     # A recording cannot retry a random draw without bound: failures lock the subject out.
     for _ in range(4):
         with pytest.raises(ChallengeFailedError, match="session not finished"):
@@ -237,15 +241,15 @@ def test_cli_verify_from_a_video(
     assert report["match"] is True and "challenge:move-closer" in [c["name"] for c in report["liveness"]]
     assert "challenges (fixed by --challenges): turn-left, move-closer" in err
 
-    # The recording does not answer another sequence: exit 2, the reason on stderr.
+    # The recording does not answer another sequence: not_live (exit 3), the reason on stderr.
     code, out, err = run_cli("verify", "alice", "--video", str(live), "--challenges", "turn-right,turn-left",
                              *login)  # fmt: skip
-    assert code == 2 and out == ""
+    assert code == 3 and out == ""
     assert "liveness challenge failed" in err and "turn-right" in err
 
     # A still image under app-login, --challenges without a video, and no capture at all: errors.
     code, _, err = run_cli("verify", "alice", str(samples["obama3"]), *login)
-    assert code == 2 and "requires a live capture" in err
+    assert code == 3 and "requires a live capture" in err
     code, _, err = run_cli("verify", "alice", "--camera", "0", "--challenges", "turn-left", *login)
     assert code == 2 and "only with --video" in err
     code, _, err = run_cli("verify", "alice", *login)

@@ -31,6 +31,14 @@ over an iterable of frames. A failed session is refused with
 ``ChallengeFailedError``, audited and counted toward lockout; a passed one is
 compared, once, through the same ``Vault.verify`` path as ``verify``.
 
+**Live enrolment.** ``start_session(subject_id, purpose="enroll")`` gives a
+session for ``enroll_live(subject_id, session, consent=...)``, which enrols
+from several distinct best frontal frames of a session that passed (a kiosk, a
+web page). A session is started for one ceremony and decided once: an
+enrolment session is refused by ``finish`` and a verification session by
+``enroll_live``, so a capture made to enrol can never open a door, and the
+reverse.
+
 The probe of a live session is its **single best-quality frontal frame**, not
 a mean of several: the operating points were calibrated with one capture per
 probe, and on LFW with simulated frames the mean of the best 2 or 3 frames
@@ -48,7 +56,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from random import Random
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +67,7 @@ from ._errors import (
     CaptureError,
     ChallengeFailedError,
     FaceError,
+    InvalidInputError,
     LivenessError,
     LivenessRequiredError,
     LowQualityError,
@@ -68,11 +77,12 @@ from ._liveness._check import LivenessCheck
 from ._models._manifest import ModelPack, OperatingPoint
 from ._pipeline._capture import CaptureSource, RGBImage
 from ._pipeline._embed import Embedding
-from ._pipeline._pipeline import FacePipeline, cosine
+from ._pipeline._pipeline import FacePipeline, FaceSample, cosine
 from ._pipeline._quality import Quality
 from ._profiles import Profile, get_profile
 from ._templates import mean_template
 from ._vault import ConsentRecord, DeletionReceipt, MasterKey, OpenedTemplate, RetentionPolicy, Vault
+from ._vault._consent import check_subject_id
 from ._vault._template import MAX_EMBEDDINGS
 
 #: Two enrolment images whose embeddings are closer than this add nothing (the
@@ -120,12 +130,28 @@ class VerificationResult:
     """The live session's checks, each passed (empty for a still-image ``verify``)."""
 
 
+#: What a live session was started for: a verification (``finish``) or an
+#: enrolment (``enroll_live``); never both.
+SessionPurpose = Literal["verify", "enroll"]
+
+#: How many frontal frames an enrolment session keeps as candidates; the
+#: distinct best of them (at most ``MAX_EMBEDDINGS``) become the template.
+ENROLMENT_CANDIDATES = 12
+
+#: A template made from a live session holds at least this many distinct frames.
+MIN_LIVE_ENROLMENT_IMAGES = 2
+
+
 class LiveSession(ChallengeSession):
     """A challenge session bound to one claimed subject, made by ``Verifier.start_session``.
 
     Feed it frames as any :class:`ChallengeSession` (``feed``, ``prompt``,
-    ``current``, ``finished``), then hand it to ``Verifier.finish``, once.
+    ``current``, ``finished``), then hand it, once, to ``Verifier.finish``
+    (``purpose="verify"``) or ``Verifier.enroll_live`` (``purpose="enroll"``).
+    ``snapshot()`` / ``LiveSession.restore(...)`` carry the claimed subject and purpose too.
     """
+
+    SNAPSHOT_KIND = "live"
 
     def __init__(
         self,
@@ -137,16 +163,33 @@ class LiveSession(ChallengeSession):
         passive: LivenessCheck | None,
         rng: Random | None,
         challenges: Sequence[Challenge] | None,
+        purpose: SessionPurpose = "verify",
     ) -> None:
         super().__init__(
             pipeline, clock=clock, policy=policy, passive=passive, rng=rng, challenges=challenges
         )
         self._subject_id = subject_id
+        self._purpose: SessionPurpose = purpose
 
     @property
     def subject_id(self) -> str:
         """The claimed subject, fixed when the session started."""
         return self._subject_id
+
+    @property
+    def purpose(self) -> SessionPurpose:
+        """The ceremony the session was started for (not the consent's purpose)."""
+        return self._purpose
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"subject_id": self._subject_id, "purpose": self._purpose}
+
+    def _load_extra(self, extra: dict[str, Any]) -> None:
+        self._subject_id = str(extra["subject_id"])
+        purpose = extra.get("purpose", "verify")
+        if purpose not in ("verify", "enroll"):
+            raise ValueError(f"a live session's purpose is 'verify' or 'enroll', not {purpose!r}")
+        self._purpose = purpose
 
 
 #: A frame for ``verify_live``: an RGB array, or ``(rgb, timestamp or None)``
@@ -230,9 +273,10 @@ class Verifier:
         least the operating threshold) and differ (cosine <= 0.97). Consent is
         checked before any image is processed.
         """
-        self.vault.require_consent(subject_id, consent)
+        subject_id = check_subject_id(subject_id)
         if not 1 <= len(images) <= MAX_EMBEDDINGS:
-            raise ValueError(f"enrolment takes 1 to {MAX_EMBEDDINGS} images, got {len(images)}")
+            raise InvalidInputError(f"enrolment takes 1 to {MAX_EMBEDDINGS} images, got {len(images)}")
+        self.vault.require_consent(subject_id, consent)
         embeddings: list[Embedding] = []
         qualities: list[Quality] = []
         for index, image in enumerate(images, start=1):
@@ -249,6 +293,17 @@ class Verifier:
                 raise
             embeddings.append(sample.embedding)
             qualities.append(sample.quality)
+        return self._seal(subject_id, embeddings, qualities, consent=consent)
+
+    def _seal(
+        self,
+        subject_id: str,
+        embeddings: list[Embedding],
+        qualities: Sequence[Quality],
+        *,
+        consent: ConsentRecord,
+    ) -> EnrollmentResult:
+        """Check the set is one person in distinct images, then store it as the template."""
         self._check_set(subject_id, embeddings)
         previous = self.vault.store.get(subject_id)
         header = self.vault.enroll(
@@ -287,6 +342,7 @@ class Verifier:
         (another purpose), ``InvalidTemplateError``, and the capture's own
         ``CaptureError`` / ``FaceError`` / ``LivenessRequiredError``.
         """
+        subject_id = check_subject_id(subject_id)
         try:
             if self.profile.liveness_required:
                 raise LivenessRequiredError(
@@ -348,6 +404,7 @@ class Verifier:
         challenges: Sequence[Challenge] | None = None,
         clock: Clock | None = None,
         rng: Random | None = None,
+        purpose: SessionPurpose = "verify",
     ) -> LiveSession:
         """A challenge session for a live capture claiming to be ``subject_id``.
 
@@ -355,46 +412,68 @@ class Verifier:
         them — only for tests and recorded demos: a recording can be prepared
         for a known sequence, so a fixed one proves much less. ``clock``
         (default: the vault's) times the session; ``rng`` is for tests.
-        Nothing about the subject is looked up until ``finish``.
+        ``purpose`` is the ceremony the session is for: ``"verify"`` (decided
+        by ``finish``) or ``"enroll"`` (decided by ``enroll_live``; it keeps
+        more frontal frames as candidates). Nothing about the subject is
+        looked up until then.
         """
-        from ._vault._consent import check_subject_id
+        subject_id = check_subject_id(subject_id)
+        if purpose not in ("verify", "enroll"):
+            from ._errors import ConfigurationError
 
-        check_subject_id(subject_id)
+            raise ConfigurationError(f"a live session is for 'verify' or 'enroll', not {purpose!r}")
+        policy = self.challenge_policy
+        if purpose == "enroll":
+            policy = replace(policy, best_samples=max(policy.best_samples, ENROLMENT_CANDIDATES))
         session = LiveSession(
             subject_id,
             self.pipeline,
             clock=clock or self.vault.clock,
-            policy=self.challenge_policy,
+            policy=policy,
             passive=self.passive,
             rng=rng,
             challenges=challenges,
+            purpose=purpose,
         )
         with self._sessions_lock:
             self._open_sessions.add(session)
         return session
+
+    def _claim(self, session: LiveSession, purpose: SessionPurpose) -> None:
+        """Take ``session`` out of the open ones (decided once, even with two threads
+        racing); refuse one this Verifier did not start, already decided, or
+        started for the other ceremony."""
+        with self._sessions_lock:
+            ours = session in self._open_sessions
+            self._open_sessions.discard(session)
+        reason = ""
+        if not ours:
+            reason = "the session was not started by this verifier, or was already decided"
+        elif session.purpose != purpose:
+            what = {"verify": "a verification", "enroll": "an enrolment"}
+            reason = f"the session was started for {what[session.purpose]}, not {what[purpose]}"
+        if reason:
+            self.vault.audit.record(purpose, subject=session.subject_id, outcome="refused", reason=reason)
+            raise ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
 
     def finish(self, session: LiveSession) -> VerificationResult:
         """Decide a session from ``start_session``: refuse unless it passed, then compare once.
 
         Raises ``ChallengeFailedError`` (with ``reasons``) for a failed or
         unfinished session — audited, and counted toward the subject's lockout
-        like a no-match — and for a session this Verifier did not start or has
-        already decided. Otherwise the best-quality frontal frame is compared
-        with the claimed subject's template, with every refusal of ``verify``.
+        like a no-match — and for a session this Verifier did not start, has
+        already decided, or started for enrolment. Otherwise the best-quality
+        frontal frame is compared with the claimed subject's template, with
+        every refusal of ``verify``.
         """
         subject_id = session.subject_id
-        with self._sessions_lock:  # decided once, even with two threads racing
-            ours = session in self._open_sessions
-            self._open_sessions.discard(session)
-        if not ours:
-            reason = "the session was not started by this verifier, or was already decided"
-            self.vault.audit.record("verify", subject=subject_id, outcome="refused", reason=reason)
-            raise ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
+        self._claim(session, "verify")
         result = session.result()
         if result.passed and not result.best_samples:  # cannot happen: the baseline frame is one
             result = replace(result, passed=False, reasons=("no frontal frame to compare",))
         if not result.passed:
-            self.vault.record_failed_attempt(subject_id, reason="liveness: " + "; ".join(result.reasons))
+            reason = f"liveness, {result.binding}: " + "; ".join(result.reasons)
+            self.vault.record_failed_attempt(subject_id, reason=reason)
             result.raise_if_failed()
         return self._decide_live(subject_id, result)
 
@@ -405,9 +484,72 @@ class Verifier:
             subject_id,
             best.embedding,
             best.quality,
-            extra=(f"probe: the best-quality frontal frame of a live session that passed ({asked})",),
+            extra=(
+                f"probe: the best-quality frontal frame of a live session that passed ({asked})",
+                f"live {result.binding}",
+            ),
             liveness=result.checks,
-            note=f"live session: {asked}",
+            note=f"live {result.binding}",
+        )
+
+    def enroll_live(
+        self,
+        subject_id: str,
+        session: LiveSession,
+        *,
+        consent: ConsentRecord,
+        actor: str | None = None,
+    ) -> EnrollmentResult:
+        """Enrol ``subject_id`` from a live session started with ``purpose="enroll"``.
+
+        The template is made from the session's best-quality frontal frames
+        that differ from each other (cosine <= ``NEAR_DUPLICATE_COSINE``), at
+        most ``MAX_EMBEDDINGS`` of them and at least
+        ``MIN_LIVE_ENROLMENT_IMAGES``, with the same checks as ``enroll``
+        (consent first, one person throughout). Raises
+        ``ChallengeFailedError`` — audited, nothing enrolled — for a failed
+        or unfinished session, one started for verification or for another
+        subject, or one already decided; ``LowQualityError`` when the passed
+        session held too few distinct good frames (enrol again, moving a
+        little). ``actor`` names who ran the ceremony (e.g.
+        ``"kiosk:operator-7"``) for the audit.
+        """
+        self.vault.require_consent(subject_id, consent)
+        self._claim(session, "enroll")
+        if session.subject_id != subject_id:
+            reason = "the session was started for another subject"
+            self.vault.audit.record("enroll", subject=subject_id, outcome="refused", reason=reason)
+            raise ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
+        return self._enroll_result(subject_id, session.result(), consent=consent, actor=actor)
+
+    def _enroll_result(
+        self,
+        subject_id: str,
+        result: ChallengeResult,
+        *,
+        consent: ConsentRecord,
+        actor: str | None = None,
+    ) -> EnrollmentResult:
+        """Enrol from a decided enrolment session's result (also for store-backed sessions)."""
+        del actor  # recorded once the vault's ceremonies take actor= (contract A)
+        if not result.passed:
+            self.vault.audit.record(
+                "enroll",
+                subject=subject_id,
+                outcome="refused",
+                reason="liveness: " + "; ".join(result.reasons),
+            )
+            result.raise_if_failed()
+        chosen = distinct_samples(result.best_samples, limit=MAX_EMBEDDINGS)
+        if len(chosen) < MIN_LIVE_ENROLMENT_IMAGES:
+            reason = (
+                f"the live session held {len(chosen)} distinct good frontal frame(s); "
+                f"enrolment takes at least {MIN_LIVE_ENROLMENT_IMAGES}"
+            )
+            self.vault.audit.record("enroll", subject=subject_id, outcome="refused", reason=reason)
+            raise LowQualityError(f"enrolment refused: {reason}", reasons=[reason])
+        return self._seal(
+            subject_id, [s.embedding for s in chosen], [s.quality for s in chosen], consent=consent
         )
 
     def verify_live(
@@ -462,6 +604,17 @@ class Verifier:
     def consent(self, subject_id: str) -> ConsentRecord:
         """The subject's consent record (their own access request)."""
         return self.vault.consent(subject_id)
+
+
+def distinct_samples(samples: Sequence[FaceSample], *, limit: int) -> list[FaceSample]:
+    """The first ``limit`` of ``samples`` (best first) that are no near-duplicate of one kept."""
+    kept: list[FaceSample] = []
+    for sample in samples:
+        if len(kept) == limit:
+            break
+        if all(cosine(sample.embedding, k.embedding) <= NEAR_DUPLICATE_COSINE for k in kept):
+            kept.append(sample)
+    return kept
 
 
 def run_session(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._errors import ConfigurationError, LicenceNotAcceptedError, ModelError
+from .._pipeline._detect import Refinement
 from .._pipeline._embed import InputSpec
 
 
@@ -41,6 +42,8 @@ class ModelFile:
     size: int
     source: PackageSource | None
     repair: Literal["fold-dequantize"] | None = None
+    #: Exact graph rewrites after the repair (``_repair.REWRITES``): the same function, run faster.
+    rewrites: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +142,21 @@ def find_operating_point(points: Sequence[OperatingPoint], name: str, owner: str
 class DetectorSpec:
     """The detector and how it is run.
 
-    ``upscale``: a capture smaller than the detector's input is enlarged to fill
-    it (bicubic) instead of being placed at its own size. YuNet places landmarks
-    from a stride-8 grid, so on a small face they move by several pixels from
-    one scale to another, and the aligned crop with them: enlarging LFW's 250 px
-    captures cut FNMR at FMR 1e-5 from 4.60 % to 3.65 % (both with mirror views;
-    docs/accuracy.md). Faces too small for the quality gate stay too small: it
-    measures them in the capture's own pixels.
+    ``upscale`` (revision 2): a capture smaller than the detector's fixed input
+    is enlarged to fill it (bicubic) instead of being placed at its own size.
+    YuNet places landmarks from a stride-8 grid, so on a small face they move by
+    several pixels from one scale to another, and the aligned crop with them:
+    enlarging LFW's 250 px captures cut FNMR at FMR 1e-5 from 4.60 % to 3.65 %
+    (both with mirror views; docs/accuracy.md), at the price of a 640 x 640 run
+    for every capture.
+
+    ``canvas`` + ``refine`` (revision 3) buy that precision for the face alone:
+    the capture is searched on a small canvas (its longer side ``canvas`` px,
+    never scaled below ``min_scale`` so that a face of the quality gate's
+    minimum size stays findable), then each face is detected again on a crop
+    around it enlarged to ``refine.size`` px (docs/performance.md). Faces too
+    small for the quality gate stay too small: it measures them in the
+    capture's own pixels.
     """
 
     kind: Literal["yunet", "insightface"]
@@ -153,6 +164,12 @@ class DetectorSpec:
     input_size: int
     score_threshold: float
     upscale: bool = False
+    #: Revision 3: the capture scaled so its longer side is ``canvas`` px (never
+    #: below ``min_scale``; at most ``input_size``) on a graph with a dynamic input,
+    #: then each face's landmarks placed again on an enlarged crop (``refine``).
+    canvas: int | None = None
+    min_scale: float = 0.4
+    refine: Refinement | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +187,11 @@ class RecognizerSpec:
     input: InputSpec
     alignment: Literal["arcface-5pt"]
     mirror: bool = False
+    #: With ``mirror``: a probe's mirror image is embedded only when the crop alone
+    #: scores within this distance of the threshold (:class:`~faceverify._pipeline._pipeline.Probe`);
+    #: chosen on LFW so that decisions agree with both views' (``benchmarks/speed_band.py``).
+    #: It changes no embedding and no operating point. None: always both views.
+    mirror_band: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +341,7 @@ def _common(data: dict[str, Any]) -> dict[str, Any]:
             size=int(f["size"]),
             source=PackageSource(**f["source"]) if f.get("source") else None,
             repair=f.get("repair"),
+            rewrites=_rewrites(f),
         )
         for f in data["files"]
     )
@@ -333,7 +356,19 @@ def _recognizer(rec: dict[str, Any]) -> RecognizerSpec:
         input=InputSpec(**rec["input"]),
         alignment=rec["alignment"],
         mirror=_flag(rec, "mirror"),
+        mirror_band=_band(rec),
     )
+
+
+def _band(rec: dict[str, Any]) -> float | None:
+    value = rec.get("mirror_band")
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+        raise ValueError(f"mirror_band must be a number in [0, 1), not {value!r}")
+    if not rec.get("mirror"):
+        raise ValueError("mirror_band needs mirror views")
+    return float(value)
 
 
 def _operating_points(points: list[dict[str, Any]]) -> tuple[OperatingPoint, ...]:
@@ -346,6 +381,41 @@ def _flag(spec: dict[str, Any], key: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{key} must be true or false, not {value!r}")
     return value
+
+
+def _rewrites(f: dict[str, Any]) -> tuple[str, ...]:
+    from ._repair import REWRITES
+
+    names = f.get("rewrites", [])
+    if not isinstance(names, list) or any(n not in REWRITES for n in names):
+        raise ValueError(f"rewrites must be a list of {sorted(REWRITES)}, not {names!r}")
+    if names and f.get("repair") != "fold-dequantize":
+        raise ValueError("rewrites apply after the fold-dequantize repair")
+    return tuple(names)
+
+
+def detector_spec(det: dict[str, Any], kind: Literal["yunet", "insightface"]) -> DetectorSpec:
+    """A manifest's ``detector`` object (any pack layout); malformed settings raise ValueError/KeyError."""
+    return DetectorSpec(
+        kind=kind,
+        file=det["file"],
+        input_size=int(det["input_size"]),
+        score_threshold=float(det["score_threshold"]),
+        upscale=_flag(det, "upscale"),
+        canvas=int(det["canvas"]) if det.get("canvas") is not None else None,
+        min_scale=float(det.get("min_scale", 0.4)),
+        refine=_refinement(det),
+    )
+
+
+def _refinement(det: dict[str, Any]) -> Refinement | None:
+    spec = det.get("refine")
+    if spec is None:
+        return None
+    size, margin = int(spec["size"]), float(spec["margin"])
+    if size % 32 or size <= 0 or margin < 1.0:
+        raise ValueError(f"refine needs a size that is a multiple of 32 and a margin >= 1, not {spec!r}")
+    return Refinement(size=size, margin=margin)
 
 
 def _revision(data: dict[str, Any]) -> int:
@@ -380,13 +450,7 @@ def parse_manifest(data: dict[str, Any]) -> ModelPack:
         det, rec = data["detector"], data["recognizer"]
         return ModelPack(
             **_common(data),
-            detector=DetectorSpec(
-                kind=det["kind"],
-                file=det["file"],
-                input_size=int(det["input_size"]),
-                score_threshold=float(det["score_threshold"]),
-                upscale=_flag(det, "upscale"),
-            ),
+            detector=detector_spec(det, det["kind"]),
             recognizer=_recognizer(rec),
             operating_points=_operating_points(data.get("operating_points", [])),
             revision=_revision(data),
