@@ -53,7 +53,10 @@ class OperatingPoint:
     ``fmr`` is the target; ``fmr_measured`` what the threshold gave on the
     calibration data; ``fmr_upper`` a 95 % upper confidence bound on it (rule
     of three when no false match was seen). ``fnmr`` is the false non-match
-    rate there, on the same data.
+    rate there, on the same data. ``fmr`` is between unrelated people;
+    ``relatives_fmr`` is what the threshold gave between blood relatives
+    (``relatives_pairs`` image pairs of related people), stated apart because
+    it is far higher (benchmarks/conditions.py; None where not measured).
     """
 
     name: str
@@ -66,12 +69,64 @@ class OperatingPoint:
     genuine_pairs: int
     impostor_pairs: int
     calibrated: bool = True
+    relatives_fmr: float | None = None
+    relatives_pairs: int = 0
 
     @classmethod
     def uncalibrated(cls, threshold: float) -> OperatingPoint:
         """A caller's own threshold: allowed, but reported as promising nothing."""
         nan = float("nan")
         return cls("custom", threshold, nan, nan, nan, nan, "none", 0, 0, calibrated=False)
+
+    @property
+    def description(self) -> str:
+        """The promise in words: FMR between unrelated people, and between relatives apart.
+
+        For the household point (``relatives:household``) ``fmr`` is the bound between
+        relatives and ``fmr_measured`` the rate between unrelated people."""
+        if not self.calibrated:
+            return f"uncalibrated threshold {self.threshold:.4f}: no false match rate is promised"
+        n = self.relatives_pairs
+        if self.name.endswith("household") and self.relatives_fmr is not None:
+            return (
+                f"operating point {self.name!r}: FMR at most {self.fmr:.0e} between blood relatives "
+                f"(95 % bound; {self.relatives_fmr:.1%} of {n:,} LFW relative pairs matched), "
+                f"{self.fmr_measured:.1e} between unrelated people"
+            )
+        text = f"operating point {self.name!r}: FMR {self.fmr:.0e} between unrelated people"
+        if self.relatives_fmr is not None and n:
+            text += (
+                f"; between blood relatives far higher: {self.relatives_fmr:.1%} of {n:,} LFW relative "
+                "pairs matched (use 'relatives:household', Profile.for_relatives(), where relatives "
+                "are enrolled)"
+            )
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionPoints:
+    """Operating points for captures under one condition (``"grayscale"``: grayscale or
+    infrared captures), named ``condition:point``, with the embedding space they were
+    calibrated in (they are refused in any other: a new revision must recalibrate)."""
+
+    condition: str
+    embedding_space: str
+    operating_points: tuple[OperatingPoint, ...]
+    #: The quality-gate settings the points were calibrated under (``QualityPolicy`` fields).
+    quality: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CalibratedFor:
+    """The capture conditions the operating points were calibrated on, as quality bounds
+    (each admits ``admitted`` of the calibration captures; ``colour``: grayscale captures
+    were not among them). ``faceverify calibrate`` warns when a deployer's captures fall
+    outside; the default quality gate refuses them."""
+
+    bounds: dict[str, float]
+    admitted: float
+    colour: bool
+    dataset: str
 
 
 def find_operating_point(points: Sequence[OperatingPoint], name: str, owner: str) -> OperatingPoint:
@@ -211,6 +266,8 @@ class ModelPack(Pack):
     operating_points: tuple[OperatingPoint, ...] = field(default=())
     revision: int = 1
     template_points: tuple[TemplatePoints, ...] = field(default=())
+    condition_points: tuple[ConditionPoints, ...] = field(default=())
+    calibrated_for: CalibratedFor | None = None
 
     def template_point(self, name: str, *, images: int) -> OperatingPoint | None:
         """The point ``name`` for a mean template of ``images`` images, if the pack states one.
@@ -230,7 +287,25 @@ class ModelPack(Pack):
         return embedding_space(self.id, self.revision)
 
     def operating_point(self, name: str) -> OperatingPoint:
-        return find_operating_point(self.operating_points, name, f"pack {self.id}")
+        """The point ``name``; ``condition:name`` for a condition's own points (``grayscale:default``).
+
+        A condition's points calibrated in another embedding space (another
+        revision) are refused, never applied to these embeddings.
+        """
+        condition, sep, _ = name.rpartition(":")
+        if not sep:
+            return find_operating_point(self.operating_points, name, f"pack {self.id}")
+        for cp in self.condition_points:
+            if cp.condition == condition:
+                if cp.embedding_space != self.embedding_space:
+                    raise ConfigurationError(
+                        f"pack {self.id}'s {condition} operating points were calibrated for "
+                        f"{cp.embedding_space!r}, not {self.embedding_space!r}: {condition} captures "
+                        "are refused until they are recalibrated (benchmarks/conditions.py --write-pack)"
+                    )
+                return find_operating_point(cp.operating_points, name, f"pack {self.id}")
+        known = ", ".join(c.condition for c in self.condition_points) or "none"
+        raise ConfigurationError(f"pack {self.id} has no {condition} operating points (has: {known})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +431,19 @@ def _template_points(t: dict[str, Any]) -> TemplatePoints:
     return TemplatePoints(int(t["images"]), "mean", _operating_points(t["operating_points"]))
 
 
+def _condition_points(c: dict[str, Any]) -> ConditionPoints:
+    points = _operating_points(c["operating_points"])
+    quality = {str(k): float(v) for k, v in c.get("quality", {}).items()}
+    return ConditionPoints(str(c["condition"]), str(c["embedding_space"]), points, quality)
+
+
+def _calibrated_for(c: dict[str, Any] | None) -> CalibratedFor | None:
+    if c is None:
+        return None
+    bounds = {str(k): float(v) for k, v in c["bounds"].items()}
+    return CalibratedFor(bounds, float(c["admitted"]), _flag(c, "colour"), str(c["dataset"]))
+
+
 def parse_manifest(data: dict[str, Any]) -> ModelPack:
     """Build a :class:`ModelPack` from its JSON form; a malformed manifest is a ModelError."""
     try:
@@ -367,6 +455,8 @@ def parse_manifest(data: dict[str, Any]) -> ModelPack:
             operating_points=_operating_points(data.get("operating_points", [])),
             revision=_revision(data),
             template_points=tuple(_template_points(t) for t in data.get("template_operating_points", [])),
+            condition_points=tuple(_condition_points(c) for c in data.get("condition_operating_points", [])),
+            calibrated_for=_calibrated_for(data.get("calibrated_for")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"malformed model pack manifest: {exc!r}") from None
