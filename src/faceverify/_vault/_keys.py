@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .._errors import ConfigurationError, KeyStoreError, StoreUnavailableError
+from .._errors import ConfigurationError, KeyStoreError, StoreCorruptError, StoreUnavailableError
 from ._engine import Engine, Migration, Schema, Tx, ensure_schema, redact
 
 ENV_VAR = "FACEVERIFY_MASTER_KEY"
@@ -214,7 +214,7 @@ class KeyStore:
             ensure_schema(engine, KEYS_SCHEMA, create=create, what="key store")
         except ConfigurationError as exc:
             raise KeyStoreError(str(exc)) from None
-        except StoreUnavailableError as exc:
+        except (StoreUnavailableError, StoreCorruptError) as exc:
             raise KeyStoreError(f"cannot open key store {redact(engine.url)}: {exc}") from None
         with engine.unit() as tx:
             meta = dict(tx.all("SELECT name, value FROM meta"))

@@ -761,7 +761,8 @@ def _open_keys(
             raise KeyStoreError("the key store must be another database than the vault's")
     else:
         path = sqlite_path(keys_database)
-        target = path if path.suffix in {".db", ".sqlite", ".sqlite3"} or path.is_file() else path / "keys.db"
+        is_file = path.suffix in {".db", ".sqlite", ".sqlite3"} or str(keys_database).startswith("sqlite:")
+        target = path if is_file else path / "keys.db"
         if vault.folder is not None and target.resolve().is_relative_to(vault.folder.resolve()):
             raise KeyStoreError(
                 f"key store {target} is inside the vault folder {vault.folder}: a backup of the folder would"
