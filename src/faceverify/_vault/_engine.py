@@ -140,8 +140,13 @@ class Engine(Protocol):
     #: The vault folder a SQLite database lives in (None for a server).
     folder: Path | None
 
-    def unit(self, lock: Iterable[str | bytes] = ()) -> AbstractContextManager[Tx]:
-        """A transaction holding ``lock``'s names until it commits (joined if already in one)."""
+    def unit(
+        self, lock: Iterable[str | bytes] = (), *, read_only: bool = False
+    ) -> AbstractContextManager[Tx]:
+        """A transaction holding ``lock``'s names until it commits (joined if already in one).
+
+        ``read_only``: the unit only reads (a consistent snapshot; on SQLite it then takes
+        no write lock, so readers do not queue behind writers)."""
         ...
 
     def translate(self, call: Callable[[], Any]) -> Any:

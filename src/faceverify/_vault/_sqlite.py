@@ -91,7 +91,7 @@ class SQLiteEngine:
         return exc
 
     @contextlib.contextmanager
-    def unit(self, lock: Iterable[str | bytes] = ()) -> Iterator[Tx]:
+    def unit(self, lock: Iterable[str | bytes] = (), *, read_only: bool = False) -> Iterator[Tx]:
         with self._lock:
             outer = self._tx
             if outer is not None:  # joined: a savepoint of the enclosing unit
@@ -111,7 +111,7 @@ class SQLiteEngine:
                 return
             conn = self._connect()
             tx = Tx(conn, SQLITE, self)
-            tx.execute("BEGIN IMMEDIATE")
+            tx.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
             self._tx = tx
             try:
                 yield tx
