@@ -64,11 +64,12 @@ def vault(
         FACEVERIFY_VAULT=str(root / "vault"),
         FACEVERIFY_KEY_FILE=str(root / "master.key"),
         FACEVERIFY_HOME=str(model_cache),
+        XDG_STATE_HOME=str(root / "state"),  # where the key store lives by default (not in the vault)
     )
     (root / "consent.txt").write_text("I consent to my face being used to log in.\n")
     assert fv("keys", "init", env=env).returncode == 0
     done = fv(
-        "enroll", "alice", str(samples["obama"]), "--purpose", "app-login",
+        "enroll", "alice", str(samples["obama"]), "--purpose", "id-check",
         "--consent-evidence", str(root / "consent.txt"), env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -111,7 +112,7 @@ def test_vault_path_that_is_a_file(vault: dict[str, str], samples: dict[str, Pat
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
-@pytest.mark.parametrize("database", ["templates.db", "audit.db"])
+@pytest.mark.parametrize("database", ["vault.db"])
 def test_damaged_database(
     vault: dict[str, str], samples: dict[str, Path], tmp_path: Path, damage: str, database: str
 ) -> None:
