@@ -29,7 +29,9 @@ only care that *something* refused can catch the branch above it::
     │   └── EnumerationRefusedError  one capture tried against many subjects
     ├── InvalidTemplateError         a stored template failed to open (opaque)
     ├── KeyStoreError                master key wrong, missing or unreadable
-    └── ConfigurationError           a setting outside what faceverify allows
+    ├── ConfigurationError           a setting outside what faceverify allows
+    ├── CameraError                  a door's camera is lost or its frames are stale
+    └── ActuatorError                a door's relay did not confirm it acted
 
 Refusals are never silent scores: a capture that cannot be judged raises. The
 messages carry no biometric data, only what the caller needs to fix the input.
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import ClassVar
 
 
 class FaceVerifyError(Exception):
@@ -168,3 +171,15 @@ class KeyStoreError(FaceVerifyError):
 
 class ConfigurationError(FaceVerifyError):
     """A setting outside what faceverify allows (e.g. retention over 3 years)."""
+
+
+class CameraError(FaceVerifyError):
+    """The camera cannot be opened, was lost, or delivers no fresh frames (the door's ``camera_lost``)."""
+
+    code: ClassVar[str] = "camera_lost"
+
+
+class ActuatorError(FaceVerifyError):
+    """The door's relay (command hook, HTTP callback, GPIO) did not confirm it acted; the door stays shut."""
+
+    code: ClassVar[str] = "actuator"

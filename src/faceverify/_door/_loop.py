@@ -1,0 +1,223 @@
+"""The door: a claim, a live check of the claimed subject, the relay — one process per door.
+
+::
+
+    door = Door(verifier, camera, badges, actuator, events=JsonLinesSink())
+    door.run(LineClaims(sys.stdin))       # until the claims end or stop is set
+
+The process keeps the models and the camera open; each claim runs one live
+session (the door's profile: challenges and passive PAD, see the Verifier) on
+fresh frames only, then one 1:1 comparison at the profile's operating point,
+then the relay. Every claim ends in exactly one ``decision`` event
+(:mod:`._events`), every failure shut: an unknown badge, a lost camera, an
+unreachable vault, an actuator error, anything unforeseen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from .._clock import Clock
+from .._errors import CameraError, FaceVerifyError
+from .._liveness._challenge import Challenge
+from .._verifier import LiveSession, Verifier
+from ._actuator import DoorActuator
+from ._camera import CameraSource
+from ._claims import BadgeMap, Claim, ClaimSource
+from ._display import OUTCOME_TEXT, Display, NullDisplay
+from ._events import DoorEvent, EventSink, reason_for
+
+__all__ = ["Door", "DoorConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class DoorConfig:
+    """A door's settings.
+
+    ``max_frame_age``: a frame older than this when the door gets it is never
+    judged (skipped). ``camera_timeout``: seconds without a fresh frame
+    before the camera counts as lost (the claim fails ``camera_lost``).
+    ``challenges`` fixes the sequence — only for replaying a recording made
+    for it (tests, benchmarks, demos): a live door draws them at random.
+    """
+
+    name: str = "door"
+    open_seconds: float = 5.0
+    max_frame_age: timedelta = timedelta(milliseconds=500)
+    camera_timeout: float = 2.0
+    challenges: tuple[Challenge, ...] | None = None
+    claim_poll: float = 0.5
+
+
+@dataclass(slots=True)
+class _Stages:
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.marks[stage] = self.marks.get(stage, 0.0) + (now - since) * 1000.0
+        return now
+
+
+class Door:
+    """One door: badges that may claim, a camera, a Verifier, a relay, and where events go."""
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        camera: CameraSource,
+        badges: BadgeMap,
+        actuator: DoorActuator,
+        *,
+        events: EventSink,
+        display: Display | None = None,
+        config: DoorConfig | None = None,
+        clock: Clock | None = None,
+        replica_age: Callable[[], float | None] | None = None,
+    ) -> None:
+        self.verifier = verifier
+        self.camera = camera
+        self.badges = badges
+        self.actuator = actuator
+        self.events = events
+        self.display = display or NullDisplay()
+        self.config = config or DoorConfig()
+        self.clock: Clock = clock or verifier.vault.clock
+        self._replica_age = replica_age
+        self._last_frame = 0
+
+    # -- one claim -------------------------------------------------------------
+
+    def handle(self, claim: Claim) -> DoorEvent:
+        """Decide one claim; emit, show and return its decision event. Never raises."""
+        started = time.perf_counter()
+        stages = _Stages()
+        subject = self.badges.subject(claim.badge)
+        opened, detail = False, ""
+        if subject is None:
+            reason = "unknown_claim"
+            detail = "the badge maps to no subject at this door"
+        else:
+            try:
+                reason, detail = self._check(subject, stages)
+                if reason == "match":
+                    mark = time.perf_counter()
+                    try:
+                        self.actuator.open(self.config.open_seconds)
+                        opened = True
+                        detail = f"opened for {self.config.open_seconds:g} s"
+                    except FaceVerifyError as exc:
+                        detail = f"the relay failed, the door stayed shut: {exc}"
+                    finally:
+                        stages.add("actuator", mark)
+            except CameraError as exc:
+                reason, detail = "camera_lost", str(exc)
+            except FaceVerifyError as exc:
+                reason, detail = reason_for(exc), str(exc)
+            except Exception as exc:  # fail closed on anything unforeseen, and keep the door running
+                reason, detail = "error", f"{type(exc).__name__}: {exc}"
+        event = DoorEvent(
+            at=self.clock.now(),
+            door=self.config.name,
+            kind="decision",
+            reason=reason,
+            opened=opened,
+            subject_id=subject,
+            claim_source=claim.source,
+            badge=claim.badge if subject is None else None,
+            detail=detail,
+            operating_point=self.verifier.operating_point.name if subject is not None else None,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            stages_ms=dict(stages.marks),
+            replica_age_s=self._replica_age() if self._replica_age is not None else None,
+        )
+        self.events.emit(event)
+        self.display.show(OUTCOME_TEXT.get(reason, "not recognised"))
+        if claim.reply is not None:
+            claim.reply(event)
+        return event
+
+    def _check(self, subject: str, stages: _Stages) -> tuple[str, str]:
+        """Run the live session and the comparison: (reason, detail); raises the refusals."""
+        session = self.verifier.start_session(subject, challenges=self.config.challenges, clock=self.clock)
+        self._feed(session, stages)
+        outcome = session.result()
+        timed_out = not outcome.passed and any(c.name == "deadline" and not c.passed for c in outcome.checks)
+        mark = time.perf_counter()
+        try:
+            result = self.verifier.finish(session)
+        except FaceVerifyError as exc:
+            if timed_out and reason_for(exc) == "not_live":
+                return "timeout", str(exc)
+            raise
+        finally:
+            stages.add("verify", mark)
+        if not result.match:
+            return "no_match", "the live face is not the claimed subject's"
+        return "match", ""
+
+    def _feed(self, session: LiveSession, stages: _Stages) -> None:
+        """Feed fresh frames until the session ends; stale frames are skipped, never judged."""
+        shown = None
+        cfg = self.config
+        last_fresh = self.clock.now()
+        while not session.finished:
+            if session.prompt != shown:
+                shown = session.prompt
+                self.display.show(shown)
+            mark = time.perf_counter()
+            frame = self.camera.read(after=self._last_frame, timeout=cfg.camera_timeout)
+            mark = stages.add("decode", mark)
+            self._last_frame = frame.index
+            now = self.clock.now()
+            if now - frame.at > cfg.max_frame_age:
+                if (now - last_fresh).total_seconds() > cfg.camera_timeout:
+                    raise CameraError(f"no fresh frame for {cfg.camera_timeout:g} s (frames are stale)")
+                continue
+            last_fresh = now
+            session.feed(frame.image, at=frame.at)
+            stages.add("live", mark)
+
+    # -- the process -------------------------------------------------------------
+
+    def status(self, reason: str, detail: str = "") -> None:
+        """Emit a status event (camera lost/back, replica stale/fresh, started, stopped)."""
+        self.events.emit(
+            DoorEvent(
+                at=self.clock.now(),
+                door=self.config.name,
+                kind="status",
+                reason=reason,
+                detail=detail,
+                replica_age_s=self._replica_age() if self._replica_age is not None else None,
+            )
+        )
+
+    def run(
+        self,
+        claims: ClaimSource,
+        *,
+        stop: threading.Event | None = None,
+        tick: Callable[[], None] | None = None,
+    ) -> None:
+        """Take claims until ``stop`` is set or the source is exhausted; ``tick`` runs between polls
+        (the replica's refresh). The actuator is released on the way out."""
+        stop = stop or threading.Event()
+        point = self.verifier.operating_point.name
+        self.status("started", f"{len(self.badges)} badge(s), operating point {point}")
+        try:
+            while not stop.is_set():
+                if tick is not None:
+                    tick()
+                claim = claims.next(self.config.claim_poll)
+                if claim is not None:
+                    self.handle(claim)
+                elif getattr(claims, "exhausted", False):
+                    break
+        finally:
+            self.actuator.close()
+            self.status("stopped")
