@@ -14,9 +14,11 @@ from ._camera import CameraSource, Frame, OpenCVCamera, RecordedCamera, camera_t
 from ._claims import BadgeMap, Claim, ClaimSource, HttpClaims, LineClaims, QueueClaims, UnixSocketClaims
 from ._display import Display, NullDisplay, TerminalDisplay
 from ._events import DOOR_REASONS, DoorEvent, EventSink, JsonLinesSink, ListSink, reason_for
-from ._loop import Door, DoorConfig
+from ._kiosk import AGREEMENT, Kiosk, KioskEnrolment, KioskTerms
+from ._loop import Door, DoorConfig, FreshFrames, Stages
 
 __all__ = [
+    "AGREEMENT",
     "DOOR_REASONS",
     "BadgeMap",
     "CameraSource",
@@ -30,16 +32,21 @@ __all__ = [
     "DoorEvent",
     "EventSink",
     "Frame",
+    "FreshFrames",
     "GpioActuator",
     "HttpActuator",
     "HttpClaims",
     "JsonLinesSink",
+    "Kiosk",
+    "KioskEnrolment",
+    "KioskTerms",
     "LineClaims",
     "ListSink",
     "NullDisplay",
     "OpenCVCamera",
     "QueueClaims",
     "RecordedCamera",
+    "Stages",
     "TerminalDisplay",
     "UnixSocketClaims",
     "actuator_from_spec",

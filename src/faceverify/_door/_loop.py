@@ -23,15 +23,15 @@ from datetime import timedelta
 
 from .._clock import Clock
 from .._errors import CameraError, FaceVerifyError
-from .._liveness._challenge import Challenge
-from .._verifier import LiveSession, Verifier
+from .._liveness._challenge import Challenge, ChallengeSession
+from .._verifier import Verifier
 from ._actuator import DoorActuator
 from ._camera import CameraSource
 from ._claims import BadgeMap, Claim, ClaimSource
 from ._display import OUTCOME_TEXT, Display, NullDisplay
 from ._events import DoorEvent, EventSink, reason_for
 
-__all__ = ["Door", "DoorConfig"]
+__all__ = ["Door", "DoorConfig", "FreshFrames", "Stages"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +54,58 @@ class DoorConfig:
 
 
 @dataclass(slots=True)
-class _Stages:
+class Stages:
+    """Milliseconds spent per stage of one claim."""
+
     marks: dict[str, float] = field(default_factory=dict)
 
     def add(self, stage: str, since: float) -> float:
+        """Add the time since ``since`` (a ``perf_counter`` reading) to ``stage``; return now."""
         now = time.perf_counter()
         self.marks[stage] = self.marks.get(stage, 0.0) + (now - since) * 1000.0
         return now
+
+
+class FreshFrames:
+    """Feeds a live session from a camera, fresh frames only (the door's and the kiosk's).
+
+    A frame older than ``max_frame_age`` when read is skipped, never judged;
+    no fresh frame for ``camera_timeout`` seconds is :class:`CameraError`.
+    Remembers the last frame taken, so no frame is judged twice.
+    """
+
+    def __init__(
+        self, camera: CameraSource, clock: Clock, *, max_frame_age: timedelta, camera_timeout: float
+    ) -> None:
+        self.camera = camera
+        self.clock = clock
+        self.max_frame_age = max_frame_age
+        self.camera_timeout = camera_timeout
+        self.last = 0
+        self.stale = 0
+
+    def feed(self, session: ChallengeSession, display: Display, stages: Stages | None = None) -> None:
+        """Feed frames until ``session`` ends, showing each new prompt on ``display``."""
+        stages = stages or Stages()
+        shown = None
+        last_fresh = self.clock.now()
+        while not session.finished:
+            if session.prompt != shown:
+                shown = session.prompt
+                display.show(shown)
+            mark = time.perf_counter()
+            frame = self.camera.read(after=self.last, timeout=self.camera_timeout)
+            mark = stages.add("decode", mark)
+            self.last = frame.index
+            now = self.clock.now()
+            if now - frame.at > self.max_frame_age:
+                self.stale += 1
+                if (now - last_fresh).total_seconds() > self.camera_timeout:
+                    raise CameraError(f"no fresh frame for {self.camera_timeout:g} s (frames are stale)")
+                continue
+            last_fresh = now
+            session.feed(frame.image, at=frame.at)
+            stages.add("live", mark)
 
 
 class Door:
@@ -88,14 +133,19 @@ class Door:
         self.config = config or DoorConfig()
         self.clock: Clock = clock or verifier.vault.clock
         self._replica_age = replica_age
-        self._last_frame = 0
+        self.frames = FreshFrames(
+            camera,
+            self.clock,
+            max_frame_age=self.config.max_frame_age,
+            camera_timeout=self.config.camera_timeout,
+        )
 
     # -- one claim -------------------------------------------------------------
 
     def handle(self, claim: Claim) -> DoorEvent:
         """Decide one claim; emit, show and return its decision event. Never raises."""
         started = time.perf_counter()
-        stages = _Stages()
+        stages = Stages()
         subject = self.badges.subject(claim.badge)
         opened, detail = False, ""
         if subject is None:
@@ -141,10 +191,10 @@ class Door:
             claim.reply(event)
         return event
 
-    def _check(self, subject: str, stages: _Stages) -> tuple[str, str]:
+    def _check(self, subject: str, stages: Stages) -> tuple[str, str]:
         """Run the live session and the comparison: (reason, detail); raises the refusals."""
         session = self.verifier.start_session(subject, challenges=self.config.challenges, clock=self.clock)
-        self._feed(session, stages)
+        self.frames.feed(session, self.display, stages)
         outcome = session.result()
         timed_out = not outcome.passed and any(c.name == "deadline" and not c.passed for c in outcome.checks)
         mark = time.perf_counter()
@@ -159,28 +209,6 @@ class Door:
         if not result.match:
             return "no_match", "the live face is not the claimed subject's"
         return "match", ""
-
-    def _feed(self, session: LiveSession, stages: _Stages) -> None:
-        """Feed fresh frames until the session ends; stale frames are skipped, never judged."""
-        shown = None
-        cfg = self.config
-        last_fresh = self.clock.now()
-        while not session.finished:
-            if session.prompt != shown:
-                shown = session.prompt
-                self.display.show(shown)
-            mark = time.perf_counter()
-            frame = self.camera.read(after=self._last_frame, timeout=cfg.camera_timeout)
-            mark = stages.add("decode", mark)
-            self._last_frame = frame.index
-            now = self.clock.now()
-            if now - frame.at > cfg.max_frame_age:
-                if (now - last_fresh).total_seconds() > cfg.camera_timeout:
-                    raise CameraError(f"no fresh frame for {cfg.camera_timeout:g} s (frames are stale)")
-                continue
-            last_fresh = now
-            session.feed(frame.image, at=frame.at)
-            stages.add("live", mark)
 
     # -- the process -------------------------------------------------------------
 
