@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, TextIO
 
-from .. import _errors as e
+from .._errors import FaceVerifyError
 
 __all__ = [
     "DOOR_REASONS",
@@ -64,40 +64,10 @@ DOOR_REASONS = (
 
 EventKind = Literal["decision", "status"]
 
-# The codes of contract D, by class, most specific first: used until every class carries
-# its own ``code`` (the harden branch adds them); a class's own ``code`` always wins.
-_CODES: tuple[tuple[type[BaseException], str], ...] = (
-    (e.CameraError, "camera_lost"),
-    (e.ActuatorError, "actuator"),
-    (e.LivenessError, "not_live"),
-    (e.LockedOutError, "locked_out"),
-    (e.EnumerationRefusedError, "enumeration_refused"),
-    (e.SubjectRevokedError, "revoked"),
-    (e.TemplateExpiredError, "expired"),
-    (e.UnknownSubjectError, "unknown_subject"),
-    (e.ConsentError, "consent"),
-    (e.InvalidTemplateError, "invalid_template"),
-    (e.KeyStoreError, "key_store"),
-    (e.ModelError, "model"),
-    (e.ConfigurationError, "configuration"),
-    (e.NoFaceError, "no_face"),
-    (e.MultipleFacesError, "several_faces"),
-    (e.LowQualityError, "low_quality"),
-    (e.CaptureError, "bad_input"),
-)
-
 
 def reason_for(exc: BaseException) -> str:
-    """The stable reason code of an exception (``error`` for one outside faceverify's tree)."""
-    code = getattr(type(exc), "code", None)
-    if isinstance(code, str) and code:
-        return code
-    if type(exc).__name__ == "StoreUnavailableError":  # the vault engines' (contract A)
-        return "store_unavailable"
-    for cls, name in _CODES:
-        if isinstance(exc, cls):
-            return name
-    return "error"
+    """The stable reason code of an exception (contract D); ``error`` for one outside faceverify's tree."""
+    return exc.code if isinstance(exc, FaceVerifyError) else "error"
 
 
 @dataclass(frozen=True, slots=True)
