@@ -56,7 +56,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from random import Random
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +66,7 @@ from ._compare import resolve_operating_point
 from ._errors import (
     CaptureError,
     ChallengeFailedError,
+    ConfigurationError,
     FaceError,
     InvalidInputError,
     LivenessError,
@@ -148,7 +149,11 @@ class LiveSession(ChallengeSession):
     Feed it frames as any :class:`ChallengeSession` (``feed``, ``prompt``,
     ``current``, ``finished``), then hand it, once, to ``Verifier.finish``
     (``purpose="verify"``) or ``Verifier.enroll_live`` (``purpose="enroll"``).
+    ``snapshot()`` / ``LiveSession.restore(...)`` carry the claimed subject and
+    the purpose too (restore with ``Verifier.session_policy(purpose)``).
     """
+
+    SNAPSHOT_KIND = "live"
 
     def __init__(
         self,
@@ -177,6 +182,16 @@ class LiveSession(ChallengeSession):
     def purpose(self) -> SessionPurpose:
         """The ceremony the session was started for (not the consent's purpose)."""
         return self._purpose
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"subject_id": self._subject_id, "purpose": self._purpose}
+
+    def _load_extra(self, extra: dict[str, Any]) -> None:
+        self._subject_id = str(extra["subject_id"])
+        purpose = extra["purpose"]
+        if purpose not in ("verify", "enroll"):
+            raise ValueError(f"unknown session purpose {purpose!r}")
+        self._purpose = purpose
 
 
 #: A frame for ``verify_live``: an RGB array, or ``(rgb, timestamp or None)``
@@ -405,13 +420,7 @@ class Verifier:
         looked up until then.
         """
         subject_id = check_subject_id(subject_id)
-        if purpose not in ("verify", "enroll"):
-            from ._errors import ConfigurationError
-
-            raise ConfigurationError(f"a live session is for 'verify' or 'enroll', not {purpose!r}")
-        policy = self.challenge_policy
-        if purpose == "enroll":
-            policy = replace(policy, best_samples=max(policy.best_samples, ENROLMENT_CANDIDATES))
+        policy = self.session_policy(purpose)
         session = LiveSession(
             subject_id,
             self.pipeline,
@@ -425,6 +434,16 @@ class Verifier:
         with self._sessions_lock:
             self._open_sessions.add(session)
         return session
+
+    def session_policy(self, purpose: SessionPurpose = "verify") -> ChallengePolicy:
+        """The ChallengePolicy of this Verifier's sessions for ``purpose`` (an enrolment
+        session keeps more frontal frames as candidates); restore snapshots with it."""
+        if purpose not in ("verify", "enroll"):
+            raise ConfigurationError(f"a live session is for 'verify' or 'enroll', not {purpose!r}")
+        policy = self.challenge_policy
+        if purpose == "enroll":
+            policy = replace(policy, best_samples=max(policy.best_samples, ENROLMENT_CANDIDATES))
+        return policy
 
     def _claim(self, session: LiveSession, purpose: SessionPurpose) -> None:
         """Take ``session`` out of the open ones (decided once, even with two threads
@@ -459,7 +478,8 @@ class Verifier:
         if result.passed and not result.best_samples:  # cannot happen: the baseline frame is one
             result = replace(result, passed=False, reasons=("no frontal frame to compare",))
         if not result.passed:
-            self.vault.record_failed_attempt(subject_id, reason="liveness: " + "; ".join(result.reasons))
+            reason = f"liveness, {result.binding}: " + "; ".join(result.reasons)
+            self.vault.record_failed_attempt(subject_id, reason=reason)
             result.raise_if_failed()
         return self._decide_live(subject_id, result)
 
@@ -470,9 +490,12 @@ class Verifier:
             subject_id,
             best.embedding,
             best.quality,
-            extra=(f"probe: the best-quality frontal frame of a live session that passed ({asked})",),
+            extra=(
+                f"probe: the best-quality frontal frame of a live session that passed ({asked})",
+                f"live {result.binding}",
+            ),
             liveness=result.checks,
-            note=f"live session: {asked}",
+            note=f"live {result.binding}",
         )
 
     def enroll_live(

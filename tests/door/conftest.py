@@ -7,34 +7,16 @@ impostor pair < 0.35, far from its threshold (0.475).
 
 from __future__ import annotations
 
-import hashlib
-import os
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from door_frames import Poser, poser
+from door_helpers import KEY, T0
 
 from faceverify._clock import FrozenClock
-from faceverify._vault import ConsentEvidence, ConsentRecord, MasterKey, Vault
+from faceverify._vault import Vault
 from faceverify._verifier import Verifier
 from faceverify.hazmat import FacePipeline, ModelPack
-
-#: Research data (the real videos), as in tests/conftest.py.
-SHARED = Path(os.environ.get("FACEVERIFY_SHARED", Path(__file__).resolve().parents[3] / "shared"))
-
-T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-KEY = MasterKey(bytes(range(32)))
-
-
-def consent(subject: str, *, purpose: str = "door-access", days: int = 365) -> ConsentRecord:
-    return ConsentRecord(
-        subject_id=subject,
-        purpose=purpose,
-        granted_at=T0,
-        expires_at=T0 + timedelta(days=days),
-        evidence=ConsentEvidence(hashlib.sha256(b"door release").hexdigest(), "kiosk-signature", "op-1"),
-    )
 
 
 @pytest.fixture

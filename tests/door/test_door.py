@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import consent
 from door_frames import FPS, Poser, answer, write_video
+from door_helpers import consent
 
 from faceverify._clock import FrozenClock
 from faceverify._door import (

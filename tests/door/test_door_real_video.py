@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED, consent
 from door_frames import write_video
+from door_helpers import SHARED, consent
 from PIL import Image
 
 from faceverify._clock import FrozenClock

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
-from conftest import consent
 from door_frames import Poser, answer
+from door_helpers import consent
 
 from faceverify._clock import FrozenClock
-from faceverify._errors import ChallengeFailedError, ConsentError, UnknownSubjectError
+from faceverify._errors import ChallengeFailedError, ConfigurationError, ConsentError, UnknownSubjectError
 from faceverify._liveness import Challenge
 from faceverify._vault import AuditLog
 from faceverify._verifier import (
@@ -126,3 +126,19 @@ def test_a_session_serves_one_ceremony_once(
     with pytest.raises(ConsentError):
         verifier.enroll_live("alice", other, consent=consent("alice", purpose="app-login"))
     assert ("enroll", "refused") in [e[:2] for e in entries(verifier)]
+
+
+def test_a_snapshot_keeps_the_purpose(verifier: Verifier, clock: FrozenClock, alice_at_kiosk: Poser) -> None:
+    session = verifier.start_session("alice", challenges=[L, CLOSER], purpose="enroll")
+    for frame, at in list(timed(clock, answer(alice_at_kiosk, [L, CLOSER])))[:4]:
+        session.feed(frame, at=at)
+    kw = {"clock": clock, "passive": verifier.passive}
+    restored = LiveSession.restore(
+        session.snapshot(), verifier.pipeline, policy=verifier.session_policy("enroll"), **kw
+    )
+    assert (restored.purpose, restored.subject_id, restored.nonce) == ("enroll", "alice", session.nonce)
+    # Another ceremony's policy does not restore it: the policy is part of what was decided on.
+    with pytest.raises(ConfigurationError, match="another ChallengePolicy"):
+        LiveSession.restore(
+            session.snapshot(), verifier.pipeline, policy=verifier.session_policy("verify"), **kw
+        )
