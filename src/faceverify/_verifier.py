@@ -188,9 +188,9 @@ class LiveSession(ChallengeSession):
 
     def _load_extra(self, extra: dict[str, Any]) -> None:
         self._subject_id = str(extra["subject_id"])
-        purpose = extra["purpose"]
+        purpose = extra.get("purpose", "verify")
         if purpose not in ("verify", "enroll"):
-            raise ValueError(f"unknown session purpose {purpose!r}")
+            raise ValueError(f"a live session's purpose is 'verify' or 'enroll', not {purpose!r}")
         self._purpose = purpose
 
 
