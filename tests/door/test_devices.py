@@ -31,6 +31,7 @@ from faceverify._door import (
     JsonLinesSink,
     LineClaims,
     OpenCVCamera,
+    SocketSink,
     UnixSocketClaims,
     actuator_from_spec,
     camera_target,
@@ -304,3 +305,26 @@ def test_events_are_one_json_line_each(tmp_path: Path) -> None:
         "opened": False,
     }
     assert lines[1]["detail"] == "camera 0" and "subject_id" not in lines[1]
+
+
+def test_events_on_a_socket_reach_every_subscriber(tmp_path: Path) -> None:
+    sink = SocketSink(tmp_path / "events.sock")
+    try:
+        clients = []
+        for _ in range(2):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(str(tmp_path / "events.sock"))
+            c.settimeout(5)
+            clients.append(c)
+        deadline = time.monotonic() + 5
+        while len(sink._clients) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sink.emit(decided("no_match"))
+        for c in clients:
+            assert json.loads(c.makefile().readline())["reason"] == "no_match"
+            c.close()
+        sink.emit(decided("match"))  # the subscribers left: dropped, the door carries on
+        sink.emit(decided("match"))
+    finally:
+        sink.close()
+    assert not (tmp_path / "events.sock").exists()

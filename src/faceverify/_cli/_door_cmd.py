@@ -112,6 +112,7 @@ def _cmd_door(args: argparse.Namespace) -> int:
         DoorConfig,
         JsonLinesSink,
         NullDisplay,
+        SocketSink,
         TerminalDisplay,
         actuator_from_spec,
     )
@@ -127,7 +128,13 @@ def _cmd_door(args: argparse.Namespace) -> int:
             d.status(state, detail)
 
     camera = _camera(args, clock, on_status=on_status)
-    stream = open(args.events, "a", encoding="utf-8") if args.events else sys.stdout  # noqa: SIM115
+    sink: Any
+    if args.events is None:
+        sink = JsonLinesSink(sys.stdout)
+    elif args.events.startswith("unix:"):
+        sink = SocketSink(args.events.removeprefix("unix:"))
+    else:
+        sink = JsonLinesSink(open(args.events, "a", encoding="utf-8"))  # noqa: SIM115 (closed below)
     config = DoorConfig(
         name=args.name,
         open_seconds=args.open_seconds,
@@ -140,7 +147,7 @@ def _cmd_door(args: argparse.Namespace) -> int:
         camera,
         badges,
         actuator,
-        events=JsonLinesSink(stream),
+        events=sink,
         display=NullDisplay() if args.no_display else TerminalDisplay(),
         config=config,
         clock=clock,
@@ -154,8 +161,7 @@ def _cmd_door(args: argparse.Namespace) -> int:
     finally:
         claims.close()
         camera.close()
-        if stream is not sys.stdout:
-            stream.close()
+        sink.close()
     return EXIT_MATCH
 
 
@@ -277,7 +283,12 @@ def register(sub: Any) -> None:
         metavar="S",
         help="no fresh frame this long: camera_lost (2)",
     )
-    door.add_argument("--events", type=Path, default=None, help="append events here instead of stdout")
+    door.add_argument(
+        "--events",
+        default=None,
+        metavar="FILE|unix:PATH",
+        help="append events to FILE, or serve them on a socket",
+    )
     door.set_defaults(handler=_cmd_door)
 
     kiosk = sub.add_parser("kiosk", help="enrol a consenting person from a live session at a kiosk")

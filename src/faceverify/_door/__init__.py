@@ -13,7 +13,7 @@ from ._actuator import CommandActuator, DoorActuator, GpioActuator, HttpActuator
 from ._camera import CameraSource, Frame, OpenCVCamera, RecordedCamera, camera_target
 from ._claims import BadgeMap, Claim, ClaimSource, HttpClaims, LineClaims, QueueClaims, UnixSocketClaims
 from ._display import Display, NullDisplay, TerminalDisplay
-from ._events import DOOR_REASONS, DoorEvent, EventSink, JsonLinesSink, ListSink, reason_for
+from ._events import DOOR_REASONS, DoorEvent, EventSink, JsonLinesSink, ListSink, SocketSink, reason_for
 from ._kiosk import AGREEMENT, Kiosk, KioskEnrolment, KioskTerms
 from ._loop import Door, DoorConfig, FreshFrames, Stages
 
@@ -46,6 +46,7 @@ __all__ = [
     "OpenCVCamera",
     "QueueClaims",
     "RecordedCamera",
+    "SocketSink",
     "Stages",
     "TerminalDisplay",
     "UnixSocketClaims",

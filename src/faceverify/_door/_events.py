@@ -3,7 +3,8 @@
 Every claim ends in exactly one ``decision`` event; the door also reports its
 own state (``status`` events: started, camera lost or back, replica stale or
 fresh, stopped). Events are JSON lines (``DoorEvent.to_json``), written by an
-:class:`EventSink` (stdout, a file, a socket). They carry no biometric data:
+:class:`EventSink`: :class:`JsonLinesSink` (stdout, a file) or
+:class:`SocketSink` (every subscriber of a Unix socket). They carry no biometric data:
 no image, no embedding, no score; the subject id, the reason and timings only.
 
 Reason codes (``DoorEvent.reason``) are the library's error codes (contract D),
@@ -31,12 +32,16 @@ Whatever the reason, ``opened`` is true only after the actuator confirmed.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
 import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Literal, Protocol, TextIO
 
 from .._errors import FaceVerifyError
@@ -47,6 +52,7 @@ __all__ = [
     "EventSink",
     "JsonLinesSink",
     "ListSink",
+    "SocketSink",
     "reason_for",
 ]
 
@@ -137,6 +143,62 @@ class JsonLinesSink:
         with self._lock:
             self._stream.write(event.to_json() + "\n")
             self._stream.flush()
+
+    def close(self) -> None:
+        """Close the stream, unless it is stdout."""
+        if self._stream is not sys.stdout:
+            self._stream.close()
+
+
+class SocketSink:
+    """Broadcasts each event as a JSON line to every client of the Unix socket ``path`` (0660).
+
+    For a door controller or a log shipper that subscribes rather than reads
+    the process's stdout. A client that stops reading is dropped; events are
+    never queued for a client that is not connected.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        with contextlib.suppress(FileNotFoundError):
+            if self.path.is_socket():
+                self.path.unlink()
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(str(self.path))
+        os.chmod(self.path, 0o660)
+        self._server.listen(8)
+        self._clients: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, name="door-events", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return  # closed
+            client.settimeout(1.0)
+            with self._lock:
+                self._clients.append(client)
+
+    def emit(self, event: DoorEvent) -> None:
+        line = (event.to_json() + "\n").encode()
+        with self._lock:
+            for client in list(self._clients):
+                try:
+                    client.sendall(line)
+                except OSError:
+                    self._clients.remove(client)
+                    client.close()
+
+    def close(self) -> None:
+        self._server.close()
+        with self._lock:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
 
 
 class ListSink:
