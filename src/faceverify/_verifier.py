@@ -222,6 +222,7 @@ class Verifier:
         self.vault = vault
         self.profile = get_profile(profile)
         self.operating_point = resolve_operating_point(pack, self.profile)
+        _check_custom_threshold(pack, self.profile)
         if passive is None and self.profile.passive_check:
             from ._liveness import FeaturePADCheck
 
@@ -235,25 +236,32 @@ class Verifier:
     @classmethod
     def open(
         cls,
-        directory: str | Path,
+        database: str | Path,
         *,
         master_key: MasterKey,
+        keys_database: str | Path | None = None,
         pack: str = "yunet-sface",
         cache: str | Path | None = None,
         profile: Profile | str = "photo-check",
-        keys_path: str | Path | None = None,
         clock: Clock | None = None,
         retention: RetentionPolicy | None = None,
         purpose: str | None = None,
         passive: LivenessCheck | None = None,
+        create: bool = False,
     ) -> Verifier:
-        """The installed pack's pipeline and a vault in ``directory`` (see ``Vault.open``)."""
+        """The installed pack's pipeline and the vault ``database`` names (see ``Vault.open``)."""
         from ._models._load import load_pipeline
         from ._models._manifest import builtin_manifest
 
         manifest = builtin_manifest(pack)
         vault = Vault.open(
-            directory, master_key, keys_path=keys_path, clock=clock, retention=retention, purpose=purpose
+            database,
+            master_key,
+            keys_database=keys_database,
+            clock=clock,
+            retention=retention,
+            purpose=purpose,
+            create=create,
         )
         return cls(
             pipeline=load_pipeline(manifest, cache=cache),
@@ -266,7 +274,12 @@ class Verifier:
     # -- ceremonies ----------------------------------------------------------------
 
     def enroll(
-        self, subject_id: str, images: Sequence[CaptureSource], *, consent: ConsentRecord
+        self,
+        subject_id: str,
+        images: Sequence[CaptureSource],
+        *,
+        consent: ConsentRecord,
+        actor: str | None = None,
     ) -> EnrollmentResult:
         """Enrol 1–5 images of ``subject_id`` under ``consent``; replaces any previous template.
 
@@ -278,7 +291,7 @@ class Verifier:
         subject_id = check_subject_id(subject_id)
         if not 1 <= len(images) <= MAX_EMBEDDINGS:
             raise InvalidInputError(f"enrolment takes 1 to {MAX_EMBEDDINGS} images, got {len(images)}")
-        self.vault.require_consent(subject_id, consent)
+        self.vault.require_consent(subject_id, consent, actor=actor)
         embeddings: list[Embedding] = []
         qualities: list[Quality] = []
         for index, image in enumerate(images, start=1):
@@ -291,11 +304,12 @@ class Verifier:
                     subject=subject_id,
                     outcome="refused",
                     reason=f"image {index}: {type(exc).__name__}",
+                    actor=actor,
                 )
                 raise
             embeddings.append(sample.embedding)
             qualities.append(sample.quality)
-        return self._seal(subject_id, embeddings, qualities, consent=consent)
+        return self._seal(subject_id, embeddings, qualities, consent=consent, actor=actor)
 
     def _seal(
         self,
@@ -304,12 +318,17 @@ class Verifier:
         qualities: Sequence[Quality],
         *,
         consent: ConsentRecord,
+        actor: str | None = None,
     ) -> EnrollmentResult:
         """Check the set is one person in distinct images, then store it as the template."""
-        self._check_set(subject_id, embeddings)
+        self._check_set(subject_id, embeddings, actor)
         previous = self.vault.store.get(subject_id)
         header = self.vault.enroll(
-            subject_id, np.stack(embeddings), consent=consent, model_pack_id=self.pack.embedding_space
+            subject_id,
+            np.stack(embeddings),
+            consent=consent,
+            model_pack_id=self.pack.embedding_space,
+            actor=actor,
         )
         return EnrollmentResult(
             subject_id=subject_id,
@@ -321,7 +340,7 @@ class Verifier:
             replaced=previous is not None and previous.state == "active",
         )
 
-    def _check_set(self, subject_id: str, embeddings: list[Embedding]) -> None:
+    def _check_set(self, subject_id: str, embeddings: list[Embedding], actor: str | None) -> None:
         threshold = self.operating_point.threshold
         for i in range(len(embeddings)):
             for j in range(i):
@@ -332,17 +351,24 @@ class Verifier:
                 elif score < threshold:
                     reason = f"images {j + 1} and {i + 1} do not show the same person (score {score:.3f})"
                 if reason is not None:
-                    self.vault.audit.record("enroll", subject=subject_id, outcome="refused", reason=reason)
+                    self.vault.audit.record(
+                        "enroll", subject=subject_id, outcome="refused", reason=reason, actor=actor
+                    )
                     raise LowQualityError(f"enrolment refused: {reason}", reasons=[reason])
 
-    def verify(self, subject_id: str, capture: CaptureSource) -> VerificationResult:
+    def verify(
+        self, subject_id: str, capture: CaptureSource, *, actor: str | None = None
+    ) -> VerificationResult:
         """Is ``capture`` the enrolled ``subject_id``? Compared with that subject only.
 
         Refusals are typed: ``UnknownSubjectError``, ``SubjectRevokedError``,
         ``TemplateExpiredError`` (retention, consent, or another model pack),
         ``LockedOutError``, ``EnumerationRefusedError``, ``ConsentError``
         (another purpose), ``InvalidTemplateError``, and the capture's own
-        ``CaptureError`` / ``FaceError`` / ``LivenessRequiredError``.
+        ``CaptureError`` / ``FaceError`` / ``LivenessRequiredError`` — the last also
+        for a subject whose consent purpose is ``app-login`` or ``door-access``
+        (``LIVE_PURPOSES``), whatever the profile: such a subject is verified only
+        through a live session. The subject is checked before the image is processed.
         """
         subject_id = check_subject_id(subject_id)
         try:
@@ -353,13 +379,21 @@ class Verifier:
                     "(use start_session()/finish() or verify_live(); on the command line "
                     "`faceverify verify SUBJECT --camera INDEX`)"
                 )
-            sample = self.pipeline.sample(capture, policy=self.profile.quality)
-        except (CaptureError, FaceError, LivenessError) as exc:
+        except LivenessError as exc:
             self.vault.audit.record(
-                "verify", subject=subject_id, outcome="refused", reason=type(exc).__name__
+                "verify", subject=subject_id, outcome="refused", reason=type(exc).__name__, actor=actor
             )
             raise
-        return self._compare(subject_id, sample.embedding, sample.quality)
+        space = self.pack.embedding_space
+        self.vault.require_verifiable(subject_id, actor=actor, live=False, model_pack_id=space)
+        try:
+            sample = self.pipeline.sample(capture, policy=self.profile.quality)
+        except (CaptureError, FaceError) as exc:
+            self.vault.audit.record(
+                "verify", subject=subject_id, outcome="refused", reason=type(exc).__name__, actor=actor
+            )
+            raise
+        return self._compare(subject_id, sample.embedding, sample.quality, actor=actor, live=False)
 
     def _compare(
         self,
@@ -370,6 +404,8 @@ class Verifier:
         extra: tuple[str, ...] = (),
         liveness: tuple[CheckOutcome, ...] = (),
         note: str = "",
+        actor: str | None = None,
+        live: bool,
     ) -> VerificationResult:
         """The one 1:1 comparison, through the vault (lockout, enumeration, retention, audit)."""
 
@@ -395,7 +431,12 @@ class Verifier:
             )
 
         space = self.pack.embedding_space
-        return self.vault.verify(subject_id, probe, decide, model_pack_id=space, note=note)
+        if not self.operating_point.calibrated:  # recorded as such: it promises no false match rate
+            custom = f"custom threshold {self.operating_point.threshold:.4f} (uncalibrated)"
+            note = f"{note}; {custom}" if note else custom
+        return self.vault.verify(
+            subject_id, probe, decide, model_pack_id=space, note=note, actor=actor, live=live
+        )
 
     # -- live verification ---------------------------------------------------------
 
@@ -445,7 +486,7 @@ class Verifier:
             policy = replace(policy, best_samples=max(policy.best_samples, ENROLMENT_CANDIDATES))
         return policy
 
-    def _claim(self, session: LiveSession, purpose: SessionPurpose) -> None:
+    def _claim(self, session: LiveSession, purpose: SessionPurpose, actor: str | None) -> None:
         """Take ``session`` out of the open ones (decided once, even with two threads
         racing); refuse one this Verifier did not start, already decided, or
         started for the other ceremony."""
@@ -459,10 +500,12 @@ class Verifier:
             what = {"verify": "a verification", "enroll": "an enrolment"}
             reason = f"the session was started for {what[session.purpose]}, not {what[purpose]}"
         if reason:
-            self.vault.audit.record(purpose, subject=session.subject_id, outcome="refused", reason=reason)
+            self.vault.audit.record(
+                purpose, subject=session.subject_id, outcome="refused", reason=reason, actor=actor
+            )
             raise ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
 
-    def finish(self, session: LiveSession) -> VerificationResult:
+    def finish(self, session: LiveSession, *, actor: str | None = None) -> VerificationResult:
         """Decide a session from ``start_session``: refuse unless it passed, then compare once.
 
         Raises ``ChallengeFailedError`` (with ``reasons``) for a failed or
@@ -473,17 +516,19 @@ class Verifier:
         every refusal of ``verify``.
         """
         subject_id = session.subject_id
-        self._claim(session, "verify")
+        self._claim(session, "verify", actor)
         result = session.result()
         if result.passed and not result.best_samples:  # cannot happen: the baseline frame is one
             result = replace(result, passed=False, reasons=("no frontal frame to compare",))
         if not result.passed:
             reason = f"liveness, {result.binding}: " + "; ".join(result.reasons)
-            self.vault.record_failed_attempt(subject_id, reason=reason)
+            self.vault.record_failed_attempt(subject_id, reason=reason, actor=actor)
             result.raise_if_failed()
-        return self._decide_live(subject_id, result)
+        return self._decide_live(subject_id, result, actor=actor)
 
-    def _decide_live(self, subject_id: str, result: ChallengeResult) -> VerificationResult:
+    def _decide_live(
+        self, subject_id: str, result: ChallengeResult, *, actor: str | None = None
+    ) -> VerificationResult:
         best = result.best_samples[0]
         asked = ", ".join(c.value for c in result.challenges)
         return self._compare(
@@ -496,6 +541,8 @@ class Verifier:
             ),
             liveness=result.checks,
             note=f"live {result.binding}",
+            actor=actor,
+            live=True,
         )
 
     def enroll_live(
@@ -521,11 +568,13 @@ class Verifier:
         ``"kiosk:operator-7"``) for the audit.
         """
         subject_id = check_subject_id(subject_id)
-        self.vault.require_consent(subject_id, consent)
-        self._claim(session, "enroll")
+        self.vault.require_consent(subject_id, consent, actor=actor)
+        self._claim(session, "enroll", actor)
         if session.subject_id != subject_id:
             reason = "the session was started for another subject"
-            self.vault.audit.record("enroll", subject=subject_id, outcome="refused", reason=reason)
+            self.vault.audit.record(
+                "enroll", subject=subject_id, outcome="refused", reason=reason, actor=actor
+            )
             raise ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
         return self._enroll_result(subject_id, session.result(), consent=consent, actor=actor)
 
@@ -538,13 +587,13 @@ class Verifier:
         actor: str | None = None,
     ) -> EnrollmentResult:
         """Enrol from a decided enrolment session's result (also for store-backed sessions)."""
-        del actor  # recorded once the vault's ceremonies take actor= (contract A)
         if not result.passed:
             self.vault.audit.record(
                 "enroll",
                 subject=subject_id,
                 outcome="refused",
-                reason="liveness: " + "; ".join(result.reasons),
+                reason=f"liveness, {result.binding}: " + "; ".join(result.reasons),
+                actor=actor,
             )
             result.raise_if_failed()
         chosen = distinct_samples(result.best_samples, limit=MAX_EMBEDDINGS)
@@ -553,10 +602,16 @@ class Verifier:
                 f"the live session held {len(chosen)} distinct good frontal frame(s); "
                 f"enrolment takes at least {MIN_LIVE_ENROLMENT_IMAGES}"
             )
-            self.vault.audit.record("enroll", subject=subject_id, outcome="refused", reason=reason)
+            self.vault.audit.record(
+                "enroll", subject=subject_id, outcome="refused", reason=reason, actor=actor
+            )
             raise LowQualityError(f"enrolment refused: {reason}", reasons=[reason])
         return self._seal(
-            subject_id, [s.embedding for s in chosen], [s.quality for s in chosen], consent=consent
+            subject_id,
+            [s.embedding for s in chosen],
+            [s.quality for s in chosen],
+            consent=consent,
+            actor=actor,
         )
 
     def verify_live(
@@ -567,6 +622,7 @@ class Verifier:
         challenges: Sequence[Challenge] | None = None,
         clock: Clock | None = None,
         on_prompt: Callable[[str], None] | None = None,
+        actor: str | None = None,
     ) -> VerificationResult:
         """Run a session for ``subject_id`` over ``frames`` until it ends, then ``finish`` it.
 
@@ -579,15 +635,23 @@ class Verifier:
         """
         session = self.start_session(subject_id, challenges=challenges, clock=clock)
         run_session(session, frames, on_prompt=on_prompt)
-        return self.finish(session)
+        return self.finish(session, actor=actor)
 
-    def revoke(self, subject_id: str) -> DeletionReceipt:
+    def revoke(self, subject_id: str, *, actor: str | None = None) -> DeletionReceipt:
         """Erase the subject's template and destroy its key (crypto-shredding)."""
-        return self.vault.revoke(subject_id)
+        return self.vault.revoke(subject_id, actor=actor)
 
-    def purge(self) -> int:
+    def purge(self, *, actor: str | None = None) -> int:
         """Erase every template past consent or retention; returns how many."""
-        return self.vault.purge()
+        return self.vault.purge(actor=actor)
+
+    def rotate(self, new_master: MasterKey, *, actor: str | None = None) -> int:
+        """Re-wrap every key under a new master key (templates untouched); how many subject keys."""
+        return self.vault.rotate_master_key(new_master, actor=actor)
+
+    def record_failed_attempt(self, subject_id: str, *, reason: str, actor: str | None = None) -> None:
+        """Audit an attempt refused before any comparison and count it toward lockout."""
+        self.vault.record_failed_attempt(subject_id, reason=reason, actor=actor)
 
     def _score(
         self, members: npt.NDArray[np.float32], probe: Embedding
@@ -622,6 +686,27 @@ def distinct_samples(samples: Sequence[FaceSample], *, limit: int) -> list[FaceS
         if all(cosine(sample.embedding, k.embedding) <= NEAR_DUPLICATE_COSINE for k in kept):
             kept.append(sample)
     return kept
+
+
+def _check_custom_threshold(pack: ModelPack, profile: Profile) -> None:
+    """A custom threshold may be stricter than the pack's loosest calibrated point, never looser.
+
+    Below it a threshold promises less than any false match rate the pack states (at
+    ``-1`` every face matches, and each false match would reset the lockout).
+    """
+    threshold = profile.custom_threshold
+    if threshold is None:
+        return
+    points = [p for p in pack.operating_points if p.calibrated]
+    if not points:
+        return
+    loosest = min(points, key=lambda p: p.threshold)
+    if not loosest.threshold <= threshold <= 1.0:
+        raise ConfigurationError(
+            f"a custom threshold must lie in [{loosest.threshold:.4f}, 1]: below the pack's loosest"
+            f" calibrated operating point ({loosest.name!r}, FMR {loosest.fmr:.0e}) it promises no"
+            " false match rate at all"
+        )
 
 
 def run_session(

@@ -26,7 +26,14 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def vault(tmp_path: Path, clock: FrozenClock) -> Vault:
-    return Vault.open(tmp_path / "vault", KEY, clock=clock, purpose="door-access")
+    return Vault.open(
+        tmp_path / "vault",
+        KEY,
+        keys_database=tmp_path / "keys.db",
+        clock=clock,
+        purpose="door-access",
+        create=True,
+    )
 
 
 @pytest.fixture

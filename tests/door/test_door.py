@@ -138,9 +138,12 @@ def test_a_locked_out_subject_stays_shut_even_with_a_good_session(
     for _ in range(5):  # earlier failed attempts on alice, at any door
         enrolled.vault.record_failed_attempt("alice", reason="test: failed elsewhere")
     relay = FakeRelay()
-    event = door_on(enrolled, videos["alice"], clock, relay).handle(claim("1001"))
+    door = door_on(enrolled, videos["alice"], clock, relay)
+    event = door.handle(claim("1001"))
     assert (event.reason, event.opened) == ("locked_out", False), event.detail
     assert relay.opened == []
+    # Refused before alice is asked to move: the camera was not read.
+    assert isinstance(door.camera, RecordedCamera) and door.camera.decoded == 0
 
 
 def test_a_subject_without_a_template_is_refused(
@@ -160,7 +163,7 @@ def test_the_camera_unplugged_mid_session_keeps_the_door_shut(
     assert (event.reason, event.opened) == ("camera_lost", False), event.detail
     assert relay.opened == []
     # Losing the camera is not the person's failure: no attempt was counted against alice.
-    assert enrolled.vault.store.lockout("alice").failures == 0
+    assert [e.event for e in enrolled.vault.audit.entries(subject="alice")] == ["enroll"]
 
 
 class StaleCamera:

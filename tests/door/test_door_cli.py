@@ -51,7 +51,8 @@ def site(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path, samples: dict[str, Path]
 ) -> dict[str, object]:
     """A vault with alice enrolled (door-access), a badge map, and a relay hook logging to a file."""
-    where = ["--vault", str(tmp_path / "vault"), "--key-file", str(tmp_path / "master.key")]
+    where = ["--vault", str(tmp_path / "vault"), "--key-file", str(tmp_path / "master.key"),
+             "--keys-db", str(tmp_path / "keys.db")]  # fmt: skip
     assert run(["keys", "init", *where], "", monkeypatch)[0] == 0
     release = tmp_path / "release.txt"
     release.write_text("I agree to face verification at the doors of HQ.")

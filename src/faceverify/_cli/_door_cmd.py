@@ -244,10 +244,23 @@ def register(sub: Any) -> None:
         )
         p.add_argument("--no-display", action="store_true", help="no prompts on stderr")
         p.add_argument(
-            "--vault", type=Path, default=None, help="vault directory (default: $FACEVERIFY_VAULT)"
+            "--database",
+            "--vault",
+            dest="database",
+            default=None,
+            metavar="URL",
+            help="the shared vault: postgresql://... (or sqlite:///path, a vault folder) "
+            "(default: $FACEVERIFY_DATABASE_URL, $FACEVERIFY_VAULT)",
         )
         p.add_argument("--key-file", type=Path, default=None, help="master key file (see `keys init`)")
-        p.add_argument("--keys-db", type=Path, default=None, help="key store file (default: VAULT/keys.db)")
+        p.add_argument(
+            "--keys-database",
+            "--keys-db",
+            dest="keys_database",
+            default=None,
+            metavar="URL",
+            help="the key store, another database (default: $FACEVERIFY_KEYS_DATABASE_URL)",
+        )
         p.add_argument(
             "--purpose", default=DOOR_PURPOSE, help=f"the consent purpose served (default: {DOOR_PURPOSE})"
         )

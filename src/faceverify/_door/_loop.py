@@ -133,6 +133,8 @@ class Door:
         self.config = config or DoorConfig()
         self.clock: Clock = clock or verifier.vault.clock
         self._replica_age = replica_age
+        #: Who the door is in the vault's audit log.
+        self.actor = f"door:{self.config.name}"
         self.frames = FreshFrames(
             camera,
             self.clock,
@@ -193,13 +195,17 @@ class Door:
 
     def _check(self, subject: str, stages: Stages) -> tuple[str, str]:
         """Run the live session and the comparison: (reason, detail); raises the refusals."""
+        # Refused before anyone is asked to move: unknown, revoked, expired, locked out, wrong purpose.
+        self.verifier.vault.require_verifiable(
+            subject, actor=self.actor, live=True, model_pack_id=self.verifier.pack.embedding_space
+        )
         session = self.verifier.start_session(subject, challenges=self.config.challenges, clock=self.clock)
         self.frames.feed(session, self.display, stages)
         outcome = session.result()
         timed_out = not outcome.passed and any(c.name == "deadline" and not c.passed for c in outcome.checks)
         mark = time.perf_counter()
         try:
-            result = self.verifier.finish(session)
+            result = self.verifier.finish(session, actor=self.actor)
         except FaceVerifyError as exc:
             if timed_out and reason_for(exc) == "not_live":
                 return "timeout", str(exc)
