@@ -16,6 +16,7 @@ from ._display import Display, NullDisplay, TerminalDisplay
 from ._events import DOOR_REASONS, DoorEvent, EventSink, JsonLinesSink, ListSink, SocketSink, reason_for
 from ._kiosk import AGREEMENT, Kiosk, KioskEnrolment, KioskTerms
 from ._loop import Door, DoorConfig, FreshFrames, Stages
+from ._replica import Replica, SyncReport
 
 __all__ = [
     "AGREEMENT",
@@ -46,8 +47,10 @@ __all__ = [
     "OpenCVCamera",
     "QueueClaims",
     "RecordedCamera",
+    "Replica",
     "SocketSink",
     "Stages",
+    "SyncReport",
     "TerminalDisplay",
     "UnixSocketClaims",
     "actuator_from_spec",

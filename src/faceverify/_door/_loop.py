@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from .._clock import Clock
-from .._errors import CameraError, FaceVerifyError
+from .._errors import CameraError, FaceVerifyError, StoreUnavailableError
 from .._liveness._challenge import Challenge, ChallengeSession
 from .._verifier import Verifier
 from ._actuator import DoorActuator
@@ -30,6 +30,7 @@ from ._camera import CameraSource
 from ._claims import BadgeMap, Claim, ClaimSource
 from ._display import OUTCOME_TEXT, Display, NullDisplay
 from ._events import DoorEvent, EventSink, reason_for
+from ._replica import Replica
 
 __all__ = ["Door", "DoorConfig", "FreshFrames", "Stages"]
 
@@ -122,7 +123,7 @@ class Door:
         display: Display | None = None,
         config: DoorConfig | None = None,
         clock: Clock | None = None,
-        replica_age: Callable[[], float | None] | None = None,
+        replica: Replica | None = None,
     ) -> None:
         self.verifier = verifier
         self.camera = camera
@@ -132,7 +133,7 @@ class Door:
         self.display = display or NullDisplay()
         self.config = config or DoorConfig()
         self.clock: Clock = clock or verifier.vault.clock
-        self._replica_age = replica_age
+        self.replica = replica
         #: Who the door is in the vault's audit log.
         self.actor = f"door:{self.config.name}"
         self.frames = FreshFrames(
@@ -161,7 +162,9 @@ class Door:
                     try:
                         self.actuator.open(self.config.open_seconds)
                         opened = True
-                        detail = f"opened for {self.config.open_seconds:g} s"
+                        detail = "; ".join(
+                            filter(None, [f"opened for {self.config.open_seconds:g} s", detail])
+                        )
                     except FaceVerifyError as exc:
                         detail = f"the relay failed, the door stayed shut: {exc}"
                     finally:
@@ -185,7 +188,7 @@ class Door:
             operating_point=self.verifier.operating_point.name if subject is not None else None,
             latency_ms=(time.perf_counter() - started) * 1000.0,
             stages_ms=dict(stages.marks),
-            replica_age_s=self._replica_age() if self._replica_age is not None else None,
+            replica_age_s=self._replica_age(),
         )
         self.events.emit(event)
         self.display.show(OUTCOME_TEXT.get(reason, "not recognised"))
@@ -194,27 +197,51 @@ class Door:
         return event
 
     def _check(self, subject: str, stages: Stages) -> tuple[str, str]:
-        """Run the live session and the comparison: (reason, detail); raises the refusals."""
-        # Refused before anyone is asked to move: unknown, revoked, expired, locked out, wrong purpose.
-        self.verifier.vault.require_verifiable(
-            subject, actor=self.actor, live=True, model_pack_id=self.verifier.pack.embedding_space
-        )
-        session = self.verifier.start_session(subject, challenges=self.config.challenges, clock=self.clock)
+        """Run the live session and the comparison: (reason, detail); raises the refusals.
+
+        Decided in the shared vault when it answers; in the door's replica (if any, and
+        fresh) when it does not.
+        """
+        verifier, offline = self._verifier_for(subject)
+        session = verifier.start_session(subject, challenges=self.config.challenges, clock=self.clock)
         self.frames.feed(session, self.display, stages)
         outcome = session.result()
         timed_out = not outcome.passed and any(c.name == "deadline" and not c.passed for c in outcome.checks)
         mark = time.perf_counter()
         try:
-            result = self.verifier.finish(session, actor=self.actor)
+            result = verifier.finish(session, actor=self.actor)
         except FaceVerifyError as exc:
+            if offline and reason_for(exc) == "not_live" and self.replica is not None:
+                self.replica.note_failure(subject)
             if timed_out and reason_for(exc) == "not_live":
                 return "timeout", str(exc)
             raise
         finally:
             stages.add("verify", mark)
+        where = " (decided offline, in the door's replica)" if offline else ""
         if not result.match:
-            return "no_match", "the live face is not the claimed subject's"
-        return "match", ""
+            if offline and self.replica is not None:
+                self.replica.note_failure(subject)
+            return "no_match", "the live face is not the claimed subject's" + where
+        return "match", "decided offline, in the door's replica" if offline else ""
+
+    def _verifier_for(self, subject: str) -> tuple[Verifier, bool]:
+        """The shared vault's Verifier if it answers, else the replica's; refuses before anyone
+        is asked to move (unknown, revoked, expired, locked out, wrong purpose, no fresh replica)."""
+        space = self.verifier.pack.embedding_space
+        if self.replica is None or not self.replica.unreachable:
+            try:
+                self.verifier.vault.require_verifiable(
+                    subject, actor=self.actor, live=True, model_pack_id=space
+                )
+                return self.verifier, False
+            except StoreUnavailableError:
+                if self.replica is None:
+                    raise
+                self.replica.unreachable = True
+        local = self.replica.verifier_for(subject)
+        local.vault.require_verifiable(subject, actor=self.actor, live=True, model_pack_id=space)
+        return local, True
 
     # -- the process -------------------------------------------------------------
 
@@ -227,9 +254,12 @@ class Door:
                 kind="status",
                 reason=reason,
                 detail=detail,
-                replica_age_s=self._replica_age() if self._replica_age is not None else None,
+                replica_age_s=self._replica_age(),
             )
         )
+
+    def _replica_age(self) -> float | None:
+        return None if self.replica is None else self.replica.age_seconds()
 
     def run(
         self,
@@ -243,6 +273,8 @@ class Door:
         stop = stop or threading.Event()
         point = self.verifier.operating_point.name
         self.status("started", f"{len(self.badges)} badge(s), operating point {point}")
+        if self.replica is not None:
+            self.replica.start(on_status=self.status)
         try:
             while not stop.is_set():
                 if tick is not None:
@@ -253,5 +285,7 @@ class Door:
                 elif getattr(claims, "exhausted", False):
                     break
         finally:
+            if self.replica is not None:
+                self.replica.close()
             self.actuator.close()
             self.status("stopped")
