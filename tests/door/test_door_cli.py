@@ -96,11 +96,16 @@ def test_a_door_run_opens_for_the_enrolled_person_and_not_for_another(
     assert relay_log.read_text() == "3\n"
     assert ">> turn your head to your left" in err  # the prompts, on the door's display
 
-    code, out, err = run([*door, "--camera", str(clips["mallory"])], "1001\n", monkeypatch)
+    # With a replica (memory-backed, per process): synced at start, gone at exit.
+    replica_dir = Path(str(site["tmp"])) / "run"
+    replica_dir.mkdir()
+    code, out, err = run([*door, "--camera", str(clips["mallory"]), "--replica", "--replica-dir",
+                          str(replica_dir)], "1001\n", monkeypatch)  # fmt: skip
     assert code == 0, err
     decision = [e for e in events(out) if e["kind"] == "decision"]
     assert [(e["reason"], e["opened"]) for e in decision] == [("no_match", False)]
     assert relay_log.read_text() == "3\n"  # not opened again
+    assert "replica_age_s" in decision[0] and list(replica_dir.iterdir()) == []
 
 
 def test_door_settings_that_would_weaken_it_are_refused(

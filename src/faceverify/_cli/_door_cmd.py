@@ -31,8 +31,11 @@ stdin, writes the receipt, and enrols from a passed live session.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -121,6 +124,7 @@ def _cmd_door(args: argparse.Namespace) -> int:
     actuator = actuator_from_spec(args.relay, door=args.name, timeout=args.relay_timeout)
     verifier = _verifier(args)
     clock = _clock(args)
+    replica, replica_root = _replica(args, verifier, badges)
     doors: list[Door] = []  # the camera's thread reports to the door once it exists
 
     def on_status(state: str, detail: str) -> None:
@@ -151,6 +155,7 @@ def _cmd_door(args: argparse.Namespace) -> int:
         display=NullDisplay() if args.no_display else TerminalDisplay(),
         config=config,
         clock=clock,
+        replica=replica,
     )
     doors.append(door)
     claims = _claims(args.claims)
@@ -162,7 +167,43 @@ def _cmd_door(args: argparse.Namespace) -> int:
         claims.close()
         camera.close()
         sink.close()
+        if replica_root is not None:
+            replica.local.vault.close()
+            shutil.rmtree(replica_root, ignore_errors=True)
     return EXIT_MATCH
+
+
+def _replica(args: argparse.Namespace, shared: Any, badges: Any) -> tuple[Any, Path | None]:
+    """The door's replica, if asked for: a local vault and key store in a fresh directory under
+    ``--replica-dir`` (memory-backed: ``$RUNTIME_DIRECTORY``), under a master key made for this
+    process and held only in its memory. Nothing of it outlives the process (docs/door.md)."""
+    if not args.replica:
+        return None, None
+    from datetime import timedelta
+
+    from .._door import Replica
+    from .._vault import MasterKey, Vault
+    from .._verifier import Verifier
+
+    base = Path(args.replica_dir or os.environ.get("RUNTIME_DIRECTORY") or tempfile.gettempdir())
+    root = Path(tempfile.mkdtemp(prefix=f"faceverify-{args.name}-replica-", dir=base))
+    local_vault = Vault.open(
+        root / "vault",
+        MasterKey.generate(),
+        keys_database=root / "keys" / "keys.db",
+        purpose=args.purpose,
+        create=True,
+    )
+    local = Verifier(pipeline=shared.pipeline, pack=shared.pack, vault=local_vault, profile=shared.profile)
+    replica = Replica(
+        shared,
+        local,
+        badges.subjects(),
+        door=args.name,
+        max_staleness=timedelta(seconds=args.max_staleness),
+        interval=timedelta(seconds=args.sync_interval),
+    )
+    return replica, root
 
 
 def _read_agreement(prompt: str) -> str:
@@ -283,6 +324,27 @@ def register(sub: Any) -> None:
         "--claims",
         default="stdin",
         help="stdin (default), http://HOST:PORT, unix:PATH or serial:DEVICE[@BAUD]",
+    )
+    door.add_argument(
+        "--replica",
+        action="store_true",
+        help="keep a replica of the badge map's subjects to decide when the vault cannot be reached",
+    )
+    door.add_argument(
+        "--replica-dir",
+        type=Path,
+        default=None,
+        help="memory-backed directory for the replica (default: $RUNTIME_DIRECTORY, else the temp dir)",
+    )
+    door.add_argument(
+        "--max-staleness",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="the replica decides nothing older (300)",
+    )
+    door.add_argument(
+        "--sync-interval", type=float, default=30.0, metavar="S", help="replica sync period (30)"
     )
     door.add_argument("--name", default="door", help="this door's name in events and the audit")
     door.add_argument("--open-seconds", type=float, default=5.0, help="how long the relay opens (default 5)")

@@ -248,24 +248,27 @@ class Replica:
     # -- background ------------------------------------------------------------------
 
     def start(self, on_status: Callable[[str, str], None] | None = None) -> None:
-        """Sync every ``interval`` on a thread; ``on_status(state, detail)`` hears ``replica_stale``
-        when the replica turns stale and ``replica_fresh`` when a sync succeeds after that."""
+        """Sync now, then every ``interval`` on a thread; ``on_status(state, detail)`` hears
+        ``replica_stale`` when the replica turns stale and ``replica_fresh`` when a sync
+        succeeds after that."""
+        told = [False]
+
+        def tick() -> None:
+            try:
+                self.sync()
+                if told[0] and on_status is not None:
+                    on_status("replica_fresh", f"synced {len(self.subjects)} subject(s)")
+                told[0] = False
+            except FaceVerifyError as exc:
+                if self.stale and not told[0] and on_status is not None:
+                    on_status("replica_stale", f"cannot sync: {exc}")
+                    told[0] = True
 
         def run() -> None:
-            stale_told = False
-            while True:
-                try:
-                    self.sync()
-                    if stale_told and on_status is not None:
-                        on_status("replica_fresh", f"synced {len(self.subjects)} subject(s)")
-                    stale_told = False
-                except FaceVerifyError as exc:
-                    if self.stale and not stale_told and on_status is not None:
-                        on_status("replica_stale", f"cannot sync: {exc}")
-                        stale_told = True
-                if self._stop.wait(self.interval.total_seconds()):
-                    return
+            while not self._stop.wait(self.interval.total_seconds()):
+                tick()
 
+        tick()
         self._thread = threading.Thread(target=run, name="door-replica", daemon=True)
         self._thread.start()
 
