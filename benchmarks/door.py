@@ -109,7 +109,7 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def split(values: list[dict[str, float]], key: str) -> dict[str, float]:
+def split(values: list[dict[str, Any]], key: str) -> dict[str, float]:
     xs = [v[key] for v in values]
     return {"p50": pct(xs, 50), "p95": pct(xs, 95)}
 
@@ -129,7 +129,9 @@ def main() -> None:
     pipeline = FacePipeline(detector=detect, aligner=base.aligner, embedder=embed, limits=base.limits)
 
     tmp = Path(tempfile.mkdtemp(prefix="door-bench-"))
-    vault = Vault.open(tmp / "vault", MasterKey(os.urandom(32)), purpose="door-access")
+    vault = Vault.open(
+        tmp / "vault", MasterKey.generate(), keys_database=tmp / "keys.db", purpose="door-access", create=True
+    )
     verifier = Verifier(pipeline=pipeline, pack=pack, vault=vault, profile="door-access")
     now = vault.clock.now()
     consent = ConsentRecord(
@@ -139,7 +141,7 @@ def main() -> None:
         expires_at=now + timedelta(days=30),
         evidence=ConsentEvidence.for_document(b"benchmark", method="benchmark", collected_by="benchmarks"),
     )
-    verifier.enroll("alice", [samples["obama"], samples["obama2"]], consent=consent)
+    verifier.enroll("alice", [samples["obama"], samples["obama2"]], consent=consent, actor="benchmark")
     person = poser(base, samples["obama3"])
     shots = {pair: answer(person, pair) for pair in PAIRS}
     videos = {p: write_video(tmp / f"{p[0].value}-{p[1].value}.avi", f) for p, f in shots.items()}
@@ -148,7 +150,7 @@ def main() -> None:
     relay = Timed(CommandActuator(["true"]), "open")
     timers = {"detect": detect, "embed": embed, "verify": decide, "actuator": relay}
 
-    def claim(camera: Any, pair: tuple[Challenge, ...], clock: Any) -> tuple[Any, dict[str, float]]:
+    def claim(camera: Any, pair: tuple[Challenge, ...], clock: Any) -> tuple[Any, dict[str, Any]]:
         """One claim; its wall and CPU milliseconds per stage."""
         reader = Timed(camera, "read")
         cfg = DoorConfig(name="bench", challenges=pair, open_seconds=1)
@@ -158,7 +160,12 @@ def main() -> None:
         c = time.thread_time()
         event = door.handle(Claim("1001", "bench"))
         cpu = (time.thread_time() - c) * 1000.0
-        row = {"total": event.latency_ms or 0.0, "total_cpu": cpu, "opened": float(event.opened)}
+        row: dict[str, Any] = {
+            "total": event.latency_ms or 0.0,
+            "total_cpu": cpu,
+            "opened": float(event.opened),
+        }
+        row["reason"] = event.reason
         row.update({"decode": reader.wall, "decode_cpu": reader.cpu})
         for name, t in timers.items():
             row[name], row[f"{name}_cpu"] = t.wall, t.cpu
@@ -170,7 +177,7 @@ def main() -> None:
     clock = FrozenClock(SystemClock().now())
     claim(RecordedCamera(videos[PAIRS[0]], clock=clock), PAIRS[0], clock)  # warm-up: first runs allocate
 
-    rows: list[dict[str, float]] = []
+    rows: list[dict[str, Any]] = []
     outcomes: dict[str, int] = {}
     frames: list[int] = []
     for i in range(args.claims):
@@ -182,7 +189,7 @@ def main() -> None:
         camera.close()
         rows.append(row)
 
-    live_rows: list[dict[str, float]] = []
+    live_rows: list[dict[str, Any]] = []
     for i in range(args.live_claims):
         pair = PAIRS[i % len(PAIRS)]
         system = SystemClock()
@@ -205,6 +212,7 @@ def main() -> None:
         "live_camera": {
             "claims": len(live_rows),
             "opened": len(live_opened),
+            "outcomes": [r["reason"] for r in live_rows],
             "claim_to_open_ms": split(live_opened, "total"),
             "claim_to_open_cpu_ms": split(live_opened, "total_cpu"),
             "answer_s": len(shots[PAIRS[0]]) / FPS,
@@ -240,7 +248,8 @@ def main() -> None:
         "",
         f"Live camera (the file paced at {FPS:g} fps, newest frame only; the person's answer lasts "
         f"{lc['answer_s']:.1f} s): wall p50 {lc['claim_to_open_ms']['p50']:.0f} ms, "
-        f"p95 {lc['claim_to_open_ms']['p95']:.0f} ms ({lc['opened']}/{lc['claims']} opened).",
+        f"p95 {lc['claim_to_open_ms']['p95']:.0f} ms ({lc['opened']}/{lc['claims']} opened; "
+        f"outcomes {', '.join(lc['outcomes'])}).",
         f"Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs shared with other jobs: wall "
         "times include waiting for the CPU; CPU times are this thread's own work.",
     ]
