@@ -37,16 +37,17 @@ only care that *something* refused can catch the branch above it::
     │                                to open (opaque)
     ├── StoreCorruptError            a vault database is not store_corrupt
     │                                one, or is damaged
-    ├── StoreUnavailableError        the database cannot be  store_unavailable
-    │                                reached now
+    ├── KeyStoreError                master key wrong, ...   key_store
+    ├── StoreUnavailableError        the vault's database    store_unavailable
+    │                                cannot be reached now
     ├── UnknownSessionError          no such live session    unknown_session
     │                                (absent, expired, tampered)
-    ├── KeyStoreError                master key wrong, ...   key_store
-    ├── StoreUnavailableError        the database cannot be  store_unavailable
-    │                                reached now
-    ├── UnknownSessionError          no such live session    unknown_session
-    └── ConfigurationError           a setting outside what  configuration
-                                     faceverify allows
+    ├── ConfigurationError           a setting outside what  configuration
+    │                                faceverify allows
+    ├── CameraError                  a door's camera is lost camera_lost
+    │                                or its frames are stale
+    └── ActuatorError                a door's relay did not  actuator
+                                     confirm it acted
 
 ``code`` is part of the API: the CLI maps it to its exit status, the HTTP
 service to a problem type, the door to an event reason (docs/cli.md has the
@@ -284,3 +285,15 @@ class ConfigurationError(FaceVerifyError):
     """A setting outside what faceverify allows (e.g. retention over 3 years)."""
 
     code: ClassVar[str] = "configuration"
+
+
+class CameraError(FaceVerifyError):
+    """The camera cannot be opened, was lost, or delivers no fresh frames (the door's ``camera_lost``)."""
+
+    code: ClassVar[str] = "camera_lost"
+
+
+class ActuatorError(FaceVerifyError):
+    """The door's relay (command hook, HTTP callback, GPIO) did not confirm it acted; the door stays shut."""
+
+    code: ClassVar[str] = "actuator"

@@ -60,6 +60,7 @@ EXIT_CODES: Mapping[str, int] = {
     "expired": 5,
     "unknown_claim": 5,
     "camera_lost": 6,
+    "actuator": 6,  # the door's other device: its relay did not confirm
     "store_unavailable": 7,
     "timeout": 8,
     "consent": 9,
@@ -356,11 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Subcommand groups of their own modules: calibrate; the vault ceremonies
     # (enroll, verify, revoke, purge, consent, keys, audit).
-    from . import _calibrate_cmd, _serve_cmd, _vault_cmds
+    from . import _calibrate_cmd, _door_cmd, _serve_cmd, _vault_cmds
 
     _calibrate_cmd.register(sub)
     _vault_cmds.register(sub)
     _serve_cmd.register(sub)  # serve, clients (the HTTP service)
+    _door_cmd.register(sub)  # door, kiosk
     for child in _subparsers(parser):  # --debug after the subcommand too
         if "--debug" not in child._option_string_actions:
             child.add_argument(

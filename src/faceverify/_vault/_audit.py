@@ -52,6 +52,7 @@ EVENTS = frozenset(
         "enumeration-refused",
         "consent-read",
         "session",
+        "replicate",  # a door's replica copied or was refused one subject's template (Vault.replicate)
     }
 )
 

@@ -459,6 +459,35 @@ class Vault:
         if refusal is not None:
             raise refusal
 
+    def replicate(
+        self,
+        subject_id: str,
+        *,
+        known_template_id: str | None = None,
+        model_pack_id: str | None = None,
+        actor: str | None = None,
+    ) -> tuple[OpenedTemplate, ConsentRecord] | None:
+        """One subject's opened template and consent, for a door's offline replica
+        (``faceverify._door.Replica``), refused exactly as a live ``verify`` would be.
+
+        Each refusal is raised and audited (event ``replicate``); nothing is counted
+        toward lockout. ``None`` when the active template is still ``known_template_id``
+        (the replica already holds it: nothing opened, nothing audited); otherwise the copy,
+        audited. Only the one subject named: there is no way to copy a vault.
+        """
+        subject_id = check_subject_id(subject_id)
+        with self._unit(subject_id) as records:
+            refusal, opened = self._refusal(
+                records, subject_id, self.clock.now(), "replicate", actor, model_pack_id, True
+            )
+            if refusal is None and opened is not None and opened[0].header.template_id != known_template_id:
+                self._audit(records, "replicate", subject_id, "ok", "copied to a door's replica", actor)
+            else:
+                opened = None
+        if refusal is not None:
+            raise refusal
+        return None if opened is None else (opened[0], opened[1])
+
     def _refusal(  # noqa: PLR0917 - private helper
         self,
         records: Records,
