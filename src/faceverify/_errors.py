@@ -168,3 +168,13 @@ class KeyStoreError(FaceVerifyError):
 
 class ConfigurationError(FaceVerifyError):
     """A setting outside what faceverify allows (e.g. retention over 3 years)."""
+
+
+class InvalidCeremonyTokenError(FaceVerifyError):
+    """A browser ceremony token (or receipt) is malformed, forged, expired or used out of scope.
+
+    One opaque error for every cause, like ``cryptography.fernet.InvalidToken``:
+    the caller learns only that the token will not do.
+    """
+
+    code = "invalid_token"
