@@ -17,7 +17,7 @@ from test_verify_live import run_cli, write_video
 from faceverify.hazmat import FacePipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
-from videos import FPS, posed_frames  # tests/browser is not a package
+from camera_videos import FPS, posed_frames  # tests/browser is not a package
 
 ASKED = "turn-left,move-closer"
 
@@ -37,11 +37,11 @@ def test_cli_enrolls_live_from_a_session_then_verifies(
     enrol = ["--purpose", "app-login", "--consent-evidence", str(evidence), *where, *models]
     assert run_cli("keys", "init", *where)[0] == 0
 
-    # A recording that does not answer the sequence asked: nothing is enrolled (exit 2).
+    # A recording that does not answer the sequence asked: not live (exit 3), nothing enrolled (5).
     code, out, err = run_cli("enroll", "alice", "--video", str(signup), "--challenges", "turn-right", *enrol)
-    assert code == 2 and out == "" and "liveness challenge failed" in err, err
+    assert code == 3 and out == "" and "liveness challenge failed" in err, err
     code, _, err = run_cli("consent", "show", "alice", *where)
-    assert code == 2, err
+    assert code == 5, err
 
     live = ["--video", str(signup), "--challenges", ASKED]
     code, out, err = run_cli("enroll", "alice", *live, *enrol, "--json")

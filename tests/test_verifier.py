@@ -270,7 +270,7 @@ def test_cli_ceremonies(tmp_path: Path, model_cache: Path, samples: dict[str, Pa
     assert code == 0 and len(json.loads(out)["fingerprint"]) == 32
     assert (tmp_path / "keys" / "master.key").stat().st_mode & 0o777 == 0o600
     code, _ = run_cli("keys", "init", "--vault", where[1], "--key-file", str(tmp_path / "other.key"))
-    assert code == 2 and not (tmp_path / "other.key").exists()
+    assert code == 10 and not (tmp_path / "other.key").exists()  # key_store
 
     code, out = run_cli(
         "enroll", "alice", str(samples["obama"]), str(samples["obama2"]), "--purpose", "app-login",
@@ -287,7 +287,7 @@ def test_cli_ceremonies(tmp_path: Path, model_cache: Path, samples: dict[str, Pa
     code, out = run_cli("verify", "alice", str(samples["biden"]), *where, *models, "--json")
     assert code == 1 and json.loads(out)["match"] is False
     code, _ = run_cli("verify", "nobody", str(samples["biden"]), *where, *models)
-    assert code == 2
+    assert code == 5  # unknown_subject
     # At the calibrated point (no --threshold) a two-image template is scored by its mean.
     code, out = run_cli("verify", "alice", str(samples["obama3"]), *where, "--cache", str(model_cache))
     assert code == 0 and "MATCH" in out and "for the mean of the enrolment images" in out
@@ -302,7 +302,7 @@ def test_cli_ceremonies(tmp_path: Path, model_cache: Path, samples: dict[str, Pa
     )
     assert code == 0 and json.loads(out)["rewrapped"] == 1
     code, _ = run_cli("consent", "show", "alice", *where)
-    assert code == 2  # the old key no longer opens the vault
+    assert code == 10  # key_store: the old key no longer opens the vault
     where[-1] = str(tmp_path / "keys" / "new.key")
     code, _ = run_cli("verify", "alice", str(samples["obama3"]), *where, *models)
     assert code == 0

@@ -237,15 +237,15 @@ def test_cli_verify_from_a_video(
     assert report["match"] is True and "challenge:move-closer" in [c["name"] for c in report["liveness"]]
     assert "challenges (fixed by --challenges): turn-left, move-closer" in err
 
-    # The recording does not answer another sequence: exit 2, the reason on stderr.
+    # The recording does not answer another sequence: not_live (exit 3), the reason on stderr.
     code, out, err = run_cli("verify", "alice", "--video", str(live), "--challenges", "turn-right,turn-left",
                              *login)  # fmt: skip
-    assert code == 2 and out == ""
+    assert code == 3 and out == ""
     assert "liveness challenge failed" in err and "turn-right" in err
 
     # A still image under app-login, --challenges without a video, and no capture at all: errors.
     code, _, err = run_cli("verify", "alice", str(samples["obama3"]), *login)
-    assert code == 2 and "requires a live capture" in err
+    assert code == 3 and "requires a live capture" in err
     code, _, err = run_cli("verify", "alice", "--camera", "0", "--challenges", "turn-left", *login)
     assert code == 2 and "only with --video" in err
     code, _, err = run_cli("verify", "alice", *login)

@@ -67,6 +67,7 @@ from ._errors import (
     CaptureError,
     ChallengeFailedError,
     FaceError,
+    InvalidInputError,
     LivenessError,
     LivenessRequiredError,
     LowQualityError,
@@ -81,6 +82,7 @@ from ._pipeline._quality import Quality
 from ._profiles import Profile, get_profile
 from ._templates import mean_template
 from ._vault import ConsentRecord, DeletionReceipt, MasterKey, OpenedTemplate, RetentionPolicy, Vault
+from ._vault._consent import check_subject_id
 from ._vault._template import MAX_EMBEDDINGS
 
 #: Two enrolment images whose embeddings are closer than this add nothing (the
@@ -258,9 +260,10 @@ class Verifier:
         least the operating threshold) and differ (cosine <= 0.97). Consent is
         checked before any image is processed.
         """
-        self.vault.require_consent(subject_id, consent)
+        subject_id = check_subject_id(subject_id)
         if not 1 <= len(images) <= MAX_EMBEDDINGS:
-            raise ValueError(f"enrolment takes 1 to {MAX_EMBEDDINGS} images, got {len(images)}")
+            raise InvalidInputError(f"enrolment takes 1 to {MAX_EMBEDDINGS} images, got {len(images)}")
+        self.vault.require_consent(subject_id, consent)
         embeddings: list[Embedding] = []
         qualities: list[Quality] = []
         for index, image in enumerate(images, start=1):
@@ -326,6 +329,7 @@ class Verifier:
         (another purpose), ``InvalidTemplateError``, and the capture's own
         ``CaptureError`` / ``FaceError`` / ``LivenessRequiredError``.
         """
+        subject_id = check_subject_id(subject_id)
         try:
             if self.profile.liveness_required:
                 raise LivenessRequiredError(
@@ -400,9 +404,7 @@ class Verifier:
         more frontal frames as candidates). Nothing about the subject is
         looked up until then.
         """
-        from ._vault._consent import check_subject_id
-
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         if purpose not in ("verify", "enroll"):
             from ._errors import ConfigurationError
 

@@ -9,13 +9,10 @@ fixed through the test-only configuration so the recorded videos can answer it.
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +49,7 @@ def videos(
 ) -> dict[str, Path]:
     """y4m camera videos answering ``CHALLENGES``: alice enrols from one photo, logs in from
     another photo of the same person; mallory is someone else."""
-    from videos import write_camera_video
+    from camera_videos import write_camera_video
 
     folder = tmp_path_factory.mktemp("videos")
     return {
@@ -62,75 +59,9 @@ def videos(
     }
 
 
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-class Uvicorn:
-    """An ASGI app served by uvicorn in a thread on a free loopback port (stopped by ``close``)."""
-
-    def __init__(self, app: object) -> None:
-        import uvicorn
-
-        self._sock = free_socket()
-        self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", ws="websockets", lifespan="off")  # type: ignore[arg-type]
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._sock.close()
-
-
-@dataclass
-class Service:
-    """The running service and an app backend's view of it (its API key)."""
-
-    url: str
-    api_key: str
-
-    def mint(self, ceremony: str, subject_id: str, **extra: str) -> str:
-        """What an app's backend does: a ceremony token for one subject, with its API key."""
-        import httpx
-
-        body = {"ceremony": ceremony, "subject_id": subject_id, "purpose": "app-login", **extra}
-        r = httpx.post(
-            f"{self.url}/v1/ceremonies", json=body, headers={"Authorization": f"Bearer {self.api_key}"}
-        )
-        assert r.status_code == 201, r.text
-        token: str = r.json()["token"]
-        return token
-
-    def redeem(self, receipt: str) -> dict[str, str]:
-        import httpx
-
-        r = httpx.post(
-            f"{self.url}/v1/ceremonies/receipts",
-            json={"receipt": receipt},
-            headers={"Authorization": f"Bearer {self.api_key}"},
-        )
-        assert r.status_code == 200, r.text
-        out: dict[str, str] = r.json()
-        return out
-
-
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, pipeline: object, pack: object) -> Iterator[Service]:
-    from server import build_app
+def service(tmp_path_factory: pytest.TempPathFactory, pipeline: object, pack: object) -> Iterator[Any]:
+    from page_server import Service, Uvicorn, build_app
 
     app, api_key = build_app(tmp_path_factory.mktemp("vault"), pipeline, pack, challenges=CHALLENGES)
     server = Uvicorn(app)

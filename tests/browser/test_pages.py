@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chromium import chromium
-from conftest import Service
+from page_server import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait

@@ -1,7 +1,12 @@
-"""``faceverify``: exit 0 = match / success, 1 = no match, 2 = error.
+"""``faceverify``: exit 0 = match / success, 1 = no match, >= 2 = an error, by its code.
 
-Errors print one line on stderr (``--debug`` shows the traceback). The command
-imports only what the chosen subcommand needs, so a cold ``compare`` stays fast.
+Every failure, whatever raised it, ends as one line on stderr
+(``faceverify: error: ...``) or, with ``--json``, one JSON object on stdout
+(``{"error": {"code": ..., "message": ..., ...}}``), and an exit status from
+``EXIT_CODES``, never 1: a script must not read a crash as "wrong person".
+``--debug`` (before or after the subcommand) shows the traceback instead. The
+command imports only what the chosen subcommand needs, so a cold ``compare``
+stays fast. docs/cli.md has the table.
 """
 
 from __future__ import annotations
@@ -10,17 +15,63 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 if TYPE_CHECKING:
+    from .._errors import FaceVerifyError
     from .._models._manifest import ModelPack, Pack
     from .._pipeline._pipeline import FacePipeline
     from .._profiles import Profile
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
+#: A failure no code covers: a bug in faceverify (sysexits' EX_SOFTWARE). Never 1.
+EXIT_INTERNAL = 70
+
+#: Exit status by reason code (``FaceVerifyError.code``; ``match``/``no_match`` for
+#: decisions). Interface D of the project: stable, documented in docs/cli.md. A code
+#: not listed (a class added later) exits 2.
+EXIT_CODES: Mapping[str, int] = {
+    "match": EXIT_MATCH,
+    "no_match": EXIT_NO_MATCH,
+    **dict.fromkeys(
+        (
+            "error",
+            "bad_input",
+            "no_face",
+            "several_faces",
+            "low_quality",
+            "invalid_template",
+            "configuration",
+            "model",
+            "store_corrupt",
+            "unknown_session",
+        ),
+        EXIT_ERROR,
+    ),
+    "not_live": 3,
+    "locked_out": 4,
+    "enumeration_refused": 4,
+    "unknown_subject": 5,
+    "revoked": 5,
+    "expired": 5,
+    "unknown_claim": 5,
+    "camera_lost": 6,
+    "store_unavailable": 7,
+    "timeout": 8,
+    "consent": 9,
+    "key_store": 10,
+    "internal": EXIT_INTERNAL,
+}
+
+
+def exit_code(code: str) -> int:
+    """The exit status for a reason code (2 for a code this table does not know)."""
+    return EXIT_CODES.get(code, EXIT_ERROR)
+
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -56,9 +107,47 @@ def models_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile, Face
 
     pack = builtin_manifest(args.pack)
     profile = get_profile(args.profile)
+    point = getattr(args, "operating_point", None)
+    if point is not None:
+        from .._errors import ConfigurationError
+
+        if args.threshold is not None:
+            raise ConfigurationError("give --operating-point or --threshold, not both")
+        if not pack.operating_point(point).calibrated:  # raises, naming the pack's points, if absent
+            raise ConfigurationError(f"operating point {point!r} of pack {pack.id} is not calibrated")
+        profile = replace(profile, operating_point=point)
     if args.threshold is not None:
         profile = profile.with_threshold(args.threshold)
     return pack, profile, load_pipeline(pack, cache=args.cache, threads=args.threads)
+
+
+def model_options(p: argparse.ArgumentParser, *, profile: str = "photo-check") -> None:
+    """--pack, --profile, --operating-point, --threshold, --threads: how a command decides."""
+    from .._models._manifest import BUILTIN_PACKS, DEFAULT_PACK, builtin_manifest
+    from .._profiles import PROFILES
+
+    points = [op.name for op in builtin_manifest(DEFAULT_PACK).operating_points if op.calibrated]
+    p.add_argument("--pack", default=DEFAULT_PACK, choices=BUILTIN_PACKS, help="recognition pack")
+    p.add_argument(
+        "--profile",
+        default=profile,
+        choices=list(PROFILES),
+        help=f"what the check is for; sets the operating point and liveness (default: {profile})",
+    )
+    p.add_argument(
+        "--operating-point",
+        default=None,
+        choices=points,
+        help="a calibrated point of the pack instead of the profile's (`faceverify models list` "
+        "states each point's FMR)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="custom cosine threshold: uncalibrated, no false match rate is promised",
+    )
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its choice)")
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -79,7 +168,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             threads=args.threads,
             accept_licence=args.accept_licence,
         )
-        result = compare_fused_with(fused, args.a, args.b, profile=get_profile(args.profile))
+        profile = get_profile(args.profile)
+        if args.operating_point is not None:
+            profile = replace(profile, operating_point=args.operating_point)
+        result = compare_fused_with(fused, args.a, args.b, profile=profile)
     else:
         pack, profile, pipeline = models_from_args(args)
         result = compare_with(pipeline, pack, args.a, args.b, profile=profile)
@@ -87,6 +179,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(
             {
+                "code": "match" if result.match else "no_match",
                 "match": result.match,
                 "score": round(result.score, 6),
                 "threshold": result.threshold,
@@ -182,11 +275,38 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is an ``InvalidInputError`` like any other bad input.
+
+    So it gets the same one line (or JSON object with ``--json``) and exit 2;
+    subcommand parsers inherit the class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        from .._errors import InvalidInputError
+
+        raise InvalidInputError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below ``parser``, depth first."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases map to one parser
+                found += [child, *_subparsers(child)]
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from .. import __version__
+
+    parser = _Parser(
         prog="faceverify",
-        description="Consent-based 1:1 face verification. Exit 0 = match/success, 1 = no match, 2 = error.",
+        description="Consent-based 1:1 face verification. Exit 0 = match/success, 1 = no match, "
+        ">= 2 = an error, one status per kind (docs/cli.md).",
     )
+    parser.add_argument("--version", action="version", version=f"faceverify {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -202,10 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = sub.add_parser("compare", help="is the face in A the same person as in B?")
     cmp.add_argument("a", help="first image")
     cmp.add_argument("b", help="second image")
-    cmp.add_argument("--profile", default="photo-check", help="profile (default: photo-check)")
-    cmp.add_argument("--threshold", type=float, default=None, help="custom, uncalibrated threshold")
-    cmp.add_argument("--pack", default="yunet-sface")
-    cmp.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its choice)")
+    model_options(cmp)
     cmp.add_argument(
         "--fuse-with",
         metavar="PACK",
@@ -242,24 +359,86 @@ def build_parser() -> argparse.ArgumentParser:
 
     _calibrate_cmd.register(sub)
     _vault_cmds.register(sub)
+    for child in _subparsers(parser):  # --debug after the subcommand too
+        if "--debug" not in child._option_string_actions:
+            child.add_argument(
+                "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+            )
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from .._errors import FaceVerifyError
+def _as_faceverify_error(exc: BaseException) -> FaceVerifyError:
+    """Any exception as one of the tree's classes: what the CLI reports and exits with.
 
+    Errors below the tree that reach the CLI are given their proper meaning
+    here (a damaged SQLite file, an OS-level refusal, a NUL in a path); the
+    rest is a bug in faceverify, reported as ``internal`` (exit 70), never as
+    a no-match.
+    """
+    from .._errors import FaceVerifyError, InvalidInputError, StoreCorruptError
+
+    if isinstance(exc, FaceVerifyError):
+        return exc
+    sqlite3 = sys.modules.get("sqlite3")  # loaded by then if a vault database raised
+    if sqlite3 is not None and isinstance(exc, sqlite3.DatabaseError):
+        return StoreCorruptError(
+            f"a vault database is damaged or is not a faceverify database ({exc}); restore it from a backup"
+        )
+    if isinstance(exc, OSError):
+        where = f"cannot use '{exc.filename}': " if exc.filename is not None else ""
+        return InvalidInputError(f"{where}{exc.strerror or exc}")
+    if isinstance(exc, ValueError) and "null byte" in str(exc):
+        return InvalidInputError("a path or argument contains a NUL character")
+
+    class InternalError(FaceVerifyError):
+        code: ClassVar[str] = "internal"
+
+    return InternalError(
+        f"internal error ({type(exc).__name__}); this is a bug in faceverify: "
+        "run again with --debug and report the traceback"
+    )
+
+
+def error_object(exc: FaceVerifyError) -> dict[str, Any]:
+    """The ``--json`` error object: the same keys for every error."""
+    retry_after = getattr(exc, "retry_after", None)
+    return {
+        "error": {
+            "code": exc.code,
+            "message": error_message(exc),
+            "reasons": list(getattr(exc, "reasons", ())),
+            "retry_after": retry_after.total_seconds() if retry_after is not None else None,
+        }
+    }
+
+
+def error_message(exc: BaseException) -> str:
+    """The message and its notes (e.g. which enrolment image) on one line."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    notes = [" ".join(n.split()) for n in getattr(exc, "__notes__", ())]
+    return text + "".join(f" ({n})" for n in notes)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    as_json, debug = "--json" in options, "--debug" in options
     try:
+        args = build_parser().parse_args(argv)  # --help and --version exit here, 0
         handler: Handler = args.handler
         return handler(args)
-    except FaceVerifyError as exc:
-        if args.debug:
-            raise
-        print(f"faceverify: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
-        return EXIT_ERROR
+        print("faceverify: interrupted", file=sys.stderr)
+        return 130
+    except Exception as raised:
+        if debug:
+            traceback.print_exc()  # and still the exit status of its code
+        exc = _as_faceverify_error(raised)
+        if as_json:
+            print(json.dumps(error_object(exc)))
+        else:
+            print(f"faceverify: error: {error_message(exc)}", file=sys.stderr)
+        return exit_code(exc.code)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Vault subcommands: enroll, verify, revoke, purge, consent show, keys init|rotate, audit verify.
 
-Exit codes as everywhere: 0 match / success, 1 no match (or a broken audit
-chain), 2 error. Only ``enroll`` and ``verify`` load the models; the others
+Exit codes as everywhere (docs/cli.md): 0 match / success, 1 no match (or a broken audit
+chain), >= 2 an error by its code. Only ``enroll`` and ``verify`` load the models; the others
 touch the vault files only.
 
 Where things are, unless given:
@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from ._main import EXIT_MATCH, EXIT_NO_MATCH, emit_json, models_from_args
+from ._main import EXIT_MATCH, EXIT_NO_MATCH, emit_json, model_options, models_from_args
 
 DEFAULT_CONSENT_DAYS = 365
 
@@ -112,14 +112,23 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
         raise ConfigurationError("give 1-5 enrolment images, or --camera INDEX for a live enrolment")
     else:
         result = verifier.enroll(args.subject, args.images, consent=consent)
+    # The template lives until consent expires or a retention window after its last match, whichever
+    # is first: an --expires beyond the window is capped, and the person running the command is told.
+    limited_by = "retention" if result.expires_at < consent.expires_at else "consent"
     if args.json:
-        emit_json({**asdict(result), "consent": consent.to_dict()})
+        emit_json({**asdict(result), "expiry_limited_by": limited_by, "consent": consent.to_dict()})
     else:
         print(
             f"enrolled {result.subject_id}: {result.images} image(s), template {result.template_id[:12]}, "
             f"pack {result.model_pack_id}, expires {result.expires_at:%Y-%m-%d}"
             + (" (replaced the previous template)" if result.replaced else "")
         )
+        if limited_by == "retention":
+            print(
+                f"  note: consent runs to {consent.expires_at:%Y-%m-%d}, but the vault's retention "
+                f"({verifier.vault.retention.window.days} days after the last successful verification) "
+                f"expires the template first, on {result.expires_at:%Y-%m-%d} unless it is used"
+            )
     return EXIT_MATCH
 
 
@@ -197,6 +206,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(
             {
+                "code": "match" if result.match else "no_match",
                 "subject_id": result.subject_id,
                 "match": result.match,
                 "score": round(result.score, 6),
@@ -344,10 +354,7 @@ def register(sub: Any) -> None:
         )
         if models:
             p.add_argument("--cache", type=Path, default=None, help="model cache (default: $FACEVERIFY_HOME)")
-            p.add_argument("--pack", default="yunet-sface")
-            p.add_argument("--profile", default="photo-check", help="profile (default: photo-check)")
-            p.add_argument("--threshold", type=float, default=None, help="custom, uncalibrated threshold")
-            p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its choice)")
+            model_options(p)
 
     enroll = sub.add_parser(
         "enroll",
@@ -387,7 +394,8 @@ def register(sub: Any) -> None:
         "verify",
         help="is IMG (or a live session from --video/--camera) the enrolled SUBJECT? (1:1 only)",
         description="Profiles app-login and door-access refuse a still IMG: use --camera "
-        "(or --video) to run a liveness challenge session. A failed session exits 2 with its reasons.",
+        "(or --video) to run a liveness challenge session. A failed session exits 3 (not_live) "
+        "with its reasons.",
     )
     verify.add_argument("subject")
     verify.add_argument("image", metavar="IMG", nargs="?", default=None, help="a still image")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
@@ -63,21 +64,51 @@ def load_image(source: CaptureSource, *, limits: CaptureLimits = DEFAULT_LIMITS)
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         name = f"'{path}'"
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise UnreadableImageError(f"{name} does not exist") from None
-        except OSError as exc:
-            raise UnreadableImageError(f"{name} cannot be read: {exc.strerror}") from None
-        if size > limits.max_bytes:
-            raise ImageTooLargeError(f"{name} is {size} bytes; the limit is {limits.max_bytes}")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UnreadableImageError(f"{name} cannot be read: {exc.strerror}") from None
+        data = _read_file(path, name, limits.max_bytes)
     else:
         raise TypeError(f"a capture is a path, bytes or a numpy array, not {type(source).__name__}")
     return _decode(data, name, limits)
+
+
+def _read_file(path: Path, name: str, max_bytes: int) -> bytes:
+    """A regular file's bytes, at most ``max_bytes``: what ``stat`` says is not trusted.
+
+    A device (``/dev/zero``), a FIFO (which blocks until a writer comes), a
+    socket or a directory is refused before it is read; the open is
+    non-blocking, so a FIFO swapped in after the check cannot hang it either,
+    and the read stops one byte past the limit whatever the file claims.
+    """
+    if "\x00" in str(path):
+        raise UnreadableImageError("an image path cannot contain a NUL character")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise UnreadableImageError(f"{name} does not exist") from None
+    except OSError as exc:
+        raise UnreadableImageError(f"{name} cannot be read: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = (
+                "a directory"
+                if stat.S_ISDIR(info.st_mode)
+                else "not a regular file (a device, FIFO or socket)"
+            )
+            raise UnreadableImageError(f"{name} is {kind}; give an image file")
+        if info.st_size > max_bytes:
+            raise ImageTooLargeError(f"{name} is {info.st_size} bytes; the limit is {max_bytes}")
+        chunks, left = [], max_bytes + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise UnreadableImageError(f"{name} cannot be read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise ImageTooLargeError(f"{name} is more than {max_bytes} bytes; the limit is {max_bytes}")
+    return data
 
 
 def _decode(data: bytes, name: str, limits: CaptureLimits) -> RGBImage:

@@ -11,27 +11,48 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .._errors import ConsentError, SubjectError
+from .._errors import ConsentError, InvalidSubjectIdError
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _MAX_TEXT = 200
+MAX_SUBJECT_ID = 128
+_SUBJECT_ID = re.compile(rf"[A-Za-z0-9](?:[A-Za-z0-9._@+-]{{0,{MAX_SUBJECT_ID - 2}}}[A-Za-z0-9_@+-])?")
 CONSENT_FORMAT = 1
 
 
-def check_subject_id(subject_id: str) -> str:
-    """Subject ids are opaque, short, printable strings chosen by the host.
+def check_subject_id(subject_id: object) -> str:
+    """The subject id in its one canonical form, or ``InvalidSubjectIdError``.
 
-    They appear in the audit log, which outlives erasure, so hosts should use
+    Subject ids are opaque, short strings chosen by the host: Unicode NFKC
+    normalisation and trimming, then 1 to 128 of ``A-Z a-z 0-9 . _ @ + -``,
+    starting with a letter or a digit and not ending with a dot. So a
+    full-width ``"ａｌｉｃｅ"`` or ``"alice "`` *is* ``"alice"``, and a
+    look-alike that normalisation does not fold (a Cyrillic ``"а"``, a
+    zero-width space, a control character) is refused rather than enrolled as
+    a second subject. Case is kept: ``"Alice"`` and ``"alice"`` differ.
+    Everything that takes a subject id passes it through here and uses the
+    *returned* id.
+
+    Ids appear in the audit log, which outlives erasure, so hosts should use
     pseudonymous ids (a random account id), not names or e-mail addresses.
     """
-    if not isinstance(subject_id, str) or not 0 < len(subject_id) <= 128 or not subject_id.isprintable():
-        raise SubjectError("a subject id must be 1 to 128 printable characters")
-    return subject_id
+    if not isinstance(subject_id, str):
+        raise InvalidSubjectIdError(f"a subject id is a string, not {type(subject_id).__name__}")
+    canonical = unicodedata.normalize("NFKC", subject_id).strip()
+    if not _SUBJECT_ID.fullmatch(canonical):
+        shown = ascii(subject_id[:40]) + ("..." if len(subject_id) > 40 else "")
+        raise InvalidSubjectIdError(
+            f"subject id {shown} is refused: a subject id is 1 to {MAX_SUBJECT_ID} characters of "
+            "A-Z a-z 0-9 . _ @ + -, starting with a letter or digit and not ending with a dot "
+            "(after Unicode NFKC normalisation and trimming)"
+        )
+    return canonical
 
 
 def _check_text(value: object, name: str) -> str:
@@ -90,9 +111,10 @@ class ConsentRecord:
 
     def __post_init__(self) -> None:
         try:
-            check_subject_id(self.subject_id)
-        except SubjectError as exc:
+            canonical = check_subject_id(self.subject_id)
+        except InvalidSubjectIdError as exc:
             raise ConsentError(str(exc)) from None
+        object.__setattr__(self, "subject_id", canonical)  # the one form the template is bound to
         _check_text(self.purpose, "purpose")
         granted = _check_time(self.granted_at, "grant time")
         expires = _check_time(self.expires_at, "expiry time")

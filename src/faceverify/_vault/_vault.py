@@ -155,7 +155,7 @@ class Vault:
         Callers that do expensive work before ``enroll`` (the image pipeline)
         call this first, so that nothing is processed without consent.
         """
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         try:
             if consent.subject_id != subject_id:
                 raise ConsentError("the consent record names another subject")
@@ -229,7 +229,7 @@ class Vault:
         Then the outcome updates lockout and last use, and is audited
         (``note``, e.g. "live session", goes into the audit entry's reason).
         """
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         now = self.clock.now()
         row = self._active(subject_id, event="verify")
         retry = self.lockout.retry_after(self.store.lockout(subject_id), now)
@@ -291,7 +291,7 @@ class Vault:
         without bound. Unknown, revoked or purged subjects have no lockout: the
         attempt is only audited.
         """
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         now = self.clock.now()
         self.audit.record("verify", subject=subject_id, outcome="refused", reason=reason)
         row = self.store.get(subject_id)
@@ -320,7 +320,7 @@ class Vault:
 
     def revoke(self, subject_id: str) -> DeletionReceipt:
         """Erase the subject's template and destroy its keys (consent withdrawn, erasure request)."""
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         now = self.clock.now()
         erased = self.store.erase(subject_id, state="revoked", at=now)
         destroyed = self.keys.shred(subject_id)
@@ -364,7 +364,7 @@ class Vault:
 
     def consent(self, subject_id: str) -> ConsentRecord:
         """The subject's consent record (for the subject's own access request)."""
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         row = self._active(subject_id, event="consent-read")
         assert row.consent_json is not None
         self.audit.record("consent-read", subject=subject_id, outcome="ok")
@@ -377,7 +377,7 @@ class Vault:
 
     def needs_reenroll(self, subject_id: str, model_pack_id: str) -> bool:
         """Whether the subject's template was made with another pack or format (no decryption)."""
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         row = self._active(subject_id, event=None)
         assert row.blob is not None
         return _needs_reenroll(read_header(row.blob), model_pack_id)

@@ -1,0 +1,110 @@
+"""The service the browser tests drive: the ceremony routes and pages over a real Verifier.
+
+``build_app`` is what ``faceverify serve`` assembles, with the test-only fixed
+challenge sequence, and an API key held by the test (standing in for the
+embedding app's backend).
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from faceverify._liveness._challenge import Challenge
+from faceverify._service._pages import PagesConfig, pages_app
+from faceverify._vault import MasterKey, Vault
+from faceverify._verifier import Verifier
+from faceverify._web import default_consent_documents
+
+
+def build_app(folder: Path, pipeline: Any, pack: Any, *, challenges: Sequence[str]) -> tuple[Any, str]:
+    vault = Vault.open(folder, MasterKey.generate(), purpose="app-login")
+    verifier = Verifier(pipeline=pipeline, pack=pack, vault=vault, profile="app-login")
+    api_key = secrets.token_urlsafe(24)
+
+    async def authenticate(request: Request, scope: str) -> str:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not secrets.compare_digest(given, api_key):
+            raise HTTPException(401, "unknown API key")
+        return "demo-app"
+
+    config = PagesConfig(
+        documents=default_consent_documents("Example Corp"),
+        challenges=tuple(Challenge(c) for c in challenges),
+    )
+    return pages_app(verifier, config=config, authenticate=authenticate), api_key
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class Uvicorn:
+    """An ASGI app served by uvicorn in a thread on a free loopback port (stopped by ``close``)."""
+
+    def __init__(self, app: object) -> None:
+        import uvicorn
+
+        self._sock = free_socket()
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level="warning", ws="websockets", lifespan="off")  # type: ignore[arg-type]
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+
+@dataclass
+class Service:
+    """The running service and an app backend's view of it (its API key)."""
+
+    url: str
+    api_key: str
+
+    def mint(self, ceremony: str, subject_id: str, **extra: str) -> str:
+        """What an app's backend does: a ceremony token for one subject, with its API key."""
+        import httpx
+
+        body = {"ceremony": ceremony, "subject_id": subject_id, "purpose": "app-login", **extra}
+        r = httpx.post(
+            f"{self.url}/v1/ceremonies", json=body, headers={"Authorization": f"Bearer {self.api_key}"}
+        )
+        assert r.status_code == 201, r.text
+        token: str = r.json()["token"]
+        return token
+
+    def redeem(self, receipt: str) -> dict[str, str]:
+        import httpx
+
+        r = httpx.post(
+            f"{self.url}/v1/ceremonies/receipts",
+            json={"receipt": receipt},
+            headers={"Authorization": f"Bearer {self.api_key}"},
+        )
+        assert r.status_code == 200, r.text
+        out: dict[str, str] = r.json()
+        return out
