@@ -56,7 +56,7 @@ def chromium(
         "--disable-extensions",
         "--mute-audio",
         f"--user-data-dir={profile}",
-        f"--window-size={width},1000",
+        f"--window-size={max(width, 500)},1000",
     ):
         options.add_argument(flag)
     if camera != "none":
@@ -71,6 +71,9 @@ def chromium(
         options.add_argument(f"--use-file-for-fake-video-capture={video}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    if width < 500:  # below a desktop window's minimum: emulate a phone's viewport instead
+        metrics = {"width": width, "height": 720, "deviceScaleFactor": 1, "mobile": True}
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     try:
         yield driver
     finally:

@@ -61,11 +61,18 @@ def videos(
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, pipeline: object, pack: object) -> Iterator[Any]:
-    from page_server import Service, Uvicorn, build_app
+    """The service, and beside it on another port (another origin) the demo app that embeds it."""
+    from page_server import Service, Uvicorn, build_app, demo_app, free_socket
 
-    app, api_key = build_app(tmp_path_factory.mktemp("vault"), pipeline, pack, challenges=CHALLENGES)
+    demo_socket = free_socket()
+    demo_origin = f"http://127.0.0.1:{demo_socket.getsockname()[1]}"
+    app, api_key = build_app(
+        tmp_path_factory.mktemp("vault"), pipeline, pack, challenges=CHALLENGES, origins=[demo_origin]
+    )
     server = Uvicorn(app)
+    demo = Uvicorn(demo_app(server.url, api_key), sock=demo_socket)
     try:
-        yield Service(server.url, api_key)
+        yield Service(server.url, api_key, demo=demo.url, vault=app.state.vault)
     finally:
+        demo.close()
         server.close()

@@ -26,7 +26,9 @@ from faceverify._verifier import Verifier
 from faceverify._web import default_consent_documents
 
 
-def build_app(folder: Path, pipeline: Any, pack: Any, *, challenges: Sequence[str]) -> tuple[Any, str]:
+def build_app(
+    folder: Path, pipeline: Any, pack: Any, *, challenges: Sequence[str], origins: Sequence[str] = ()
+) -> tuple[Any, str]:
     vault = Vault.open(folder, MasterKey.generate(), purpose="app-login")
     verifier = Verifier(pipeline=pipeline, pack=pack, vault=vault, profile="app-login")
     api_key = secrets.token_urlsafe(24)
@@ -40,8 +42,11 @@ def build_app(folder: Path, pipeline: Any, pack: Any, *, challenges: Sequence[st
     config = PagesConfig(
         documents=default_consent_documents("Example Corp"),
         challenges=tuple(Challenge(c) for c in challenges),
+        origins=tuple(origins),
     )
-    return pages_app(verifier, config=config, authenticate=authenticate), api_key
+    app = pages_app(verifier, config=config, authenticate=authenticate)
+    app.state.vault = vault  # for a failing test to show the audit trail
+    return app, api_key
 
 
 def free_socket() -> socket.socket:
@@ -54,10 +59,10 @@ def free_socket() -> socket.socket:
 class Uvicorn:
     """An ASGI app served by uvicorn in a thread on a free loopback port (stopped by ``close``)."""
 
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: object, *, sock: socket.socket | None = None) -> None:
         import uvicorn
 
-        self._sock = free_socket()
+        self._sock = sock or free_socket()
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, log_level="warning", ws="websockets", lifespan="off")  # type: ignore[arg-type]
@@ -84,6 +89,12 @@ class Service:
 
     url: str
     api_key: str
+    demo: str = ""
+    vault: Any = None
+
+    def audit(self, subject_id: str) -> list[tuple[str, str, str]]:
+        """The subject's audit trail (event, outcome, reason): what a failing assertion shows."""
+        return [(e.event, e.outcome, e.reason) for e in self.vault.audit.entries(subject=subject_id)]
 
     def mint(self, ceremony: str, subject_id: str, **extra: str) -> str:
         """What an app's backend does: a ceremony token for one subject, with its API key."""
@@ -108,3 +119,17 @@ class Service:
         assert r.status_code == 200, r.text
         out: dict[str, str] = r.json()
         return out
+
+
+def demo_app(service_url: str, api_key: str) -> Any:
+    """examples/app_login/app.py, the documented integration, configured for this service."""
+    import importlib.util
+    import os
+
+    os.environ["FACEVERIFY_URL"], os.environ["FACEVERIFY_API_KEY"] = service_url, api_key
+    path = Path(__file__).resolve().parents[2] / "examples" / "app_login" / "app.py"
+    spec = importlib.util.spec_from_file_location("demo_app_login", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from chromium import chromium
+from conftest import SCREENSHOTS
 from page_server import Service
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -36,12 +38,18 @@ FINAL = (
 
 
 def state(driver: Any) -> str:
-    value: str = driver.find_element(By.ID, "fv").get_attribute("data-state") or ""
+    """The widget's state (``data-state`` on the ``.fv`` root), "" before it is there."""
+    found = driver.find_elements(By.CSS_SELECTOR, ".fv")
+    value: str = (found[0].get_attribute("data-state") or "") if found else ""
     return value
 
 
 def wait_state(driver: Any, wanted: tuple[str, ...], timeout: float = 60) -> str:
-    WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: state(d) in wanted)
+    try:
+        WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: state(d) in wanted)
+    except TimeoutException:
+        driver.save_screenshot(str(SCREENSHOTS / "timeout.png"))
+        raise AssertionError(f"state {state(driver)!r}, not {wanted}; browser log:\n{logs(driver)}") from None
     return state(driver)
 
 
@@ -60,9 +68,11 @@ def receipt_of(driver: Any) -> str:
     return value
 
 
-def run_login(service: Service, video: Path, subject: str, shots: Path, name: str) -> tuple[str, str, str]:
+def run_login(
+    service: Service, video: Path, subject: str, shots: Path, name: str, *, width: int = 900
+) -> tuple[str, str, str]:
     token = service.mint("verify", subject)
-    with chromium(video=video) as driver:
+    with chromium(video=video, width=width) as driver:
         driver.get(f"{service.url}/pages/login#token={token}")
         assert "token=" not in driver.current_url  # the token leaves the address bar at once
         wait_state(driver, ("capturing", *FINAL), 30)
@@ -74,6 +84,8 @@ def run_login(service: Service, video: Path, subject: str, shots: Path, name: st
         driver.save_screenshot(str(shots / f"{name}-challenge.png"))
         final = wait_state(driver, FINAL, 90)
         driver.save_screenshot(str(shots / f"{name}-result.png"))
+        # Nothing wider than the window, even at 320 px: no sideways scrolling.
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= width
         return final, f"{result_text(driver)}\n{logs(driver)}", receipt_of(driver)
 
 
@@ -98,20 +110,35 @@ def test_consent_enrolment_and_login_in_chromium(
         driver.save_screenshot(str(screenshots / "enrol-challenge.png"))
         final = wait_state(driver, FINAL, 90)
         driver.save_screenshot(str(screenshots / "enrol-result.png"))
-        assert final == "enrolled", (final, result_text(driver), logs(driver))
+        assert final == "enrolled", (final, result_text(driver), logs(driver), service.audit("alice"))
         receipt = receipt_of(driver)
     assert service.redeem(receipt)["outcome"] == "enrolled"
 
     # Login as alice, from another photo of the same person: a match.
     final, text, receipt = run_login(service, videos["alice"], "alice", screenshots, "login-alice")
-    assert final == "match", (final, text, receipt)
+    assert final == "match", (final, text, service.audit("alice")[-3:])
     redeemed = service.redeem(receipt)
     assert (redeemed["subject_id"], redeemed["ceremony"], redeemed["outcome"]) == ("alice", "verify", "match")
 
-    # Someone else claiming to be alice: the session passes, the comparison does not.
-    final, text, receipt = run_login(service, videos["mallory"], "alice", screenshots, "login-mallory")
-    assert final == "no-match", (final, text)
+    # Someone else claiming to be alice, on a 320 px wide phone: the session passes, the comparison does not.
+    final, text, receipt = run_login(
+        service, videos["mallory"], "alice", screenshots, "login-mallory", width=320
+    )
+    assert final == "no-match", (final, text, service.audit("alice")[-3:])
     assert service.redeem(receipt)["outcome"] == "no-match"
+
+    # The documented integration (examples/app_login): an app on another origin embeds the module;
+    # its backend mints the token and redeems the receipt. The browser never sees the API key.
+    with chromium(video=videos["alice"]) as driver:
+        driver.get(service.demo)
+        field = driver.find_element(By.NAME, "user")
+        field.send_keys("alice", Keys.ENTER)
+        assert wait_state(driver, FINAL, 90) == "match", logs(driver)
+        status = driver.find_element(By.ID, "status")
+        WebDriverWait(driver, 10).until(lambda _: status.text)
+        driver.save_screenshot(str(screenshots / "demo-app-login.png"))
+        assert status.text == "Welcome, alice!", logs(driver)
+        assert service.api_key not in driver.page_source
 
 
 def test_a_denied_camera_shows_its_message(service: Service, screenshots: Path) -> None:
@@ -121,3 +148,25 @@ def test_a_denied_camera_shows_its_message(service: Service, screenshots: Path) 
         assert wait_state(driver, FINAL, 30) == "camera-denied"
         assert "Camera access was denied" in result_text(driver)
         driver.save_screenshot(str(screenshots / "camera-denied.png"))
+
+
+def test_a_lost_connection_shows_its_message(
+    tmp_path: Path, pipeline: object, pack: object, videos: dict[str, Path], screenshots: Path
+) -> None:
+    """The service goes away mid-session: the page says the connection was lost (not a verdict)."""
+    from page_server import Service, Uvicorn, build_app
+
+    app, api_key = build_app(tmp_path, pipeline, pack, challenges=("turn-left", "move-closer"))
+    server = Uvicorn(app)
+    try:
+        service = Service(server.url, api_key)
+        token = service.mint("verify", "alice")
+        with chromium(video=videos["alice"]) as driver:
+            driver.get(f"{service.url}/pages/login#token={token}")
+            wait_state(driver, ("capturing", *FINAL), 30)
+            server.close()
+            assert wait_state(driver, FINAL, 60) == "connection-lost", result_text(driver)
+            assert "connection to the service was lost" in result_text(driver)
+            driver.save_screenshot(str(screenshots / "connection-lost.png"))
+    finally:
+        server.close()

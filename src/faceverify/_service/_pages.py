@@ -372,8 +372,8 @@ class _Pages:
                 "prompt": ticket.prompt,
                 "deadline": ticket.deadline.isoformat(),
                 "challenges": ticket.challenges,
-                "websocket": "/v1/ceremony/ws",
-                "frames": "/v1/ceremony/frames",
+                "websocket": "/ceremony/v1/ws",
+                "frames": "/ceremony/v1/frames",
             },
             status_code=201,
         )
@@ -523,12 +523,12 @@ def page_routes(
     routes: list[BaseRoute] = [
         Route("/v1/ceremonies", pages.mint, methods=["POST"]),
         Route("/v1/ceremonies/receipts", pages.redeem, methods=["POST"]),
-        Route("/v1/ceremony", pages.describe, methods=["GET"]),
-        Route("/v1/ceremony/consent", pages.consent, methods=["POST"]),
-        Route("/v1/ceremony/session", pages.start, methods=["POST"]),
-        Route("/v1/ceremony/frames", pages.frame, methods=["POST"]),
-        Route("/v1/ceremony/finish", pages.finish, methods=["POST"]),
-        WebSocketRoute("/v1/ceremony/ws", pages.websocket),
+        Route("/ceremony/v1", pages.describe, methods=["GET"]),
+        Route("/ceremony/v1/consent", pages.consent, methods=["POST"]),
+        Route("/ceremony/v1/session", pages.start, methods=["POST"]),
+        Route("/ceremony/v1/frames", pages.frame, methods=["POST"]),
+        Route("/ceremony/v1/finish", pages.finish, methods=["POST"]),
+        WebSocketRoute("/ceremony/v1/ws", pages.websocket),
     ]
     if config.pages:
         routes += [

@@ -38,6 +38,7 @@
  * @property {(state: CaptureState, detail: object) => void} [onState]  called on every state change
  * @property {MediaDevices} [mediaDevices]  for tests (default navigator.mediaDevices)
  * @property {boolean} [setTitle]  set document.title to the ceremony's heading (default true)
+ * @property {boolean} [stylesheet]  add faceverify.css (beside this module) to the page (default true)
  */
 
 /**
@@ -120,11 +121,11 @@ export class CeremonyClient {
   }
 
   /** The ceremony: kind, subject, purpose and (enrolment) the consent document. */
-  describe() { return this.request("/v1/ceremony"); }
+  describe() { return this.request("/ceremony/v1"); }
 
   /** Record the person's explicit agreement to the document with this digest. @param {string} sha256 */
   async agree(sha256) {
-    const body = await this.request("/v1/ceremony/consent", {
+    const body = await this.request("/ceremony/v1/consent", {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ agree: true, sha256 }),
     });
@@ -134,20 +135,20 @@ export class CeremonyClient {
 
   /** Start a live session; the token is then bound to it. */
   async start() {
-    const body = await this.request("/v1/ceremony/session", { method: "POST" });
+    const body = await this.request("/ceremony/v1/session", { method: "POST" });
     this.sessionToken = body.token;
     return body;
   }
 
   /** One frame over HTTP. @param {Blob} frame @returns {Promise<FrameUpdate>} */
   frame(frame) {
-    return this.withSession(() => this.request("/v1/ceremony/frames", {
+    return this.withSession(() => this.request("/ceremony/v1/frames", {
       method: "POST", headers: { "Content-Type": frame.type || "image/jpeg" }, body: frame,
     }));
   }
 
   /** Decide the session: {outcome, receipt}. */
-  finish() { return this.withSession(() => this.request("/v1/ceremony/finish", { method: "POST" })); }
+  finish() { return this.withSession(() => this.request("/ceremony/v1/finish", { method: "POST" })); }
 
   /** @template T @param {() => Promise<T>} call @returns {Promise<T>} */
   async withSession(call) {
@@ -274,6 +275,7 @@ export class FaceCapture {
   }
 
   build() {
+    if (this.options.stylesheet !== false) addStylesheet();
     this.root.classList.add("fv");
     this.root.replaceChildren();
     this.heading = el("h2", { class: "fv-heading", tabindex: "-1" });
@@ -525,6 +527,13 @@ export class FaceCapture {
     }
     return { outcome: state, receipt, message: text };
   }
+}
+
+/** The widget's style sheet, from beside this module, once per page. */
+function addStylesheet() {
+  const href = new URL("faceverify.css", import.meta.url).href;
+  if ([...document.querySelectorAll('link[rel="stylesheet"]')].some((l) => /** @type {HTMLLinkElement} */ (l).href === href)) return;
+  document.head.append(el("link", { rel: "stylesheet", href }));
 }
 
 /** @param {number} ms */
