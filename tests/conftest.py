@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -25,6 +29,7 @@ from faceverify.hazmat import (
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+import pgserver  # noqa: E402
 from samples import fetch_samples  # noqa: E402  (scripts/ is not a package)
 
 SHARED = Path(os.environ.get("FACEVERIFY_SHARED", ROOT.parent / "shared"))
@@ -75,3 +80,68 @@ def pad_data() -> Path:
             f"PAD benchmark data not found at {PAD} (research data lives in ../shared, not in the repo)"
         )
     return PAD
+
+
+def _unavailable(reason: str) -> None:
+    """Outside CI a part that truly cannot be had skips, with its reason; CI never skips."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI runs the PostgreSQL tests, never skips them: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server's URL (superuser, maintenance database ``postgres``).
+
+    ``$FACEVERIFY_TEST_POSTGRES_URL`` (``scripts/test`` starts a server and sets it) or else
+    a server started here the same way (``scripts/pgserver.py``) and stopped at the end.
+    Tests must not use its ``postgres`` database: take a fresh one from ``postgres_database``.
+    """
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _unavailable("psycopg is not installed: pip install -e '.[postgres,dev]'")
+    given = os.environ.get("FACEVERIFY_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    base = Path(tempfile.mkdtemp(prefix="fvpg-"))
+    try:
+        url = pgserver.start(base)
+    except pgserver.ServerUnavailableError as exc:
+        pgserver.stop(base)
+        _unavailable(f"no PostgreSQL server can be started here: {exc}")
+    try:
+        yield url
+    finally:
+        pgserver.stop(base)
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` with its database replaced by ``name`` (query, e.g. the socket host, kept)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str) -> Iterator[Callable[[], str]]:
+    """A factory of fresh, empty databases on the test server (dropped afterwards): ``url = make()``.
+
+    Each test gets databases of its own, so tests, ``pytest -n`` workers and parallel runs
+    sharing one server never see each other's rows.
+    """
+    import psycopg
+
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"fvtest_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return with_database(postgres_url, name)
+
+    yield make
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for name in made:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

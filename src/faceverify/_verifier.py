@@ -56,7 +56,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from random import Random
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -148,7 +148,11 @@ class LiveSession(ChallengeSession):
     Feed it frames as any :class:`ChallengeSession` (``feed``, ``prompt``,
     ``current``, ``finished``), then hand it, once, to ``Verifier.finish``
     (``purpose="verify"``) or ``Verifier.enroll_live`` (``purpose="enroll"``).
+    ``snapshot()`` / ``LiveSession.restore(...)`` carry the claimed subject and the
+    purpose too.
     """
+
+    SNAPSHOT_KIND = "live"
 
     def __init__(
         self,
@@ -177,6 +181,16 @@ class LiveSession(ChallengeSession):
     def purpose(self) -> SessionPurpose:
         """The ceremony the session was started for (not the consent's purpose)."""
         return self._purpose
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"subject_id": self._subject_id, "purpose": self._purpose}
+
+    def _load_extra(self, extra: dict[str, Any]) -> None:
+        self._subject_id = str(extra["subject_id"])
+        purpose = extra.get("purpose", "verify")
+        if purpose not in ("verify", "enroll"):
+            raise ValueError(f"unknown session purpose {purpose!r}")
+        self._purpose = purpose
 
 
 #: A frame for ``verify_live``: an RGB array, or ``(rgb, timestamp or None)``
@@ -459,7 +473,8 @@ class Verifier:
         if result.passed and not result.best_samples:  # cannot happen: the baseline frame is one
             result = replace(result, passed=False, reasons=("no frontal frame to compare",))
         if not result.passed:
-            self.vault.record_failed_attempt(subject_id, reason="liveness: " + "; ".join(result.reasons))
+            reason = f"liveness, {result.binding}: " + "; ".join(result.reasons)
+            self.vault.record_failed_attempt(subject_id, reason=reason)
             result.raise_if_failed()
         return self._decide_live(subject_id, result)
 
@@ -470,9 +485,12 @@ class Verifier:
             subject_id,
             best.embedding,
             best.quality,
-            extra=(f"probe: the best-quality frontal frame of a live session that passed ({asked})",),
+            extra=(
+                f"probe: the best-quality frontal frame of a live session that passed ({asked})",
+                f"live {result.binding}",
+            ),
             liveness=result.checks,
-            note=f"live session: {asked}",
+            note=f"live {result.binding}",
         )
 
     def enroll_live(
