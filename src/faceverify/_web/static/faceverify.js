@@ -50,7 +50,8 @@
  * @property {boolean} finished
  */
 
-/** Texts for the per-frame feedback keys the service sends; an unknown key is shown as words. */
+/** Texts for the per-frame feedback keys the service sends; an unknown key is shown as words.
+ * @type {Record<string, string>} */
 export const FEEDBACK = {
   "no-face": "No face found: centre your face in the picture.",
   "several-faces": "Only one person in the picture, please.",
@@ -65,7 +66,8 @@ export const FEEDBACK = {
   "low-quality": "The picture is not clear enough.",
 };
 
-/** What each final state says to the person. */
+/** What each final state says to the person.
+ * @type {Record<string, string>} */
 export const MESSAGES = {
   "match": "It's you: verified.",
   "no-match": "We could not confirm it's you.",
@@ -271,10 +273,6 @@ export class FaceCapture {
     this.client = new CeremonyClient(options.service || location.origin, options.token);
     this.media = options.mediaDevices || (navigator.mediaDevices || null);
     /** @type {CaptureState | null} */ this.state = null;
-    this.build();
-  }
-
-  build() {
     if (this.options.stylesheet !== false) addStylesheet();
     this.root.classList.add("fv");
     this.root.replaceChildren();
@@ -326,7 +324,7 @@ export class FaceCapture {
     this.setState("consent");
     const text = el("div", { class: "fv-consent-text", tabindex: "0", role: "document", "aria-label": "Consent text" });
     // The exact text whose SHA-256 is recorded: paragraphs, "- " lists, and line breaks kept.
-    for (const para of doc.text.trim().split(/\n\n+/)) {
+    for (const para of /** @type {string} */ (doc.text).trim().split(/\n\n+/)) {
       const lines = para.split("\n");
       if (lines.every((l) => l.startsWith("- "))) {
         text.append(el("ul", {}, lines.map((l) => el("li", {}, [l.slice(2)]))));
@@ -349,7 +347,7 @@ export class FaceCapture {
         try {
           await this.client.agree(doc.sha256);
         } catch (err) {
-          this.feedback.textContent = err.message;
+          this.feedback.textContent = err instanceof Error ? err.message : String(err);
           agree.removeAttribute("disabled");
           return;
         }
@@ -402,7 +400,7 @@ export class FaceCapture {
       try {
         decision = await this.client.finish();
       } catch (err) {
-        return this.end(stateForError(err), undefined, err.body);
+        return this.end(stateForError(err), undefined, err instanceof ServiceError ? err.body : {});
       }
       return this.end(/** @type {CaptureState} */ (decision.outcome), undefined, decision);
     } finally {
@@ -489,7 +487,7 @@ export class FaceCapture {
     this.bar.value = done;
     this.bar.setAttribute("aria-valuetext", `${done} of ${asked} movements done`);
     this.markStep(update.state === "baseline" ? 0 : done + 1);
-    const words = (update.feedback || []).map((k) => FEEDBACK[/** @type {keyof FEEDBACK} */ (k)] || sentence(k.replace(/[-_]/g, " ")));
+    const words = (update.feedback || []).map((k) => FEEDBACK[k] || sentence(k.replace(/[-_]/g, " ")));
     const text = words.join(" ");
     if (this.feedback.textContent !== text) this.feedback.textContent = text;
     this.root.dataset.prompt = update.prompt;
