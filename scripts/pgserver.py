@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 SUPERUSER = "postgres"
 
@@ -39,7 +40,7 @@ def bindir() -> Path:
     """The directory holding ``initdb`` and ``pg_ctl`` (newest installed major version)."""
     found = shutil.which("initdb")
     if found:
-        return Path(found).parent
+        return Path(found).resolve().parent  # Debian links some binaries into /usr/local/bin
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
     if not candidates:
         raise ServerUnavailableError(
@@ -70,6 +71,12 @@ def _as_user() -> list[str]:
 
 def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` with its database replaced by ``name`` (the query, e.g. the socket host, kept)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 def url_for(base: Path, database: str = "postgres") -> str:

@@ -107,7 +107,11 @@ def test_the_enrolled_person_in_a_passed_session_matches(
     assert result.reasons[-1] == binding
     assert {"baseline", "challenge:turn-left", "challenge:move-closer"} <= {c.name for c in result.liveness}
     assert all(c.passed for c in result.liveness)
-    assert audit_entries(enrolled)[-1] == ("verify", "match", binding)
+    assert audit_entries(enrolled)[-1] == (
+        "verify",
+        "match",
+        f"{binding}; custom threshold 0.4500 (uncalibrated)",
+    )
     # A session is decided once: finishing it again is refused, not a second attempt.
     with pytest.raises(ChallengeFailedError, match="already decided"):
         enrolled.finish(session)
@@ -254,6 +258,8 @@ def test_cli_verify_from_a_video(
     assert code == 2 and "only with --video" in err
     code, _, err = run_cli("verify", "alice", *login)
     assert code == 2 and "exactly one of" in err
-    # The still-image form stays for profiles that do not require liveness.
-    code, out, _ = run_cli("verify", "alice", str(samples["obama3"]), *where, *models, "--json")
-    assert code == 0 and json.loads(out)["liveness"] == []
+    # Alice consented to app-login: a still image is refused whatever the profile (issue #10, item 3).
+    code, out, err = run_cli("verify", "alice", str(samples["obama3"]), *where, *models, "--json")
+    # With --json the error is the JSON on stdout (exit 3: not_live).
+    assert code == 3 and json.loads(out)["error"]["code"] == "not_live", (out, err)
+    assert "live capture" in json.loads(out)["error"]["message"]

@@ -38,6 +38,9 @@ only care that *something* refused can catch the branch above it::
     ├── StoreCorruptError            a vault database is not store_corrupt
     │                                one, or is damaged
     ├── KeyStoreError                master key wrong, ...   key_store
+    ├── StoreUnavailableError        the database cannot be  store_unavailable
+    │                                reached now
+    ├── UnknownSessionError          no such live session    unknown_session
     └── ConfigurationError           a setting outside what  configuration
                                      faceverify allows
 
@@ -258,6 +261,19 @@ class KeyStoreError(FaceVerifyError):
     """The master key is wrong, missing or unreadable."""
 
     code: ClassVar[str] = "key_store"
+
+
+class StoreUnavailableError(FaceVerifyError):
+    """The vault's database (or key store) cannot be reached: connection refused, server
+    restarting, a lock held past the timeout. Nothing was changed; retry later."""
+
+    code: ClassVar[str] = "store_unavailable"
+
+
+class UnknownSessionError(FaceVerifyError):
+    """No live session by that id: absent, expired or tampered with (one opaque error)."""
+
+    code: ClassVar[str] = "unknown_session"
 
 
 class ConfigurationError(FaceVerifyError):

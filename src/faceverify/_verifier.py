@@ -49,11 +49,14 @@ probes), so a second score distribution to calibrate buys nothing measured.
 
 from __future__ import annotations
 
+import base64
+import json
+import secrets
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from random import Random
 from typing import Any, Literal
@@ -66,13 +69,23 @@ from ._compare import resolve_operating_point
 from ._errors import (
     CaptureError,
     ChallengeFailedError,
+    ConfigurationError,
     FaceError,
     InvalidInputError,
     LivenessError,
     LivenessRequiredError,
+    LockedOutError,
     LowQualityError,
+    UnknownSessionError,
 )
-from ._liveness._challenge import Challenge, ChallengePolicy, ChallengeResult, ChallengeSession, CheckOutcome
+from ._liveness._challenge import (
+    Challenge,
+    ChallengePolicy,
+    ChallengeResult,
+    ChallengeSession,
+    CheckOutcome,
+    FrameFeedback,
+)
 from ._liveness._check import LivenessCheck
 from ._models._manifest import ModelPack, OperatingPoint
 from ._pipeline._capture import CaptureSource, RGBImage
@@ -141,6 +154,75 @@ ENROLMENT_CANDIDATES = 12
 #: A template made from a live session holds at least this many distinct frames.
 MIN_LIVE_ENROLMENT_IMAGES = 2
 
+#: How long a stored session outlives its deadline (so a late ``finish`` still gets the
+#: decision "not finished in time"); past it the session is swept as abandoned.
+SESSION_GRACE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTicket:
+    """A store-backed live session, started: what the client needs to run it."""
+
+    session_id: str
+    subject_id: str
+    purpose: SessionPurpose
+    nonce: str
+    prompt: str
+    deadline: datetime
+    challenges: int
+
+
+@dataclass(frozen=True, slots=True)
+class FrameUpdate:
+    """The session after one frame: its state, the current prompt, feedback about the frame."""
+
+    state: str
+    prompt: str
+    feedback: tuple[FrameFeedback, ...]
+    progress: tuple[int, int]
+    finished: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionEnvelope:
+    """What ``vault.sessions`` holds for a session: the ceremony, who started it, the last
+    frame's server time and the liveness snapshot (versioned JSON; sealed at rest by the store)."""
+
+    purpose: SessionPurpose
+    actor: str | None
+    last_at: datetime | None
+    snapshot: bytes
+
+    def dump(self) -> bytes:
+        return json.dumps(
+            {
+                "format": 1,
+                "purpose": self.purpose,
+                "actor": self.actor,
+                "last_at": None if self.last_at is None else self.last_at.isoformat(),
+                "snapshot": base64.b64encode(self.snapshot).decode(),
+            }
+        ).encode()
+
+    @classmethod
+    def load(cls, data: bytes, actor: str | None) -> _SessionEnvelope:
+        """The envelope, if ``actor`` started the session; else the one opaque ``UnknownSessionError``."""
+        try:
+            body = json.loads(data)
+            purpose = body["purpose"]
+            if body["format"] != 1 or purpose not in ("verify", "enroll") or body["actor"] != actor:
+                raise ValueError
+            last = body["last_at"]
+            envelope = cls(
+                purpose,
+                actor,
+                None if last is None else datetime.fromisoformat(last),
+                base64.b64decode(body["snapshot"], validate=True),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise UnknownSessionError("no such live session") from None
+        return envelope
+
 
 class LiveSession(ChallengeSession):
     """A challenge session bound to one claimed subject, made by ``Verifier.start_session``.
@@ -201,6 +283,10 @@ Frame = RGBImage | tuple[RGBImage, datetime | None]
 class Verifier:
     """1:1 verification against consent-bound templates."""
 
+    #: TEST-ONLY: every store-backed session asks this sequence instead of a random draw
+    #: (a prepared recording passes a known sequence; docs/service.md).
+    fixed_challenges: tuple[Challenge, ...] | None = None
+
     def __init__(
         self,
         *,
@@ -221,6 +307,7 @@ class Verifier:
         self.vault = vault
         self.profile = get_profile(profile)
         self.operating_point = resolve_operating_point(pack, self.profile)
+        _check_custom_threshold(pack, self.profile)
         if passive is None and self.profile.passive_check:
             from ._liveness import FeaturePADCheck
 
@@ -234,25 +321,32 @@ class Verifier:
     @classmethod
     def open(
         cls,
-        directory: str | Path,
+        database: str | Path,
         *,
         master_key: MasterKey,
+        keys_database: str | Path | None = None,
         pack: str = "yunet-sface",
         cache: str | Path | None = None,
         profile: Profile | str = "photo-check",
-        keys_path: str | Path | None = None,
         clock: Clock | None = None,
         retention: RetentionPolicy | None = None,
         purpose: str | None = None,
         passive: LivenessCheck | None = None,
+        create: bool = False,
     ) -> Verifier:
-        """The installed pack's pipeline and a vault in ``directory`` (see ``Vault.open``)."""
+        """The installed pack's pipeline and the vault ``database`` names (see ``Vault.open``)."""
         from ._models._load import load_pipeline
         from ._models._manifest import builtin_manifest
 
         manifest = builtin_manifest(pack)
         vault = Vault.open(
-            directory, master_key, keys_path=keys_path, clock=clock, retention=retention, purpose=purpose
+            database,
+            master_key,
+            keys_database=keys_database,
+            clock=clock,
+            retention=retention,
+            purpose=purpose,
+            create=create,
         )
         return cls(
             pipeline=load_pipeline(manifest, cache=cache),
@@ -265,7 +359,12 @@ class Verifier:
     # -- ceremonies ----------------------------------------------------------------
 
     def enroll(
-        self, subject_id: str, images: Sequence[CaptureSource], *, consent: ConsentRecord
+        self,
+        subject_id: str,
+        images: Sequence[CaptureSource],
+        *,
+        consent: ConsentRecord,
+        actor: str | None = None,
     ) -> EnrollmentResult:
         """Enrol 1–5 images of ``subject_id`` under ``consent``; replaces any previous template.
 
@@ -277,7 +376,7 @@ class Verifier:
         subject_id = check_subject_id(subject_id)
         if not 1 <= len(images) <= MAX_EMBEDDINGS:
             raise InvalidInputError(f"enrolment takes 1 to {MAX_EMBEDDINGS} images, got {len(images)}")
-        self.vault.require_consent(subject_id, consent)
+        self.vault.require_consent(subject_id, consent, actor=actor)
         embeddings: list[Embedding] = []
         qualities: list[Quality] = []
         for index, image in enumerate(images, start=1):
@@ -290,11 +389,12 @@ class Verifier:
                     subject=subject_id,
                     outcome="refused",
                     reason=f"image {index}: {type(exc).__name__}",
+                    actor=actor,
                 )
                 raise
             embeddings.append(sample.embedding)
             qualities.append(sample.quality)
-        return self._seal(subject_id, embeddings, qualities, consent=consent)
+        return self._seal(subject_id, embeddings, qualities, consent=consent, actor=actor)
 
     def _seal(
         self,
@@ -303,12 +403,17 @@ class Verifier:
         qualities: Sequence[Quality],
         *,
         consent: ConsentRecord,
+        actor: str | None = None,
     ) -> EnrollmentResult:
         """Check the set is one person in distinct images, then store it as the template."""
-        self._check_set(subject_id, embeddings)
+        self._check_set(subject_id, embeddings, actor)
         previous = self.vault.store.get(subject_id)
         header = self.vault.enroll(
-            subject_id, np.stack(embeddings), consent=consent, model_pack_id=self.pack.embedding_space
+            subject_id,
+            np.stack(embeddings),
+            consent=consent,
+            model_pack_id=self.pack.embedding_space,
+            actor=actor,
         )
         return EnrollmentResult(
             subject_id=subject_id,
@@ -320,7 +425,7 @@ class Verifier:
             replaced=previous is not None and previous.state == "active",
         )
 
-    def _check_set(self, subject_id: str, embeddings: list[Embedding]) -> None:
+    def _check_set(self, subject_id: str, embeddings: list[Embedding], actor: str | None) -> None:
         threshold = self.operating_point.threshold
         for i in range(len(embeddings)):
             for j in range(i):
@@ -331,17 +436,24 @@ class Verifier:
                 elif score < threshold:
                     reason = f"images {j + 1} and {i + 1} do not show the same person (score {score:.3f})"
                 if reason is not None:
-                    self.vault.audit.record("enroll", subject=subject_id, outcome="refused", reason=reason)
+                    self.vault.audit.record(
+                        "enroll", subject=subject_id, outcome="refused", reason=reason, actor=actor
+                    )
                     raise LowQualityError(f"enrolment refused: {reason}", reasons=[reason])
 
-    def verify(self, subject_id: str, capture: CaptureSource) -> VerificationResult:
+    def verify(
+        self, subject_id: str, capture: CaptureSource, *, actor: str | None = None
+    ) -> VerificationResult:
         """Is ``capture`` the enrolled ``subject_id``? Compared with that subject only.
 
         Refusals are typed: ``UnknownSubjectError``, ``SubjectRevokedError``,
         ``TemplateExpiredError`` (retention, consent, or another model pack),
         ``LockedOutError``, ``EnumerationRefusedError``, ``ConsentError``
         (another purpose), ``InvalidTemplateError``, and the capture's own
-        ``CaptureError`` / ``FaceError`` / ``LivenessRequiredError``.
+        ``CaptureError`` / ``FaceError`` / ``LivenessRequiredError`` — the last also
+        for a subject whose consent purpose is ``app-login`` or ``door-access``
+        (``LIVE_PURPOSES``), whatever the profile: such a subject is verified only
+        through a live session. The subject is checked before the image is processed.
         """
         subject_id = check_subject_id(subject_id)
         try:
@@ -352,13 +464,21 @@ class Verifier:
                     "(use start_session()/finish() or verify_live(); on the command line "
                     "`faceverify verify SUBJECT --camera INDEX`)"
                 )
-            sample = self.pipeline.sample(capture, policy=self.profile.quality)
-        except (CaptureError, FaceError, LivenessError) as exc:
+        except LivenessError as exc:
             self.vault.audit.record(
-                "verify", subject=subject_id, outcome="refused", reason=type(exc).__name__
+                "verify", subject=subject_id, outcome="refused", reason=type(exc).__name__, actor=actor
             )
             raise
-        return self._compare(subject_id, sample.embedding, sample.quality)
+        space = self.pack.embedding_space
+        self.vault.require_verifiable(subject_id, actor=actor, live=False, model_pack_id=space)
+        try:
+            sample = self.pipeline.sample(capture, policy=self.profile.quality)
+        except (CaptureError, FaceError) as exc:
+            self.vault.audit.record(
+                "verify", subject=subject_id, outcome="refused", reason=type(exc).__name__, actor=actor
+            )
+            raise
+        return self._compare(subject_id, sample.embedding, sample.quality, actor=actor, live=False)
 
     def _compare(
         self,
@@ -369,6 +489,8 @@ class Verifier:
         extra: tuple[str, ...] = (),
         liveness: tuple[CheckOutcome, ...] = (),
         note: str = "",
+        actor: str | None = None,
+        live: bool,
     ) -> VerificationResult:
         """The one 1:1 comparison, through the vault (lockout, enumeration, retention, audit)."""
 
@@ -394,7 +516,12 @@ class Verifier:
             )
 
         space = self.pack.embedding_space
-        return self.vault.verify(subject_id, probe, decide, model_pack_id=space, note=note)
+        if not self.operating_point.calibrated:  # recorded as such: it promises no false match rate
+            custom = f"custom threshold {self.operating_point.threshold:.4f} (uncalibrated)"
+            note = f"{note}; {custom}" if note else custom
+        return self.vault.verify(
+            subject_id, probe, decide, model_pack_id=space, note=note, actor=actor, live=live
+        )
 
     # -- live verification ---------------------------------------------------------
 
@@ -423,14 +550,11 @@ class Verifier:
             from ._errors import ConfigurationError
 
             raise ConfigurationError(f"a live session is for 'verify' or 'enroll', not {purpose!r}")
-        policy = self.challenge_policy
-        if purpose == "enroll":
-            policy = replace(policy, best_samples=max(policy.best_samples, ENROLMENT_CANDIDATES))
         session = LiveSession(
             subject_id,
             self.pipeline,
             clock=clock or self.vault.clock,
-            policy=policy,
+            policy=self._session_policy(purpose),
             passive=self.passive,
             rng=rng,
             challenges=challenges,
@@ -440,7 +564,13 @@ class Verifier:
             self._open_sessions.add(session)
         return session
 
-    def _claim(self, session: LiveSession, purpose: SessionPurpose) -> None:
+    def _session_policy(self, purpose: SessionPurpose) -> ChallengePolicy:
+        policy = self.challenge_policy
+        if purpose == "enroll":
+            policy = replace(policy, best_samples=max(policy.best_samples, ENROLMENT_CANDIDATES))
+        return policy
+
+    def _claim(self, session: LiveSession, purpose: SessionPurpose, actor: str | None = None) -> None:
         """Take ``session`` out of the open ones (decided once, even with two threads
         racing); refuse one this Verifier did not start, already decided, or
         started for the other ceremony."""
@@ -454,10 +584,12 @@ class Verifier:
             what = {"verify": "a verification", "enroll": "an enrolment"}
             reason = f"the session was started for {what[session.purpose]}, not {what[purpose]}"
         if reason:
-            self.vault.audit.record(purpose, subject=session.subject_id, outcome="refused", reason=reason)
+            self.vault.audit.record(
+                purpose, subject=session.subject_id, outcome="refused", reason=reason, actor=actor
+            )
             raise ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
 
-    def finish(self, session: LiveSession) -> VerificationResult:
+    def finish(self, session: LiveSession, *, actor: str | None = None) -> VerificationResult:
         """Decide a session from ``start_session``: refuse unless it passed, then compare once.
 
         Raises ``ChallengeFailedError`` (with ``reasons``) for a failed or
@@ -468,17 +600,19 @@ class Verifier:
         every refusal of ``verify``.
         """
         subject_id = session.subject_id
-        self._claim(session, "verify")
+        self._claim(session, "verify", actor)
         result = session.result()
         if result.passed and not result.best_samples:  # cannot happen: the baseline frame is one
             result = replace(result, passed=False, reasons=("no frontal frame to compare",))
         if not result.passed:
             reason = f"liveness, {result.binding}: " + "; ".join(result.reasons)
-            self.vault.record_failed_attempt(subject_id, reason=reason)
+            self.vault.record_failed_attempt(subject_id, reason=reason, actor=actor)
             result.raise_if_failed()
-        return self._decide_live(subject_id, result)
+        return self._decide_live(subject_id, result, actor=actor)
 
-    def _decide_live(self, subject_id: str, result: ChallengeResult) -> VerificationResult:
+    def _decide_live(
+        self, subject_id: str, result: ChallengeResult, *, actor: str | None = None
+    ) -> VerificationResult:
         best = result.best_samples[0]
         asked = ", ".join(c.value for c in result.challenges)
         return self._compare(
@@ -491,6 +625,8 @@ class Verifier:
             ),
             liveness=result.checks,
             note=f"live {result.binding}",
+            actor=actor,
+            live=True,
         )
 
     def enroll_live(
@@ -515,11 +651,13 @@ class Verifier:
         little). ``actor`` names who ran the ceremony (e.g.
         ``"kiosk:operator-7"``) for the audit.
         """
-        self.vault.require_consent(subject_id, consent)
-        self._claim(session, "enroll")
+        self.vault.require_consent(subject_id, consent, actor=actor)
+        self._claim(session, "enroll", actor)
         if session.subject_id != subject_id:
             reason = "the session was started for another subject"
-            self.vault.audit.record("enroll", subject=subject_id, outcome="refused", reason=reason)
+            self.vault.audit.record(
+                "enroll", subject=subject_id, outcome="refused", reason=reason, actor=actor
+            )
             raise ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
         return self._enroll_result(subject_id, session.result(), consent=consent, actor=actor)
 
@@ -532,13 +670,13 @@ class Verifier:
         actor: str | None = None,
     ) -> EnrollmentResult:
         """Enrol from a decided enrolment session's result (also for store-backed sessions)."""
-        del actor  # recorded once the vault's ceremonies take actor= (contract A)
         if not result.passed:
             self.vault.audit.record(
                 "enroll",
                 subject=subject_id,
                 outcome="refused",
                 reason="liveness: " + "; ".join(result.reasons),
+                actor=actor,
             )
             result.raise_if_failed()
         chosen = distinct_samples(result.best_samples, limit=MAX_EMBEDDINGS)
@@ -547,10 +685,16 @@ class Verifier:
                 f"the live session held {len(chosen)} distinct good frontal frame(s); "
                 f"enrolment takes at least {MIN_LIVE_ENROLMENT_IMAGES}"
             )
-            self.vault.audit.record("enroll", subject=subject_id, outcome="refused", reason=reason)
+            self.vault.audit.record(
+                "enroll", subject=subject_id, outcome="refused", reason=reason, actor=actor
+            )
             raise LowQualityError(f"enrolment refused: {reason}", reasons=[reason])
         return self._seal(
-            subject_id, [s.embedding for s in chosen], [s.quality for s in chosen], consent=consent
+            subject_id,
+            [s.embedding for s in chosen],
+            [s.quality for s in chosen],
+            consent=consent,
+            actor=actor,
         )
 
     def verify_live(
@@ -561,6 +705,7 @@ class Verifier:
         challenges: Sequence[Challenge] | None = None,
         clock: Clock | None = None,
         on_prompt: Callable[[str], None] | None = None,
+        actor: str | None = None,
     ) -> VerificationResult:
         """Run a session for ``subject_id`` over ``frames`` until it ends, then ``finish`` it.
 
@@ -573,15 +718,23 @@ class Verifier:
         """
         session = self.start_session(subject_id, challenges=challenges, clock=clock)
         run_session(session, frames, on_prompt=on_prompt)
-        return self.finish(session)
+        return self.finish(session, actor=actor)
 
-    def revoke(self, subject_id: str) -> DeletionReceipt:
+    def revoke(self, subject_id: str, *, actor: str | None = None) -> DeletionReceipt:
         """Erase the subject's template and destroy its key (crypto-shredding)."""
-        return self.vault.revoke(subject_id)
+        return self.vault.revoke(subject_id, actor=actor)
 
-    def purge(self) -> int:
+    def purge(self, *, actor: str | None = None) -> int:
         """Erase every template past consent or retention; returns how many."""
-        return self.vault.purge()
+        return self.vault.purge(actor=actor)
+
+    def rotate(self, new_master: MasterKey, *, actor: str | None = None) -> int:
+        """Re-wrap every key under a new master key (templates untouched); how many subject keys."""
+        return self.vault.rotate_master_key(new_master, actor=actor)
+
+    def record_failed_attempt(self, subject_id: str, *, reason: str, actor: str | None = None) -> None:
+        """Audit an attempt refused before any comparison and count it toward lockout."""
+        self.vault.record_failed_attempt(subject_id, reason=reason, actor=actor)
 
     def _score(
         self, members: npt.NDArray[np.float32], probe: Embedding
@@ -602,6 +755,115 @@ class Verifier:
         """Whether the template was made with another model pack or template format."""
         return self.vault.needs_reenroll(subject_id, self.pack.embedding_space)
 
+    # -- store-backed live sessions (contract C: any worker takes the next frame) ------
+
+    def begin_session(
+        self, subject_id: str, *, purpose: SessionPurpose = "verify", actor: str | None = None
+    ) -> SessionTicket:
+        """Start a live session held in the vault's session store, not in this process.
+
+        A verification session is refused at once, before any frame, for a
+        subject ``verify`` would refuse (``vault.require_verifiable``: unknown,
+        revoked, expired, locked out, another consent purpose); starting one
+        for a locked-out subject also counts as a failed attempt. Sessions
+        abandoned past their deadline are swept here and count toward their
+        subject's lockout. Challenges are drawn at random (``fixed_challenges``
+        is for tests only).
+        """
+        from ._vault._consent import check_subject_id
+
+        subject_id = check_subject_id(subject_id)
+        self._sweep_sessions(actor)
+        if purpose == "verify":
+            try:
+                self.vault.require_verifiable(
+                    subject_id, actor=actor, live=True, model_pack_id=self.pack.embedding_space
+                )
+            except LockedOutError:
+                self.vault.record_failed_attempt(
+                    subject_id, reason="live session started while locked out", actor=actor
+                )
+                raise
+        session = self.start_session(subject_id, challenges=self.fixed_challenges, purpose=purpose)
+        with self._sessions_lock:  # the store holds it from now on, not this process
+            self._open_sessions.discard(session)
+        session_id = secrets.token_urlsafe(24)
+        self.vault.sessions.create(
+            session_id,
+            subject_id,
+            _SessionEnvelope(purpose, actor, None, session.snapshot()).dump(),
+            expires_at=session.deadline + SESSION_GRACE,
+            actor=actor,
+        )
+        return SessionTicket(
+            session_id=session_id,
+            subject_id=subject_id,
+            purpose=purpose,
+            nonce=session.nonce,
+            prompt=session.prompt,
+            deadline=session.deadline,
+            challenges=len(session.challenges),
+        )
+
+    def feed_session(self, session_id: str, frame: CaptureSource, *, actor: str | None = None) -> FrameUpdate:
+        """Feed one frame to a stored session, timestamped now by this server; save the new state.
+
+        The session's row stays locked while the frame is processed, so frames
+        of one session are taken in turn whichever worker receives them. A frame
+        that cannot be decoded changes nothing. ``UnknownSessionError`` for a
+        session that is absent, expired, decided, or started by another actor.
+        """
+        image = self.pipeline.load(frame)  # decoded before the row is locked
+        with self.vault.sessions.hold(session_id) as slot:
+            envelope = _SessionEnvelope.load(slot.state, actor)
+            session = self._restore(envelope)
+            now = self.vault.clock.now()
+            # Hosts' clocks differ a little: never let a frame precede the one before it.
+            at = now if envelope.last_at is None else max(now, envelope.last_at + timedelta(microseconds=1))
+            state = session.feed(image, at=at)
+            slot.save(_SessionEnvelope(envelope.purpose, actor, at, session.snapshot()).dump())
+        return FrameUpdate(
+            state=state.value,
+            prompt=session.prompt,
+            feedback=session.feedback,
+            progress=session.progress,
+            finished=session.finished,
+        )
+
+    def finish_session(self, session_id: str, *, actor: str | None = None) -> VerificationResult:
+        """Decide a stored verification session, once (it is deleted as it is taken); as ``finish``."""
+        return self.finish(self._take_session(session_id, actor), actor=actor)
+
+    def enroll_session(
+        self, subject_id: str, session_id: str, *, consent: ConsentRecord, actor: str | None = None
+    ) -> EnrollmentResult:
+        """Enrol from a stored enrolment session that passed, once; as ``enroll_live``."""
+        session = self._take_session(session_id, actor)
+        return self.enroll_live(subject_id, session, consent=consent, actor=actor)
+
+    def _take_session(self, session_id: str, actor: str | None) -> LiveSession:
+        with self.vault.sessions.hold(session_id) as slot:
+            session = self._restore(_SessionEnvelope.load(slot.state, actor))
+            slot.delete()  # decided once: a second finish finds no session
+        with self._sessions_lock:
+            self._open_sessions.add(session)
+        return session
+
+    def _restore(self, envelope: _SessionEnvelope) -> LiveSession:
+        return LiveSession.restore(
+            envelope.snapshot,
+            self.pipeline,
+            clock=self.vault.clock,
+            policy=self._session_policy(envelope.purpose),
+            passive=self.passive,
+        )
+
+    def _sweep_sessions(self, actor: str | None) -> None:
+        for subject_id in self.vault.sessions.sweep():
+            self.vault.record_failed_attempt(
+                subject_id, reason="live session abandoned or expired", actor=actor
+            )
+
     def consent(self, subject_id: str) -> ConsentRecord:
         """The subject's consent record (their own access request)."""
         return self.vault.consent(subject_id)
@@ -616,6 +878,27 @@ def distinct_samples(samples: Sequence[FaceSample], *, limit: int) -> list[FaceS
         if all(cosine(sample.embedding, k.embedding) <= NEAR_DUPLICATE_COSINE for k in kept):
             kept.append(sample)
     return kept
+
+
+def _check_custom_threshold(pack: ModelPack, profile: Profile) -> None:
+    """A custom threshold may be stricter than the pack's loosest calibrated point, never looser.
+
+    Below it a threshold promises less than any false match rate the pack states (at
+    ``-1`` every face matches, and each false match would reset the lockout).
+    """
+    threshold = profile.custom_threshold
+    if threshold is None:
+        return
+    points = [p for p in pack.operating_points if p.calibrated]
+    if not points:
+        return
+    loosest = min(points, key=lambda p: p.threshold)
+    if not loosest.threshold <= threshold <= 1.0:
+        raise ConfigurationError(
+            f"a custom threshold must lie in [{loosest.threshold:.4f}, 1]: below the pack's loosest"
+            f" calibrated operating point ({loosest.name!r}, FMR {loosest.fmr:.0e}) it promises no"
+            " false match rate at all"
+        )
 
 
 def run_session(

@@ -67,13 +67,13 @@ def service(tmp_path_factory: pytest.TempPathFactory, pipeline: object, pack: ob
 
     demo_socket = free_socket()
     demo_origin = f"http://127.0.0.1:{demo_socket.getsockname()[1]}"
-    app, api_key = build_app(
+    app, api_key, vault = build_app(
         tmp_path_factory.mktemp("vault"), pipeline, pack, challenges=CHALLENGES, origins=[demo_origin]
     )
     server = Uvicorn(app)
     demo = Uvicorn(demo_app(server.url, api_key), sock=demo_socket)
     try:
-        yield Service(server.url, api_key, demo=demo.url, vault=app.state.vault)
+        yield Service(server.url, api_key, demo=demo.url, vault=vault)
     finally:
         demo.close()
         server.close()

@@ -1,52 +1,74 @@
-"""The service the browser tests drive: the ceremony routes and pages over a real Verifier.
+"""The service the browser tests drive: the real app (``create_app``) under uvicorn, on loopback.
 
-``build_app`` is what ``faceverify serve`` assembles, with the test-only fixed
-challenge sequence, and an API key held by the test (standing in for the
-embedding app's backend).
+``build_app`` assembles what ``faceverify serve`` runs — the service with its
+pages, a vault on SQLite, real models, profile ``app-login`` (liveness
+required, passive check on) — with the test-only fixed challenge sequence so a
+recorded video can answer it, and a real API client (its key held by the test,
+standing in for the embedding app's backend).
 """
 
 from __future__ import annotations
 
-import secrets
+import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-
 from faceverify._liveness._challenge import Challenge
-from faceverify._service._pages import PagesConfig, pages_app
+from faceverify._service import ServiceConfig, create_app
 from faceverify._vault import MasterKey, Vault
 from faceverify._verifier import Verifier
-from faceverify._web import default_consent_documents
+
+CONTROLLER = "Example Corp"
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Settings the pages read from the environment, for the life of one app."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def enrol_photos(app: Any, subject_id: str, photos: Sequence[Path]) -> None:
+    """Enrol ``subject_id`` from still photos, as the service's API would (for tests that need one)."""
+    import hashlib
+    from datetime import timedelta
+
+    from faceverify._vault import ConsentEvidence, ConsentRecord
+
+    verifier = app.state.faceverify.verifier
+    now = verifier.vault.clock.now()
+    evidence = ConsentEvidence(hashlib.sha256(b"test release").hexdigest(), "signed-document", "test")
+    consent = ConsentRecord(subject_id, "app-login", now, now + timedelta(days=30), evidence)
+    verifier.enroll(subject_id, list(photos), consent=consent)
 
 
 def build_app(
     folder: Path, pipeline: Any, pack: Any, *, challenges: Sequence[str], origins: Sequence[str] = ()
-) -> tuple[Any, str]:
-    vault = Vault.open(folder, MasterKey.generate(), purpose="app-login")
+) -> tuple[Any, str, Vault]:
+    """The service app, an API key with the enroll and verify scopes, and its vault."""
+    url, keys = f"sqlite:///{folder / 'vault'}", f"sqlite:///{folder / 'keys'}"
+    vault = Vault.open(url, MasterKey.generate(), keys_database=keys, create=True)
     verifier = Verifier(pipeline=pipeline, pack=pack, vault=vault, profile="app-login")
-    api_key = secrets.token_urlsafe(24)
-
-    async def authenticate(request: Request, scope: str) -> str:
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not secrets.compare_digest(given, api_key):
-            raise HTTPException(401, "unknown API key")
-        return "demo-app"
-
-    config = PagesConfig(
-        documents=default_consent_documents("Example Corp"),
-        challenges=tuple(Challenge(c) for c in challenges),
-        origins=tuple(origins),
-    )
-    app = pages_app(verifier, config=config, authenticate=authenticate)
-    app.state.vault = vault  # for a failing test to show the audit trail
-    return app, api_key
+    verifier.fixed_challenges = tuple(Challenge(c) for c in challenges)  # test-only (docs/service.md)
+    config = ServiceConfig(database=url, keys_database=keys, profile="app-login")
+    with environment(FACEVERIFY_PAGES_CONTROLLER=CONTROLLER, FACEVERIFY_PAGES_ORIGINS=",".join(origins)):
+        app = create_app(config, verifier=verifier)
+    _, api_key = app.state.faceverify.clients.create("demo-app", scopes=["enroll", "verify"])
+    return app, api_key, vault
 
 
 def free_socket() -> socket.socket:

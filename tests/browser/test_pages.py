@@ -151,12 +151,18 @@ def test_a_denied_camera_shows_its_message(service: Service, screenshots: Path) 
 
 
 def test_a_lost_connection_shows_its_message(
-    tmp_path: Path, pipeline: object, pack: object, videos: dict[str, Path], screenshots: Path
+    tmp_path: Path,
+    pipeline: object,
+    pack: object,
+    samples: dict[str, Path],
+    videos: dict[str, Path],
+    screenshots: Path,
 ) -> None:
     """The service goes away mid-session: the page says the connection was lost (not a verdict)."""
-    from page_server import Service, Uvicorn, build_app
+    from page_server import Service, Uvicorn, build_app, enrol_photos
 
-    app, api_key = build_app(tmp_path, pipeline, pack, challenges=("turn-left", "move-closer"))
+    app, api_key, _ = build_app(tmp_path, pipeline, pack, challenges=("turn-left", "move-closer"))
+    enrol_photos(app, "alice", [samples["obama"], samples["obama2"]])
     server = Uvicorn(app)
     try:
         service = Service(server.url, api_key)

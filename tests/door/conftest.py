@@ -40,7 +40,7 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def vault(tmp_path: Path, clock: FrozenClock) -> Vault:
-    return Vault.open(tmp_path / "vault", KEY, clock=clock, purpose="door-access")
+    return Vault.open(tmp_path / "vault", KEY, clock=clock, purpose="door-access", create=True)
 
 
 @pytest.fixture

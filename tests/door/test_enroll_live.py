@@ -20,7 +20,8 @@ from door_frames import Poser, answer
 from faceverify._clock import FrozenClock
 from faceverify._errors import ChallengeFailedError, ConsentError, UnknownSubjectError
 from faceverify._liveness import Challenge
-from faceverify._vault import AuditLog
+from faceverify._vault import AuditLog, ConsentRecord, read_header
+from faceverify._vault._template import open_template
 from faceverify._verifier import (
     MIN_LIVE_ENROLMENT_IMAGES,
     NEAR_DUPLICATE_COSINE,
@@ -72,7 +73,14 @@ def test_a_passed_session_enrols_several_distinct_frames_that_then_verify(
     assert members is not None and members.state == "active"
     assert entries(verifier)[-1][:2] == ("enroll", "ok")
     # The frames are distinct (no near-duplicates), and all of one person.
-    opened = verifier.vault._open(members, event="test")[1]
+    assert members.blob is not None and members.consent_json is not None
+    header = read_header(members.blob)
+    opened = open_template(
+        members.blob,
+        verifier.vault.keys.get("alice", header.key_id),
+        subject_id="alice",
+        consent_sha256=ConsentRecord.from_json(members.consent_json).digest(),
+    )
     emb = opened.embeddings
     assert len(emb) == enrolled.images
     pairs = [cosine(emb[i], emb[j]) for i in range(len(emb)) for j in range(i)]

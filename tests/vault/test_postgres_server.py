@@ -1,4 +1,4 @@
-"""The test PostgreSQL server itself: real, reachable, and one fresh database per test."""
+"""The test PostgreSQL server itself: real, reachable, and fresh namespaces per test."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 import psycopg
 
 
-def test_each_test_gets_its_own_empty_database(postgres_database: Callable[[], str]) -> None:
+def test_each_test_gets_its_own_empty_namespace(postgres_database: Callable[[], str]) -> None:
     first, second = postgres_database(), postgres_database()
     assert first != second
     with psycopg.connect(first, autocommit=True) as conn:
@@ -15,5 +15,6 @@ def test_each_test_gets_its_own_empty_database(postgres_database: Callable[[], s
         (version,) = conn.execute("SHOW server_version_num").fetchone()  # type: ignore[misc]
         assert int(version) >= 130000
     with psycopg.connect(second) as conn:
-        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename='marker'").fetchone()
-        assert tables == (0,)
+        assert conn.execute("SELECT to_regclass('marker')").fetchone() == (None,)
+    with psycopg.connect(first) as conn:
+        assert conn.execute("SELECT to_regclass('marker') IS NOT NULL").fetchone() == (True,)

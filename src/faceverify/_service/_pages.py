@@ -1,24 +1,34 @@
-"""The browser ceremonies over HTTP: the enrolment and login pages, and the routes they call.
+"""The browser ceremonies: the enrolment and login pages, and the routes they call.
 
 Two kinds of caller, two kinds of credential (see ``faceverify._web._ceremony``):
 
-- the embedding app's **backend**, with its API key (``authenticate``, the
-  service's client authentication): ``POST /v1/ceremonies`` mints a ceremony
-  token for one subject and one ceremony; ``POST /v1/ceremonies/receipts``
-  redeems the receipt the page brought back;
+- the embedding app's **backend**, with its API key (authenticated by the
+  service's middleware like every ``/v1`` call): ``POST /v1/ceremonies`` mints a
+  ceremony token for one subject and one ceremony (scope ``enroll`` or
+  ``verify``, within the client's subject prefixes); ``POST
+  /v1/ceremonies/receipts`` redeems the receipt the page brought back;
 - the **browser**, with that ceremony token only (``Authorization: Bearer``, or
-  the first WebSocket message): ``GET /v1/ceremony``, ``POST /v1/ceremony/consent``,
-  ``POST /v1/ceremony/session``, frames (``POST /v1/ceremony/frames`` or the
-  WebSocket ``/v1/ceremony/ws``), ``POST /v1/ceremony/finish``.
+  the first WebSocket message), under ``/ceremony/v1``: ``GET`` (what the
+  ceremony is, and the consent document), ``POST consent``, ``POST session``,
+  frames (``POST frames`` or the WebSocket ``ws``), ``POST finish``.
 
-The pages themselves are static (``/pages/enroll``, ``/pages/login``, the module
-under ``/pages/static/``) and read the token from the URL fragment, which
-browsers never send to a server or put in a ``Referer``.
+The pages are static (``/pages/enroll``, ``/pages/login``, the module under
+``/pages/static/``) and read the token from the URL fragment, which browsers
+never send to a server nor put in a ``Referer``.
 
-Nothing here decides anything: each route opens the token, checks its scope,
-and calls the Verifier's live-session ceremonies (``LiveCeremonies``), mapping
-typed errors to problem responses. Frames are time-stamped by the server on
-arrival.
+Nothing here decides anything: each route opens the token, checks its scope and
+calls the Verifier's store-backed live sessions (``begin_session``,
+``feed_session``, ``finish_session``, ``enroll_session``) as the client that
+minted the token, so any worker takes any frame. Frames are time-stamped by the
+server. Refusals reach the browser as problem+json without subject detail
+(``not_verifiable``), except ``locked_out`` with its wait, which the person needs.
+
+Settings (environment; the pages are on unless ``faceverify serve --no-pages``):
+``FACEVERIFY_PAGES_CONTROLLER`` (who asks for consent, shown on the page),
+``FACEVERIFY_PAGES_CONSENT_DAYS`` (how long consent runs, default 365),
+``FACEVERIFY_PAGES_CONSENT_DIR`` (``<purpose>.txt`` files replacing the default
+texts), ``FACEVERIFY_PAGES_ORIGINS`` (comma-separated web origins allowed to
+embed the module: CORS for the ceremony routes and the static files).
 """
 
 from __future__ import annotations
@@ -26,43 +36,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from importlib import resources
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-from starlette.applications import Starlette
+from fastapi import APIRouter, Depends, Request, Security
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .._errors import (
-    CaptureError,
     ConfigurationError,
     ConsentError,
-    FaceError,
     FaceVerifyError,
     InvalidCeremonyTokenError,
-    LivenessError,
     LockedOutError,
-    SubjectError,
 )
-from .._liveness._challenge import Challenge
 from .._vault import ConsentEvidence, ConsentRecord
-from .._web._ceremony import Ceremony, CeremonyTokens, ConsentDocument, Outcome
+from .._web._ceremony import Ceremony, CeremonyTokens, ConsentDocument, Outcome, default_consent_documents
+from ._clients import ApiClient, Scope
+from ._problems import MEDIA_TYPE, Problem, problem_for
+from ._ratelimit import RateLimitExceeded
+from ._routes import PROBLEM_RESPONSES, bearer, caller, subject
 
-#: A frame upload larger than this is refused (a 1280x720 JPEG at quality 0.8 is ~150 KB).
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from ._state import ServiceState
+
+#: A frame larger than this is refused (a 640x480 JPEG at quality 0.85 is ~60 KB).
 MAX_FRAME_BYTES = 2 * 1024 * 1024
-
-#: ``authenticate(request, scope)`` -> the client id, or raises (the service's API-key check).
-ClientAuth = Callable[[Request, str], Awaitable[str]]
+#: The browser's routes (ceremony tokens), apart from ``/v1`` (API keys).
+PREFIX = "/ceremony/v1"
 
 _STATIC = resources.files("faceverify._web") / "static"
 _PAGE_HEADERS = {
@@ -84,240 +98,202 @@ class PagesConfig:
 
     ``documents``: the consent text per purpose (enrolment is refused for a
     purpose without one). ``origins``: web origins (``https://app.example``)
-    whose pages may call the ceremony routes with the module (CORS); the
-    served pages need none. ``challenges`` **for tests and recorded demos
-    only**: fixes the challenge sequence so a prepared video can answer it
-    (a live camera must always get a random one; ``faceverify serve`` refuses
-    it unless ``FACEVERIFY_TEST_CHALLENGES`` is set).
+    whose pages may embed the module and call the ceremony routes (CORS), and
+    to which a ``return_url`` may point; the served pages need none.
     """
 
     documents: Mapping[str, ConsentDocument]
     origins: tuple[str, ...] = ()
-    challenges: tuple[Challenge, ...] | None = None
     max_frame_bytes: int = MAX_FRAME_BYTES
-    pages: bool = True
 
-
-# -- the live-session ceremonies the routes call -------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    session_id: str
-    nonce: str
-    prompt: str
-    deadline: datetime
-    challenges: int
-
-
-@dataclass(frozen=True, slots=True)
-class Update:
-    state: str
-    prompt: str
-    feedback: tuple[str, ...]
-    progress: tuple[int, int]
-    finished: bool
-
-
-class LiveCeremonies(Protocol):
-    """What the routes need from the Verifier (store-backed sessions, contract C)."""
-
-    def begin(self, ceremony: Ceremony) -> Ticket: ...
-    def feed(self, session_id: str, frame: bytes) -> Update: ...
-    def finish(self, session_id: str, *, actor: str) -> Any: ...
-    def enroll(self, session_id: str, subject_id: str, *, consent: ConsentRecord, actor: str) -> Any: ...
-
-
-class ProcessSessions:
-    """Live sessions held in this process, over ``Verifier.start_session``.
-
-    For one-process use (``--workers 1``, the tests of the pages): a session
-    started here must get its frames here. A service with several workers uses
-    the store-backed sessions instead (see :func:`live_ceremonies`).
-    """
-
-    def __init__(self, verifier: Any, *, challenges: Sequence[Challenge] | None = None) -> None:
-        self._verifier = verifier
-        self._challenges = challenges
-        self._sessions: dict[str, tuple[Any, threading.Lock]] = {}
-        self._lock = threading.Lock()
-
-    def _get(self, session_id: str) -> tuple[Any, threading.Lock]:
-        with self._lock:
-            found = self._sessions.get(session_id)
-        if found is None:
-            raise InvalidCeremonyTokenError("invalid ceremony token")
-        return found
-
-    def begin(self, ceremony: Ceremony) -> Ticket:
-        session = self._verifier.start_session(
-            ceremony.subject_id, challenges=self._challenges, purpose=ceremony.kind
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> PagesConfig:
+        env = os.environ if environ is None else environ
+        controller = env.get("FACEVERIFY_PAGES_CONTROLLER", "").strip() or "the operator of this service"
+        try:
+            days = int(env.get("FACEVERIFY_PAGES_CONSENT_DAYS", "365"))
+        except ValueError:
+            raise ConfigurationError("FACEVERIFY_PAGES_CONSENT_DAYS must be a number of days") from None
+        documents = default_consent_documents(controller, retention=timedelta(days=days))
+        folder = env.get("FACEVERIFY_PAGES_CONSENT_DIR")
+        if folder:
+            for path in sorted(Path(folder).glob("*.txt")):
+                documents[path.stem] = ConsentDocument(
+                    path.stem, controller, timedelta(days=days), path.read_text(encoding="utf-8")
+                )
+        origins = tuple(
+            o.strip().rstrip("/") for o in env.get("FACEVERIFY_PAGES_ORIGINS", "").split(",") if o.strip()
         )
-        with self._lock:
-            self._sessions[session.nonce] = (session, threading.Lock())
-        return Ticket(session.nonce, session.nonce, session.prompt, session.deadline, len(session.challenges))
-
-    def feed(self, session_id: str, frame: bytes) -> Update:
-        session, lock = self._get(session_id)
-        with lock:  # the frames of one session in order, one at a time
-            session.feed(frame)
-            return _update(session)
-
-    def _pop(self, session_id: str) -> Any:
-        session, _ = self._get(session_id)
-        with self._lock:
-            self._sessions.pop(session_id, None)
-        return session
-
-    def finish(self, session_id: str, *, actor: str) -> Any:
-        return self._verifier.finish(self._pop(session_id))
-
-    def enroll(self, session_id: str, subject_id: str, *, consent: ConsentRecord, actor: str) -> Any:
-        return self._verifier.enroll_live(subject_id, self._pop(session_id), consent=consent, actor=actor)
+        for origin in origins:
+            if not origin.startswith(("https://", "http://")) or origin.count("/") != 2:
+                raise ConfigurationError(
+                    f"FACEVERIFY_PAGES_ORIGINS: {origin!r} is not an origin (scheme://host[:port])"
+                )
+        return cls(documents=documents, origins=origins)
 
 
-def _update(session: Any) -> Update:
-    """A session's state for the page: prompt, per-frame feedback, progress."""
-    progress = getattr(session, "progress", None)
-    if progress is None:
-        current = session.current
-        done = len(session.challenges) if session.finished else 0
-        if current is not None:
-            done = session.challenges.index(current)
-        progress = (done, len(session.challenges))
-    feedback = tuple(getattr(f, "value", str(f)) for f in getattr(session, "feedback", ()))
-    state = session.state
-    return Update(
-        state=getattr(state, "value", str(state)),
-        prompt=session.prompt,
-        feedback=feedback,
-        progress=(int(progress[0]), int(progress[1])),
-        finished=bool(session.finished),
+# -- the app's backend: mint a ceremony, redeem its receipt (API key, in the OpenAPI) ----------
+
+
+class CeremonyIn(BaseModel):
+    ceremony: Literal["enroll", "verify"]
+    subject_id: str = Field(min_length=1, max_length=128)
+    purpose: str = Field(min_length=1, max_length=200, description="the consent purpose, e.g. app-login")
+    return_url: str | None = Field(
+        default=None, max_length=2048, description="where the served page sends the person when done"
     )
 
 
-def live_ceremonies(verifier: Any, *, challenges: Sequence[Challenge] | None = None) -> LiveCeremonies:
-    """The sessions the pages use for ``verifier``."""
-    return ProcessSessions(verifier, challenges=challenges)
+class CeremonyOut(BaseModel):
+    token: str = Field(description="give it to the browser: it allows this one ceremony only")
+    ceremony_id: str
+    expires_at: datetime
+    page: str = Field(description="the served page for it, token in the fragment (path on this service)")
 
 
-# -- problems ------------------------------------------------------------------------------
+class ReceiptIn(BaseModel):
+    receipt: str = Field(min_length=1, max_length=4096)
 
-#: (status, code, what the page shows) by error class, most specific first.
-_PROBLEMS: tuple[tuple[type[FaceVerifyError], int, str, str], ...] = (
-    (InvalidCeremonyTokenError, 401, "invalid_token", "This link has expired or is not valid. Start again."),
-    (LockedOutError, 429, "locked_out", "Too many failed attempts: try again later."),
-    (ConsentError, 403, "consent", "Consent is missing or does not cover this use."),
-    (SubjectError, 403, "refused", "We could not check your face for this account."),
-    (LivenessError, 422, "not_live", "The liveness check did not pass. Try again."),
-    (FaceError, 422, "low_quality", "The camera did not show one clear face. Try again."),
-    (CaptureError, 400, "bad_input", "The frame could not be read."),
-    (ConfigurationError, 400, "configuration", "This ceremony is not available."),
+
+class ReceiptOut(BaseModel):
+    ceremony_id: str = Field(description="accept each once")
+    subject_id: str
+    ceremony: Literal["enroll", "verify"]
+    outcome: Literal["enrolled", "match", "no-match"]
+    decided_at: datetime
+
+
+router = APIRouter(
+    prefix="/v1/ceremonies", tags=["ceremonies"], dependencies=[Security(bearer)], responses=PROBLEM_RESPONSES
 )
 
 
-def problem(exc: FaceVerifyError) -> JSONResponse:
-    """An ``application/problem+json`` response for a typed refusal (nothing biometric in it)."""
-    status, code, detail = 500, "error", "Something went wrong."
-    for cls, st, cd, text in _PROBLEMS:
-        if isinstance(exc, cls):
-            status, code, detail = st, cd, text
-            break
-    body: dict[str, Any] = {"type": f"urn:faceverify:problem:{code}", "title": code.replace("_", " ")}
-    body |= {"status": status, "code": code, "detail": detail}
-    headers = {}
+def _pages(request: Request) -> _Pages:
+    pages: _Pages | None = getattr(request.app.state, "fv_pages", None)
+    if pages is None:
+        raise Problem("not_found")
+    return pages
+
+
+@router.post("", status_code=201, response_model=CeremonyOut)
+def mint_ceremony(body: CeremonyIn, request: Request, client: ApiClient = Depends(caller)) -> CeremonyOut:  # noqa: B008
+    """Start a browser ceremony for one subject: a short-lived token for the page (never the API key)."""
+    scope = Scope.ENROLL if body.ceremony == "enroll" else Scope.VERIFY
+    if not client.allows(scope):
+        raise Problem("forbidden", detail=f"a {body.ceremony} ceremony needs the {scope.value!r} scope")
+    pages = _pages(request)
+    subject_id = subject(client, body.subject_id)
+    if body.return_url is not None and not any(
+        body.return_url.startswith(o + "/") for o in pages.config.origins
+    ):
+        raise Problem("bad_input", detail="return_url must be on one of the service's allowed page origins")
+    if body.ceremony == "enroll" and body.purpose not in pages.config.documents:
+        raise Problem("bad_input", detail=f"no consent document is configured for purpose {body.purpose!r}")
+    token, ceremony = pages.tokens.mint(
+        client=client.client_id,
+        subject_id=subject_id,
+        kind=body.ceremony,
+        purpose=body.purpose,
+        return_url=body.return_url,
+    )
+    page = "/pages/enroll" if body.ceremony == "enroll" else "/pages/login"
+    return CeremonyOut(
+        token=token,
+        ceremony_id=ceremony.ceremony_id,
+        expires_at=ceremony.expires_at,
+        page=f"{page}#token={token}",
+    )
+
+
+@router.post("/receipts", response_model=ReceiptOut)
+def redeem_receipt(body: ReceiptIn, request: Request, client: ApiClient = Depends(caller)) -> ReceiptOut:  # noqa: B008
+    """The outcome of a ceremony this client started, from the receipt its page returned (2 minutes)."""
+    if not (client.allows(Scope.ENROLL) or client.allows(Scope.VERIFY)):
+        raise Problem("forbidden", detail="receipts need the 'enroll' or 'verify' scope")
+    try:
+        receipt = _pages(request).tokens.redeem(body.receipt, client=client.client_id)
+    except InvalidCeremonyTokenError:
+        raise Problem("unauthorized", detail="invalid or expired receipt") from None
+    return ReceiptOut(
+        ceremony_id=receipt.ceremony_id,
+        subject_id=receipt.subject_id,
+        ceremony=receipt.kind,
+        outcome=receipt.outcome,
+        decided_at=receipt.decided_at,
+    )
+
+
+# -- the browser: one ceremony, with its token --------------------------------------------------
+
+
+def _problem(exc: FaceVerifyError) -> Problem:
+    """What the browser is told: nothing about the subject beyond a lockout's wait."""
+    if isinstance(exc, InvalidCeremonyTokenError):
+        return Problem("unauthorized", detail="invalid or expired ceremony token")
     if isinstance(exc, LockedOutError):
-        retry = max(1, int(exc.retry_after.total_seconds()))
-        body["retry_after"] = retry
-        headers["Retry-After"] = str(retry)
-    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+        return Problem("locked_out", retry_after=max(1, int(exc.retry_after.total_seconds() + 0.999)))
+    return problem_for(exc, knows_subjects=False)
 
 
-def _bad_request(detail: str, status: int = 400) -> JSONResponse:
-    body = {"type": "urn:faceverify:problem:bad_input", "title": "bad input", "status": status}
-    body |= {"code": "bad_input", "detail": detail}
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-
-# -- routes --------------------------------------------------------------------------------
+def _respond(problem: Problem) -> JSONResponse:
+    return JSONResponse(
+        problem.body(), status_code=problem.status, media_type=MEDIA_TYPE, headers=problem.headers()
+    )
 
 
 @dataclass(slots=True)
 class _Pages:
-    tokens: CeremonyTokens
-    live: LiveCeremonies
+    """The browser routes over one service process's state (its Verifier, loaded on first use)."""
+
+    state: ServiceState
     config: PagesConfig
-    authenticate: ClientAuth
+    _tokens: CeremonyTokens | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    # the app's backend, with its API key ----------------------------------------------
+    @property
+    def verifier(self) -> Any:
+        return self.state.verifier
 
-    async def mint(self, request: Request) -> Response:
-        body = await _json(request)
-        if body is None:
-            return _bad_request("expected a JSON object")
-        kind, subject, purpose = body.get("ceremony"), body.get("subject_id"), body.get("purpose")
-        if kind not in ("enroll", "verify") or not isinstance(subject, str) or not isinstance(purpose, str):
-            return _bad_request("give ceremony ('enroll' or 'verify'), subject_id and purpose")
-        client = await self.authenticate(request, kind)  # the API scope: enroll or verify
-        return_url = body.get("return_url")
-        if return_url is not None and not (
-            isinstance(return_url, str) and any(return_url.startswith(o + "/") for o in self.config.origins)
-        ):
-            return _bad_request("return_url must be a URL on one of the service's allowed origins")
-        if kind == "enroll" and purpose not in self.config.documents:
-            return _bad_request(f"no consent document is configured for purpose {purpose!r}")
+    @property
+    def tokens(self) -> CeremonyTokens:
+        """Keyed from the vault's master key: every worker opens every token."""
+        if self._tokens is None:
+            with self._lock:
+                if self._tokens is None:
+                    self._tokens = CeremonyTokens.for_vault(self.verifier.vault)
+        return self._tokens
+
+    def _limit(self, ceremony: Ceremony, source: str) -> None:
+        """Ceremony calls count against the minting client's and the browser address's rate limits
+        (frames do not: a session's frames are bounded by the session itself)."""
         try:
-            from .._vault._consent import check_subject_id
+            self.state.limiter.hit(client=ceremony.client, source=source)
+        except RateLimitExceeded as exc:
+            raise Problem("rate_limited", retry_after=exc.retry_after) from None
 
-            subject = check_subject_id(subject)
-        except FaceVerifyError:
-            return _bad_request("subject_id is not a valid subject id")
-        token, ceremony = self.tokens.mint(
-            client=client, subject_id=subject, kind=kind, purpose=purpose, return_url=return_url
-        )
-        page = "/pages/enroll" if kind == "enroll" else "/pages/login"
-        return JSONResponse(
-            {
-                "token": token,
-                "ceremony_id": ceremony.ceremony_id,
-                "expires_at": ceremony.expires_at.isoformat(),
-                "page": f"{page}#token={token}",
-            },
-            status_code=201,
-        )
-
-    async def redeem(self, request: Request) -> Response:
-        body = await _json(request)
-        if body is None or not isinstance(body.get("receipt"), str):
-            return _bad_request("give the receipt the page returned")
-        client = await self.authenticate(request, "verify")
-        try:
-            receipt = self.tokens.redeem(body["receipt"], client=client)
-        except InvalidCeremonyTokenError as exc:
-            return problem(exc)
-        return JSONResponse(
-            {
-                "ceremony_id": receipt.ceremony_id,
-                "subject_id": receipt.subject_id,
-                "ceremony": receipt.kind,
-                "outcome": receipt.outcome,
-                "decided_at": receipt.decided_at.isoformat(),
-            }
-        )
-
-    # the browser, with a ceremony token ------------------------------------------------
-
-    def _ceremony(self, request: Request) -> Ceremony:
+    async def _open(self, request: Request, *, limit: bool = True) -> Ceremony:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             raise InvalidCeremonyTokenError("invalid ceremony token")
-        return self.tokens.open(token.strip())
+        ceremony = self.tokens.open(token.strip())
+        if limit:
+            source = request.client.host if request.client else "unknown"
+            await run_in_threadpool(self._limit, ceremony, source)
+        return ceremony
 
-    async def describe(self, request: Request) -> Response:
-        try:
-            ceremony = self._ceremony(request)
-        except InvalidCeremonyTokenError as exc:
-            return problem(exc)
+    def _handler(self, call: Callable[[Request], Awaitable[dict[str, Any]]], status: int = 200) -> Any:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return JSONResponse(await call(request), status_code=status)
+            except FaceVerifyError as exc:
+                return _respond(_problem(exc))
+            except Problem as problem:
+                return _respond(problem)
+
+        return endpoint
+
+    async def describe(self, request: Request) -> dict[str, Any]:
+        ceremony = await self._open(request)
         out: dict[str, Any] = {
             "ceremony": ceremony.kind,
             "subject_id": ceremony.subject_id,
@@ -335,89 +311,81 @@ class _Pages:
                 "controller": document.controller,
                 "retention_days": document.retention_days,
             }
-        return JSONResponse(out)
+        return out
 
-    async def consent(self, request: Request) -> Response:
-        try:
-            ceremony = self._ceremony(request)
-        except InvalidCeremonyTokenError as exc:
-            return problem(exc)
-        body = await _json(request)
+    async def consent(self, request: Request) -> dict[str, Any]:
+        ceremony = await self._open(request)
         document = self.config.documents.get(ceremony.purpose)
         if ceremony.kind != "enroll" or document is None:
-            return _bad_request("this ceremony takes no consent", 409)
+            raise Problem("bad_input", detail="this ceremony takes no consent")
+        body = await _json(request)
         if body is None or body.get("agree") is not True:
-            return _bad_request("consent needs an explicit agreement: {'agree': true, 'sha256': ...}")
+            raise Problem(
+                "bad_input", detail="consent needs an explicit agreement: {'agree': true, 'sha256': ...}"
+            )
         if body.get("sha256") != document.sha256:
-            # The page showed another text than the one configured now: agree to what is current.
-            return _bad_request("the consent text has changed: read it again", 409)
+            # The page showed another text than the one in force: the person must read the current one.
+            raise Problem("consent", detail="the consent text has changed: read it again")
         agreed = self.tokens.agree(ceremony, document)
         assert agreed.consented_at is not None
-        at = agreed.consented_at.isoformat()
-        return JSONResponse({"token": self.tokens.seal(agreed), "consented_at": at})
+        return {"token": self.tokens.seal(agreed), "consented_at": agreed.consented_at.isoformat()}
 
-    async def start(self, request: Request) -> Response:
-        try:
-            ceremony = self._ceremony(request)
-            if ceremony.kind == "enroll" and ceremony.consent_sha256 is None:
-                raise ConsentError("agree to the consent document before the enrolment session")
-            ticket = await run_in_threadpool(self.live.begin, ceremony)
-        except FaceVerifyError as exc:
-            return problem(exc)
-        bound = replace(ceremony, session_id=ticket.session_id)
-        return JSONResponse(
-            {
-                "token": self.tokens.seal(bound),
-                "nonce": ticket.nonce,
-                "prompt": ticket.prompt,
-                "deadline": ticket.deadline.isoformat(),
-                "challenges": ticket.challenges,
-                "websocket": "/ceremony/v1/ws",
-                "frames": "/ceremony/v1/frames",
-            },
-            status_code=201,
+    async def start(self, request: Request) -> dict[str, Any]:
+        ceremony = await self._open(request)
+        if ceremony.kind == "enroll" and ceremony.consent_sha256 is None:
+            raise ConsentError("agree to the consent document before the enrolment session")
+        ticket = await run_in_threadpool(
+            lambda: self.verifier.begin_session(
+                ceremony.subject_id, purpose=ceremony.kind, actor=f"client:{ceremony.client}"
+            )
         )
-
-    def _session(self, token: str) -> Ceremony:
-        ceremony = self.tokens.open(token)
-        if ceremony.session_id is None:
-            raise InvalidCeremonyTokenError("invalid ceremony token")
-        return ceremony
+        bound = replace(ceremony, session_id=ticket.session_id)
+        return {
+            "token": self.tokens.seal(bound),
+            "nonce": ticket.nonce,
+            "prompt": ticket.prompt,
+            "deadline": ticket.deadline.isoformat(),
+            "challenges": ticket.challenges,
+            "websocket": f"{PREFIX}/ws",
+            "frames": f"{PREFIX}/frames",
+        }
 
     async def _feed(self, ceremony: Ceremony, frame: bytes) -> dict[str, Any]:
-        assert ceremony.session_id is not None
-        update = await run_in_threadpool(self.live.feed, ceremony.session_id, frame)
+        if ceremony.session_id is None:
+            raise InvalidCeremonyTokenError("invalid ceremony token")
+        actor = f"client:{ceremony.client}"
+        update = await run_in_threadpool(
+            lambda: self.verifier.feed_session(ceremony.session_id, frame, actor=actor)
+        )
+        done, asked = update.progress
         return {
             "state": update.state,
             "prompt": update.prompt,
-            "feedback": list(update.feedback),
-            "progress": list(update.progress),
+            "feedback": [f.value for f in update.feedback],
+            "progress": [done, asked],
             "finished": update.finished,
         }
 
-    async def frame(self, request: Request) -> Response:
-        try:
-            ceremony = self._ceremony(request)
-            if ceremony.session_id is None:
-                raise InvalidCeremonyTokenError("invalid ceremony token")
-        except InvalidCeremonyTokenError as exc:
-            return problem(exc)
+    async def frame(self, request: Request) -> dict[str, Any]:
+        ceremony = await self._open(request, limit=False)
         data = await _body(request, self.config.max_frame_bytes)
         if data is None:
-            limit = self.config.max_frame_bytes
-            return _bad_request(f"a frame is a JPEG, PNG or WebP of at most {limit} bytes", 413)
-        try:
-            return JSONResponse(await self._feed(ceremony, data))
-        except FaceVerifyError as exc:
-            return problem(exc)
+            raise Problem(
+                "too_large", detail=f"a frame is an image of at most {self.config.max_frame_bytes} bytes"
+            )
+        return await self._feed(ceremony, data)
 
     async def websocket(self, ws: WebSocket) -> None:
+        """Binary messages are frames, each answered with the frame's JSON; the first message is
+        ``{"token": ...}`` (a browser cannot set headers on a WebSocket)."""
         await ws.accept()
         try:
             hello = json.loads(await asyncio.wait_for(ws.receive_text(), timeout=10))
             given = hello.get("token") if isinstance(hello, dict) else None
             token = given if isinstance(given, str) else ""
-            ceremony = self._session(token)
+            ceremony = self.tokens.open(token)
+            if ceremony.session_id is None:
+                raise InvalidCeremonyTokenError("invalid ceremony token")
         except (TimeoutError, ValueError, KeyError, FaceVerifyError, WebSocketDisconnect):
             await _close(ws, 4401, "invalid ceremony token")
             return
@@ -432,33 +400,31 @@ class _Pages:
                     self.tokens.open(token)  # still unexpired
                     update = await self._feed(ceremony, data)
                 except FaceVerifyError as exc:
-                    await ws.send_json({"type": "problem", **json.loads(bytes(problem(exc).body))})
+                    await ws.send_json({"type": "problem", "problem": _problem(exc).body()})
                     continue
                 await ws.send_json({"type": "frame", **update})
         except WebSocketDisconnect:
             return
 
-    async def finish(self, request: Request) -> Response:
-        try:
-            ceremony = self._ceremony(request)
-            if ceremony.session_id is None:
-                raise InvalidCeremonyTokenError("invalid ceremony token")
-            actor = f"client:{ceremony.client}"
-            if ceremony.kind == "enroll":
-                consent = self._consent_record(ceremony)
-                result = await run_in_threadpool(
-                    self.live.enroll, ceremony.session_id, ceremony.subject_id, consent=consent, actor=actor
-                )
-                receipt, _ = self.tokens.receipt(ceremony, "enrolled")
-                return JSONResponse({"outcome": "enrolled", "images": result.images, "receipt": receipt})
-            result = await run_in_threadpool(self.live.finish, ceremony.session_id, actor=actor)
-        except FaceVerifyError as exc:
-            return problem(exc)
-        outcome: Outcome = "match" if result.match else "no-match"
+    async def finish(self, request: Request) -> dict[str, Any]:
+        ceremony = await self._open(request)
+        if ceremony.session_id is None:
+            raise InvalidCeremonyTokenError("invalid ceremony token")
+        sid, actor = ceremony.session_id, f"client:{ceremony.client}"
+        if ceremony.kind == "enroll":
+            consent = self._consent_record(ceremony)
+            result = await run_in_threadpool(
+                lambda: self.verifier.enroll_session(ceremony.subject_id, sid, consent=consent, actor=actor)
+            )
+            receipt, _ = self.tokens.receipt(ceremony, "enrolled")
+            return {"outcome": "enrolled", "images": result.images, "receipt": receipt}
+        decision = await run_in_threadpool(lambda: self.verifier.finish_session(sid, actor=actor))
+        outcome: Outcome = "match" if decision.match else "no-match"
         receipt, _ = self.tokens.receipt(ceremony, outcome)
-        return JSONResponse({"outcome": outcome, "receipt": receipt})
+        return {"outcome": outcome, "receipt": receipt}
 
     def _consent_record(self, ceremony: Ceremony) -> ConsentRecord:
+        """The consent evidence: the digest of the text shown, when it was agreed, by whom collected."""
         document = self.config.documents.get(ceremony.purpose)
         if document is None or ceremony.consented_at is None or ceremony.consent_sha256 is None:
             raise ConsentError("no agreement to a consent document was recorded in this ceremony")
@@ -468,11 +434,9 @@ class _Pages:
             granted_at=ceremony.consented_at,
             expires_at=ceremony.consented_at + document.retention,
             evidence=ConsentEvidence(
-                ceremony.consent_sha256, "browser-checkbox", f"client:{ceremony.client}"[:200]
+                ceremony.consent_sha256, "browser-checkbox", f"client:{ceremony.client}"
             ),
         )
-
-    # the static pages --------------------------------------------------------------------
 
     def page(self, name: str) -> Callable[[Request], Awaitable[Response]]:
         async def serve(request: Request) -> Response:
@@ -480,6 +444,20 @@ class _Pages:
                 return FileResponse(path, media_type="text/html", headers=_PAGE_HEADERS)
 
         return serve
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route(PREFIX, self._handler(self.describe), methods=["GET"]),
+            Route(f"{PREFIX}/consent", self._handler(self.consent), methods=["POST"]),
+            Route(f"{PREFIX}/session", self._handler(self.start, 201), methods=["POST"]),
+            Route(f"{PREFIX}/frames", self._handler(self.frame), methods=["POST"]),
+            Route(f"{PREFIX}/finish", self._handler(self.finish), methods=["POST"]),
+            WebSocketRoute(f"{PREFIX}/ws", self.websocket),
+            # One page for both ceremonies: what it does comes from the token.
+            Route("/pages/enroll", self.page("ceremony.html"), methods=["GET"]),
+            Route("/pages/login", self.page("ceremony.html"), methods=["GET"]),
+            Mount("/pages/static", app=StaticFiles(packages=[("faceverify._web", "static")])),
+        ]
 
 
 async def _json(request: Request) -> dict[str, Any] | None:
@@ -505,84 +483,23 @@ async def _close(ws: WebSocket, code: int, reason: str) -> None:
         await ws.close(code=code, reason=reason)
 
 
-def page_routes(
-    verifier: Any,
-    *,
-    config: PagesConfig,
-    authenticate: ClientAuth,
-    tokens: CeremonyTokens | None = None,
-    live: LiveCeremonies | None = None,
-) -> list[BaseRoute]:
-    """The ceremony routes (and, when ``config.pages``, the pages) for ``verifier``."""
-    pages = _Pages(
-        tokens=tokens or CeremonyTokens.for_vault(verifier.vault),
-        live=live or live_ceremonies(verifier, challenges=config.challenges),
-        config=config,
-        authenticate=authenticate,
-    )
-    routes: list[BaseRoute] = [
-        Route("/v1/ceremonies", pages.mint, methods=["POST"]),
-        Route("/v1/ceremonies/receipts", pages.redeem, methods=["POST"]),
-        Route("/ceremony/v1", pages.describe, methods=["GET"]),
-        Route("/ceremony/v1/consent", pages.consent, methods=["POST"]),
-        Route("/ceremony/v1/session", pages.start, methods=["POST"]),
-        Route("/ceremony/v1/frames", pages.frame, methods=["POST"]),
-        Route("/ceremony/v1/finish", pages.finish, methods=["POST"]),
-        WebSocketRoute("/ceremony/v1/ws", pages.websocket),
-    ]
-    if config.pages:
-        routes += [
-            # One page for both: what it does comes from the token.
-            Route("/pages/enroll", pages.page("ceremony.html"), methods=["GET"]),
-            Route("/pages/login", pages.page("ceremony.html"), methods=["GET"]),
-            Mount("/pages/static", app=StaticFiles(packages=[("faceverify._web", "static")])),
-        ]
-    return routes
+def install(app: FastAPI, config: PagesConfig | None = None) -> None:
+    """Add the browser routes, the pages and (for ``config.origins``) CORS to the service ``app``.
 
-
-def pages_app(
-    verifier: Any,
-    *,
-    config: PagesConfig,
-    authenticate: ClientAuth,
-    tokens: CeremonyTokens | None = None,
-) -> Starlette:
-    """A standalone ASGI app of :func:`page_routes`, with CORS for ``config.origins``."""
-    middleware = []
-    if config.origins:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=list(config.origins),
-                allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type"],
-                max_age=600,
-            )
+    Called by ``create_app`` unless the pages are switched off; ``config``
+    defaults to :meth:`PagesConfig.from_environment`.
+    """
+    pages = _Pages(state=app.state.faceverify, config=config or PagesConfig.from_environment())
+    app.state.fv_pages = pages
+    app.router.routes.extend(pages.routes())
+    if pages.config.origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(pages.config.origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
         )
-    return Starlette(
-        routes=page_routes(verifier, config=config, authenticate=authenticate, tokens=tokens),
-        middleware=middleware,
-    )
 
 
-def challenges_from_env(value: str | None) -> tuple[Challenge, ...] | None:
-    """``FACEVERIFY_TEST_CHALLENGES=turn-left,move-closer`` (tests only) as challenges."""
-    if not value:
-        return None
-    known = {c.value: c for c in Challenge}
-    try:
-        return tuple(known[name.strip()] for name in value.split(",") if name.strip())
-    except KeyError as exc:
-        raise ConfigurationError(f"FACEVERIFY_TEST_CHALLENGES: unknown challenge {exc.args[0]!r}") from None
-
-
-__all__ = [
-    "MAX_FRAME_BYTES",
-    "LiveCeremonies",
-    "PagesConfig",
-    "ProcessSessions",
-    "challenges_from_env",
-    "page_routes",
-    "pages_app",
-    "problem",
-]
+__all__ = ["MAX_FRAME_BYTES", "PREFIX", "PagesConfig", "install", "router"]

@@ -201,7 +201,7 @@ class SocketTransport {
     if (this.closed) return Promise.reject(new Error("websocket closed"));
     return new Promise((resolve, reject) => {
       this.pending = (msg) => {
-        if (msg.type === "problem") reject(new ServiceError(msg.code, msg.status, msg.detail, msg));
+        if (msg.type === "problem") reject(new ServiceError(msg.problem.code, msg.problem.status, msg.problem.detail, msg.problem));
         else resolve(msg);
       };
       this.failed = reject;
@@ -234,12 +234,13 @@ function sentence(text) { return text ? text[0].toUpperCase() + text.slice(1) + 
 
 /** The state a service error ends a capture in. @param {any} err @returns {CaptureState} */
 export function stateForError(err) {
-  const code = err && err.code;
+  const code = err && /** @type {any} */ (err).code;
   if (code === "connection_lost") return "connection-lost";
-  if (code === "invalid_token") return "expired";
+  if (code === "unauthorized") return "expired"; // the ceremony token: forged, misused or expired
   if (code === "locked_out") return "locked-out";
-  if (code === "not_live" || code === "low_quality" || code === "timeout") return "retry";
-  if (code === "unknown_subject" || code === "revoked" || code === "expired" || code === "consent" || code === "refused") return "refused";
+  if (code === "not_live" || code === "low_quality" || code === "no_face" || code === "several_faces"
+    || code === "unknown_session" || code === "timeout") return "retry";
+  if (code === "not_verifiable" || code === "consent" || code === "forbidden") return "refused";
   return "error";
 }
 
