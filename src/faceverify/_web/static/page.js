@@ -5,6 +5,8 @@ import { mount } from "./faceverify.js";
 
 const params = new URLSearchParams(location.hash.slice(1));
 const token = params.get("token");
+// "#token=...&transport=http" forces the HTTP fallback (for a network that blocks WebSockets).
+const transport = params.get("transport") === "http" ? "http" : "auto";
 history.replaceState(null, "", location.pathname + location.search);
 const root = /** @type {HTMLElement} */ (document.getElementById("fv"));
 if (!token) {
@@ -17,5 +19,5 @@ if (!token) {
   };
   // The service is where this page is served from, whatever prefix it is mounted under.
   const service = new URL("../../", import.meta.url).href;
-  mount(root, { token, service, onState: keep });
+  mount(root, { token, service, transport, onState: keep });
 }
