@@ -73,7 +73,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, pipeline: object, pack: ob
     server = Uvicorn(app)
     demo = Uvicorn(demo_app(server.url, api_key), sock=demo_socket)
     try:
-        yield Service(server.url, api_key, demo=demo.url, vault=vault)
+        yield Service(server.url, api_key, demo=demo.url, vault=vault, app=app)
     finally:
         demo.close()
         server.close()

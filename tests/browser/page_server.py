@@ -113,6 +113,7 @@ class Service:
     api_key: str
     demo: str = ""
     vault: Any = None
+    app: Any = None
 
     def audit(self, subject_id: str) -> list[tuple[str, str, str]]:
         """The subject's audit trail (event, outcome, reason): what a failing assertion shows."""

@@ -187,3 +187,21 @@ def test_a_lost_connection_shows_its_message(
             driver.save_screenshot(str(screenshots / "connection-lost.png"))
     finally:
         server.close()
+
+
+def test_a_locked_out_subject_sees_the_wait(
+    service: Service, samples: dict[str, Path], videos: dict[str, Path], screenshots: Path
+) -> None:
+    """Five failed attempts lock bob out: the page says so (with the wait) instead of asking for a face."""
+    from page_server import enrol_photos
+
+    enrol_photos(service.app, "bob", [samples["biden"]])
+    for _ in range(5):
+        service.vault.record_failed_attempt("bob", reason="test: failed liveness")
+    token = service.mint("verify", "bob")
+    with chromium(video=videos["mallory"]) as driver:
+        driver.get(f"{service.url}/pages/login#token={token}")
+        assert wait_state(driver, FINAL, 30) == "locked-out", logs(driver)
+        assert "Too many attempts" in result_text(driver) and "try again in about" in result_text(driver)
+        assert not driver.find_elements(By.CSS_SELECTOR, ".fv-actions button")  # nothing to retry now
+        driver.save_screenshot(str(screenshots / "locked-out.png"))

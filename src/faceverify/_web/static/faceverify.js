@@ -73,7 +73,7 @@ export const MESSAGES = {
   "no-match": "We could not confirm it's you.",
   "enrolled": "Done: your face template was enrolled.",
   "retry": "The check did not succeed. You can try again.",
-  "locked-out": "Too many attempts. Try again later.",
+  "locked-out": "Too many attempts.",
   "refused": "Face verification is not available for this account.",
   "expired": "This link has expired. Go back and start again.",
   "camera-denied": "Camera access was denied. Allow the camera for this site in your browser's settings, then try again.",
@@ -383,7 +383,7 @@ export class FaceCapture {
       try {
         ticket = await this.client.start();
       } catch (err) {
-        return this.end(stateForError(err));
+        return this.end(stateForError(err), undefined, err instanceof ServiceError ? err.body : {});
       }
       this.showSteps(ticket.challenges);
       this.showPrompt(ticket.prompt);
@@ -510,7 +510,10 @@ export class FaceCapture {
   end(state, message, detail = {}) {
     if (!FINAL.has(state)) state = "error";
     let text = message || MESSAGES[state];
-    if (state === "locked-out" && detail && detail.retry_after) text += ` (in about ${Math.ceil(detail.retry_after / 60)} min)`;
+    const wait = detail && detail.retry_after;
+    if (state === "locked-out" && !message) {
+      text += wait ? ` You can try again in about ${wait < 90 ? `${wait} seconds` : `${Math.ceil(wait / 60)} minutes`}.` : " Try again later.";
+    }
     this.prompt.textContent = "";
     this.feedback.textContent = "";
     this.result.textContent = text;
