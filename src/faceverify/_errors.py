@@ -46,8 +46,10 @@ only care that *something* refused can catch the branch above it::
     │                                faceverify allows
     ├── CameraError                  a door's camera is lost camera_lost
     │                                or its frames are stale
-    └── ActuatorError                a door's relay did not  actuator
-                                     confirm it acted
+    ├── ActuatorError                a door's relay did not  actuator
+    │                                confirm it acted
+    └── InvalidCeremonyTokenError    a browser ceremony      invalid_token
+                                     token will not do (opaque)
 
 ``code`` is part of the API: the CLI maps it to its exit status, the HTTP
 service to a problem type, the door to an event reason (docs/cli.md has the
@@ -297,3 +299,13 @@ class ActuatorError(FaceVerifyError):
     """The door's relay (command hook, HTTP callback, GPIO) did not confirm it acted; the door stays shut."""
 
     code: ClassVar[str] = "actuator"
+
+
+class InvalidCeremonyTokenError(FaceVerifyError):
+    """A browser ceremony token (or receipt) is malformed, forged, expired or used out of scope.
+
+    One opaque error for every cause, like ``cryptography.fernet.InvalidToken``:
+    the caller learns only that the token will not do.
+    """
+
+    code: ClassVar[str] = "invalid_token"
