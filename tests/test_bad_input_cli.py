@@ -209,3 +209,16 @@ def test_expiry_capped_by_retention_says_so(vault: dict[str, str], samples: dict
     done = fv(*args, "--consent-evidence", vault["CONSENT"], "--expires", "2099-01-01", env=vault)
     assert done.returncode == 0, done.stderr
     assert "retention" in done.stdout and "2099-01-01" in done.stdout
+
+
+def test_consent_evidence_from_a_device_is_refused(vault: dict[str, str], samples: dict[str, Path]) -> None:
+    args = [
+        "enroll",
+        "dave",
+        str(samples["obama"]),
+        "--purpose",
+        "app-login",
+        "--consent-evidence",
+        "/dev/zero",
+    ]
+    one_line(fv(*args, env=vault), "consent evidence", "not a regular file")

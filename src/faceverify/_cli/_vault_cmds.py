@@ -82,16 +82,13 @@ def _expiry(text: str) -> datetime:
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
+    from .._io import read_regular_file
+    from .._limits import LIMITS
     from .._vault import ConsentEvidence, ConsentRecord
 
-    try:
-        document = Path(args.consent_evidence).read_bytes()
-    except OSError as exc:
-        from .._errors import ConsentError
-
-        raise ConsentError(
-            f"cannot read the consent evidence {args.consent_evidence}: {exc.strerror}"
-        ) from None
+    document = read_regular_file(
+        args.consent_evidence, max_bytes=LIMITS.consent_evidence_bytes, what="the consent evidence"
+    )
     verifier = _verifier(args)
     now = verifier.vault.clock.now()
     consent = ConsentRecord(
