@@ -99,9 +99,9 @@ def emit_json(data: Any) -> None:
     print(json.dumps(clean(data), indent=2, default=_json_default))
 
 
-def models_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile, FacePipeline]:
-    """The pack, profile (with any custom threshold) and loaded pipeline a command asked for."""
-    from .._models._load import load_pipeline
+def decision_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile]:
+    """The pack and the profile (operating point or custom threshold) a command asked for."""
+    from .._errors import ConfigurationError
     from .._models._manifest import builtin_manifest
     from .._profiles import get_profile
 
@@ -109,8 +109,6 @@ def models_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile, Face
     profile = get_profile(args.profile)
     point = getattr(args, "operating_point", None)
     if point is not None:
-        from .._errors import ConfigurationError
-
         if args.threshold is not None:
             raise ConfigurationError("give --operating-point or --threshold, not both")
         if not pack.operating_point(point).calibrated:  # raises, naming the pack's points, if absent
@@ -118,6 +116,14 @@ def models_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile, Face
         profile = replace(profile, operating_point=point)
     if args.threshold is not None:
         profile = profile.with_threshold(args.threshold)
+    return pack, profile
+
+
+def models_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile, FacePipeline]:
+    """The pack, profile and loaded pipeline a command asked for."""
+    from .._models._load import load_pipeline
+
+    pack, profile = decision_from_args(args)
     return pack, profile, load_pipeline(pack, cache=args.cache, threads=args.threads)
 
 

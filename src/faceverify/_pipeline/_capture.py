@@ -102,18 +102,19 @@ def _decode(data: bytes, name: str, limits: CaptureLimits) -> RGBImage:
                     f"{name} is a {img.width}×{img.height} {img.format}; a {img.format} is decoded at full "
                     f"size, so the limit is {limits.max_full_decode_pixels} pixels (a JPEG may have more)"
                 )
-            long_side = max(img.size)
-            if limits.draft_side and reducible and long_side >= 2 * limits.draft_side:
-                ratio = limits.draft_side / long_side
-                img.draft(None, (max(1, round(img.width * ratio)), max(1, round(img.height * ratio))))
+            # Reduce by the largest factor keeping the long side >= draft_side (so it lands in
+            # [draft_side, 2 * draft_side)) and the short side >= min_side (a 9000×40 strip stays valid).
+            factor = _reduction(img.size, limits)
+            if reducible and factor >= 2:  # JPEG: reduced while decoding, by 2, 4 or 8 (never below this)
+                img.draft(None, (img.width // factor, img.height // factor))
             img.load()
             frame: Image.Image = img
-            factor = long_side // limits.draft_side if limits.draft_side and not reducible else 1
-            if factor >= 2:  # the same scale a JPEG gets: long side in [draft_side, 2 * draft_side)
+            if not reducible and factor >= 2:
                 frame = _reduce(img, factor)
             ImageOps.exif_transpose(frame, in_place=True)
             # Into numpy while the image is open: closing it frees its pixels.
             rgb = np.asarray(_to_rgb(frame), dtype=np.uint8)
+        _check_size(rgb.shape[1], rgb.shape[0], name, limits)  # what was decoded, not only what was claimed
     except (ImageTooLargeError, UnreadableImageError):
         raise
     except Image.DecompressionBombError:
@@ -123,6 +124,13 @@ def _decode(data: bytes, name: str, limits: CaptureLimits) -> RGBImage:
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableImageError(f"{name} is damaged or truncated ({exc})") from None
     return np.ascontiguousarray(rgb)
+
+
+def _reduction(size: tuple[int, int], limits: CaptureLimits) -> int:
+    """The integer scale-down factor for an image of ``size`` (1: decode as it is)."""
+    if not limits.draft_side:
+        return 1
+    return max(1, min(max(size) // limits.draft_side, min(size) // limits.min_side))
 
 
 def _reduce(img: Image.Image, factor: int) -> Image.Image:
