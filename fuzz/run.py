@@ -5,7 +5,8 @@
 The target's seeds (``targets.SEEDS``) are written to a fresh corpus directory;
 a finding stops the run with libFuzzer's report and a ``crash-*`` or
 ``timeout-*`` file in ``$FUZZ_ARTIFACTS`` (default: the working directory);
-``$FUZZ_STATS`` names a JSON file kept with the slowest input's time and size.
+``$FUZZ_STATS`` names a JSON file kept with the slowest input's time and size
+(the input itself beside it, suffix ``.slowest``).
 ``fuzz/benchmark.py`` runs every target this way and records the counts.
 """
 
@@ -67,6 +68,7 @@ def _timed(target: Callable[[bytes], None], stats: str | None) -> Callable[[byte
                 slowest[:] = [took, len(data)]
                 if stats:
                     Path(stats).write_text(json.dumps({"slowest_s": took, "slowest_bytes": len(data)}))
+                    Path(stats).with_suffix(".slowest").write_bytes(data)
 
     return run
 

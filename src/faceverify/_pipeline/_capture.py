@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -68,8 +69,20 @@ DEFAULT_LIMITS = CaptureLimits()
 
 def load_image(source: CaptureSource, *, limits: CaptureLimits = DEFAULT_LIMITS) -> RGBImage:
     """Return the capture as an ``H×W×3`` RGB ``uint8`` array, upright."""
+    return load_oriented(source, limits=limits).image
+
+
+class Oriented(NamedTuple):
+    """A decoded capture, upright, and the EXIF orientation (1 to 8) that made it so (1: none)."""
+
+    image: RGBImage
+    orientation: int
+
+
+def load_oriented(source: CaptureSource, *, limits: CaptureLimits = DEFAULT_LIMITS) -> Oriented:
+    """``load_image``, also saying which EXIF orientation was applied (an array has none: 1)."""
     if isinstance(source, np.ndarray):
-        return _from_array(source, limits)
+        return Oriented(_from_array(source, limits), 1)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         name = "the image bytes"
@@ -88,7 +101,24 @@ def load_image(source: CaptureSource, *, limits: CaptureLimits = DEFAULT_LIMITS)
     return _decode(data, name, limits)
 
 
-def _decode(data: bytes, name: str, limits: CaptureLimits) -> RGBImage:
+_UNDO: dict[int, Callable[[RGBImage], RGBImage]] = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],  # mirrored
+    3: lambda a: a[::-1, ::-1],  # rotated 180°
+    4: lambda a: a[::-1],  # mirrored top to bottom
+    5: lambda a: a.transpose(1, 0, 2),  # transposed
+    6: lambda a: np.rot90(a, 1),  # stored turned 90° one way: turn it back
+    7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],  # transversed
+    8: lambda a: np.rot90(a, -1),  # ... and the other
+}
+
+
+def as_stored(image: RGBImage, orientation: int) -> RGBImage:
+    """Undo EXIF ``orientation`` on an upright ``image``: the pixels as the file stored them (a view)."""
+    return _UNDO[orientation](image)
+
+
+def _decode(data: bytes, name: str, limits: CaptureLimits) -> Oriented:
     if not data:
         raise UnreadableImageError(f"{name} is empty")
     if len(data) > limits.max_bytes:
@@ -111,6 +141,7 @@ def _decode(data: bytes, name: str, limits: CaptureLimits) -> RGBImage:
             frame: Image.Image = img
             if not reducible and factor >= 2:
                 frame = _reduce(img, factor)
+            orientation = _orientation(img)
             ImageOps.exif_transpose(frame, in_place=True)
             # Into numpy while the image is open: closing it frees its pixels.
             rgb = np.asarray(_to_rgb(frame), dtype=np.uint8)
@@ -123,7 +154,13 @@ def _decode(data: bytes, name: str, limits: CaptureLimits) -> RGBImage:
         raise UnreadableImageError(f"{name} is not an image in a format faceverify reads") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UnreadableImageError(f"{name} is damaged or truncated ({exc})") from None
-    return np.ascontiguousarray(rgb)
+    return Oriented(np.ascontiguousarray(rgb), orientation)
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation ``exif_transpose`` applies: 1 to 8 (absent or invalid: 1, nothing done)."""
+    value = img.getexif().get(0x0112, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _reduction(size: tuple[int, int], limits: CaptureLimits) -> int:
