@@ -44,7 +44,9 @@ THRESHOLD = 0.45
 PROFILE = get_profile("photo-check").with_threshold(THRESHOLD)
 
 
-def consent(subject: str, *, days: int = 730, purpose: str = "app-login") -> ConsentRecord:
+# Still images verify only subjects whose consent allows it: not app-login or door-access (those
+# need a live session, whatever the profile; tests/vault/test_vault_verifier.py).
+def consent(subject: str, *, days: int = 730, purpose: str = "id-check") -> ConsentRecord:
     return ConsentRecord(
         subject_id=subject,
         purpose=purpose,
@@ -62,7 +64,7 @@ def clock() -> FrozenClock:
 @pytest.fixture
 def verifier(tmp_path: Path, pipeline: FacePipeline, pack: ModelPack, clock: FrozenClock) -> Verifier:
     # A fixed key makes the keyed probe sketch, and so the enumeration test, deterministic.
-    vault = Vault.open(tmp_path / "vault", MasterKey(bytes(range(32))), clock=clock)
+    vault = Vault.open(tmp_path / "vault", MasterKey(bytes(range(32))), clock=clock, create=True)
     return Verifier(pipeline=pipeline, pack=pack, vault=vault, profile=PROFILE)
 
 
@@ -115,7 +117,8 @@ def test_open_builds_pipeline_and_vault(tmp_path: Path, model_cache: Path, sampl
         master_key=MasterKey.generate(),
         cache=model_cache,
         profile=PROFILE,
-        purpose="app-login",
+        purpose="id-check",
+        create=True,
     )
     verifier.enroll("alice", [samples["obama"]], consent=consent("alice", days=100_000))
     assert verifier.verify("alice", samples["obama2"]).match
@@ -203,7 +206,7 @@ def test_another_pack_needs_reenrolment(verifier: Verifier, samples: dict[str, P
 def test_a_multi_image_template_is_scored_by_its_mean_at_its_own_operating_point(
     tmp_path: Path, pipeline: FacePipeline, pack: ModelPack, clock: FrozenClock, samples: dict[str, Path]
 ) -> None:
-    vault = Vault.open(tmp_path / "vault", MasterKey(bytes(range(32))), clock=clock)
+    vault = Vault.open(tmp_path / "vault", MasterKey(bytes(range(32))), clock=clock, create=True)
     calibrated = Verifier(pipeline=pipeline, pack=pack, vault=vault, profile="photo-check")
     calibrated.enroll("alice", [samples["obama"], samples["obama3"]], consent=consent("alice"))
     point = pack.template_point("default", images=2)
@@ -273,7 +276,7 @@ def test_cli_ceremonies(tmp_path: Path, model_cache: Path, samples: dict[str, Pa
     assert code == 10 and not (tmp_path / "other.key").exists()  # key_store
 
     code, out = run_cli(
-        "enroll", "alice", str(samples["obama"]), str(samples["obama2"]), "--purpose", "app-login",
+        "enroll", "alice", str(samples["obama"]), str(samples["obama2"]), "--purpose", "id-check",
         "--consent-evidence", str(evidence), "--expires", "2099-12-31", *where, *models, "--json",
     )  # fmt: skip
     assert code == 0, out
@@ -295,7 +298,7 @@ def test_cli_ceremonies(tmp_path: Path, model_cache: Path, samples: dict[str, Pa
     assert json.loads(out)["rule"] == "every-member"  # a custom threshold has no point for means
 
     code, out = run_cli("consent", "show", "alice", *where, "--json")
-    assert code == 0 and json.loads(out)["purpose"] == "app-login"
+    assert code == 0 and json.loads(out)["purpose"] == "id-check"
 
     code, out = run_cli(
         "keys", "rotate", "--new-key-file", str(tmp_path / "keys" / "new.key"), *where, "--json"
@@ -314,7 +317,7 @@ def test_cli_ceremonies(tmp_path: Path, model_cache: Path, samples: dict[str, Pa
     code, out = run_cli("audit", "verify", *where, "--json")
     assert code == 0 and json.loads(out)["ok"] is True
 
-    with sqlite3.connect(tmp_path / "vault" / "audit.db") as conn:
+    with sqlite3.connect(tmp_path / "vault" / "vault.db") as conn:
         conn.execute("DROP TRIGGER audit_no_update")
         conn.execute("UPDATE audit SET outcome='match' WHERE event='verify' AND outcome='no-match'")
     code, out = run_cli("audit", "verify", *where, "--json")

@@ -104,7 +104,11 @@ def test_the_enrolled_person_in_a_passed_session_matches(
     assert "best-quality frontal frame" in result.reasons[-1] and "turn-left" in result.reasons[-1]
     assert {"baseline", "challenge:turn-left", "challenge:move-closer"} <= {c.name for c in result.liveness}
     assert all(c.passed for c in result.liveness)
-    assert audit_entries(enrolled)[-1] == ("verify", "match", "live session: turn-left, move-closer")
+    assert audit_entries(enrolled)[-1] == (
+        "verify",
+        "match",
+        "live session: turn-left, move-closer; custom threshold 0.4500 (uncalibrated)",
+    )
     # A session is decided once: finishing it again is refused, not a second attempt.
     with pytest.raises(ChallengeFailedError, match="already decided"):
         enrolled.finish(session)
@@ -250,6 +254,7 @@ def test_cli_verify_from_a_video(
     assert code == 2 and "only with --video" in err
     code, _, err = run_cli("verify", "alice", *login)
     assert code == 2 and "exactly one of" in err
-    # The still-image form stays for profiles that do not require liveness.
-    code, out, _ = run_cli("verify", "alice", str(samples["obama3"]), *where, *models, "--json")
-    assert code == 0 and json.loads(out)["liveness"] == []
+    # Alice consented to app-login: a still image is refused whatever the profile (issue #10, item 3).
+    code, out, err = run_cli("verify", "alice", str(samples["obama3"]), *where, *models, "--json")
+    error = json.loads(out)["error"]  # --json: the error as a JSON object on stdout (docs/cli.md)
+    assert code == 3 and error["code"] == "not_live" and "live capture" in error["message"] and err == ""

@@ -38,13 +38,17 @@ only care that *something* refused can catch the branch above it::
     ├── StoreCorruptError            a vault database is not store_corrupt
     │                                one, or is damaged
     ├── KeyStoreError                master key wrong, ...   key_store
+    ├── StoreUnavailableError        the database cannot be  store_unavailable
+    │                                reached now
+    ├── UnknownSessionError          no such live session    unknown_session
+    │                                (absent, expired, tampered)
     └── ConfigurationError           a setting outside what  configuration
                                      faceverify allows
 
 ``code`` is part of the API: the CLI maps it to its exit status, the HTTP
 service to a problem type, the door to an event reason (docs/cli.md has the
-table). Other modules add classes with codes of their own
-(``store_unavailable``, ``unknown_session``, ``camera_lost``, ``timeout``...).
+table). Other modules add classes with codes of their own (the door's
+``camera_lost``, ``timeout``...).
 
 Refusals are never silent scores: a capture that cannot be judged raises. The
 messages carry no biometric data, only what the caller needs to fix the input.
@@ -258,6 +262,19 @@ class KeyStoreError(FaceVerifyError):
     """The master key is wrong, missing or unreadable."""
 
     code: ClassVar[str] = "key_store"
+
+
+class StoreUnavailableError(FaceVerifyError):
+    """The vault's database (or key store) cannot be reached: connection refused, server
+    restarting, a lock held past the timeout. Nothing was changed; retry later."""
+
+    code: ClassVar[str] = "store_unavailable"
+
+
+class UnknownSessionError(FaceVerifyError):
+    """No live session by that id: absent, expired or tampered with (one opaque error)."""
+
+    code: ClassVar[str] = "unknown_session"
 
 
 class ConfigurationError(FaceVerifyError):

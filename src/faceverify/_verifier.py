@@ -58,6 +58,7 @@ from ._compare import resolve_operating_point
 from ._errors import (
     CaptureError,
     ChallengeFailedError,
+    ConfigurationError,
     FaceError,
     InvalidInputError,
     LivenessError,
@@ -179,6 +180,7 @@ class Verifier:
         self.vault = vault
         self.profile = get_profile(profile)
         self.operating_point = resolve_operating_point(pack, self.profile)
+        _check_custom_threshold(pack, self.profile)
         if passive is None and self.profile.passive_check:
             from ._liveness import FeaturePADCheck
 
@@ -192,25 +194,32 @@ class Verifier:
     @classmethod
     def open(
         cls,
-        directory: str | Path,
+        database: str | Path,
         *,
         master_key: MasterKey,
+        keys_database: str | Path | None = None,
         pack: str = "yunet-sface",
         cache: str | Path | None = None,
         profile: Profile | str = "photo-check",
-        keys_path: str | Path | None = None,
         clock: Clock | None = None,
         retention: RetentionPolicy | None = None,
         purpose: str | None = None,
         passive: LivenessCheck | None = None,
+        create: bool = False,
     ) -> Verifier:
-        """The installed pack's pipeline and a vault in ``directory`` (see ``Vault.open``)."""
+        """The installed pack's pipeline and the vault ``database`` names (see ``Vault.open``)."""
         from ._models._load import load_pipeline
         from ._models._manifest import builtin_manifest
 
         manifest = builtin_manifest(pack)
         vault = Vault.open(
-            directory, master_key, keys_path=keys_path, clock=clock, retention=retention, purpose=purpose
+            database,
+            master_key,
+            keys_database=keys_database,
+            clock=clock,
+            retention=retention,
+            purpose=purpose,
+            create=create,
         )
         return cls(
             pipeline=load_pipeline(manifest, cache=cache),
@@ -223,7 +232,12 @@ class Verifier:
     # -- ceremonies ----------------------------------------------------------------
 
     def enroll(
-        self, subject_id: str, images: Sequence[CaptureSource], *, consent: ConsentRecord
+        self,
+        subject_id: str,
+        images: Sequence[CaptureSource],
+        *,
+        consent: ConsentRecord,
+        actor: str | None = None,
     ) -> EnrollmentResult:
         """Enrol 1–5 images of ``subject_id`` under ``consent``; replaces any previous template.
 
@@ -235,7 +249,7 @@ class Verifier:
         subject_id = check_subject_id(subject_id)
         if not 1 <= len(images) <= MAX_EMBEDDINGS:
             raise InvalidInputError(f"enrolment takes 1 to {MAX_EMBEDDINGS} images, got {len(images)}")
-        self.vault.require_consent(subject_id, consent)
+        self.vault.require_consent(subject_id, consent, actor=actor)
         embeddings: list[Embedding] = []
         qualities: list[Quality] = []
         for index, image in enumerate(images, start=1):
@@ -248,14 +262,19 @@ class Verifier:
                     subject=subject_id,
                     outcome="refused",
                     reason=f"image {index}: {type(exc).__name__}",
+                    actor=actor,
                 )
                 raise
             embeddings.append(sample.embedding)
             qualities.append(sample.quality)
-        self._check_set(subject_id, embeddings)
+        self._check_set(subject_id, embeddings, actor)
         previous = self.vault.store.get(subject_id)
         header = self.vault.enroll(
-            subject_id, np.stack(embeddings), consent=consent, model_pack_id=self.pack.embedding_space
+            subject_id,
+            np.stack(embeddings),
+            consent=consent,
+            model_pack_id=self.pack.embedding_space,
+            actor=actor,
         )
         return EnrollmentResult(
             subject_id=subject_id,
@@ -267,7 +286,7 @@ class Verifier:
             replaced=previous is not None and previous.state == "active",
         )
 
-    def _check_set(self, subject_id: str, embeddings: list[Embedding]) -> None:
+    def _check_set(self, subject_id: str, embeddings: list[Embedding], actor: str | None) -> None:
         threshold = self.operating_point.threshold
         for i in range(len(embeddings)):
             for j in range(i):
@@ -278,17 +297,24 @@ class Verifier:
                 elif score < threshold:
                     reason = f"images {j + 1} and {i + 1} do not show the same person (score {score:.3f})"
                 if reason is not None:
-                    self.vault.audit.record("enroll", subject=subject_id, outcome="refused", reason=reason)
+                    self.vault.audit.record(
+                        "enroll", subject=subject_id, outcome="refused", reason=reason, actor=actor
+                    )
                     raise LowQualityError(f"enrolment refused: {reason}", reasons=[reason])
 
-    def verify(self, subject_id: str, capture: CaptureSource) -> VerificationResult:
+    def verify(
+        self, subject_id: str, capture: CaptureSource, *, actor: str | None = None
+    ) -> VerificationResult:
         """Is ``capture`` the enrolled ``subject_id``? Compared with that subject only.
 
         Refusals are typed: ``UnknownSubjectError``, ``SubjectRevokedError``,
         ``TemplateExpiredError`` (retention, consent, or another model pack),
         ``LockedOutError``, ``EnumerationRefusedError``, ``ConsentError``
         (another purpose), ``InvalidTemplateError``, and the capture's own
-        ``CaptureError`` / ``FaceError`` / ``LivenessRequiredError``.
+        ``CaptureError`` / ``FaceError`` / ``LivenessRequiredError`` — the last also
+        for a subject whose consent purpose is ``app-login`` or ``door-access``
+        (``LIVE_PURPOSES``), whatever the profile: such a subject is verified only
+        through a live session. The subject is checked before the image is processed.
         """
         subject_id = check_subject_id(subject_id)
         try:
@@ -299,13 +325,21 @@ class Verifier:
                     "(use start_session()/finish() or verify_live(); on the command line "
                     "`faceverify verify SUBJECT --camera INDEX`)"
                 )
-            sample = self.pipeline.sample(capture, policy=self.profile.quality)
-        except (CaptureError, FaceError, LivenessError) as exc:
+        except LivenessError as exc:
             self.vault.audit.record(
-                "verify", subject=subject_id, outcome="refused", reason=type(exc).__name__
+                "verify", subject=subject_id, outcome="refused", reason=type(exc).__name__, actor=actor
             )
             raise
-        return self._compare(subject_id, sample.embedding, sample.quality)
+        space = self.pack.embedding_space
+        self.vault.require_verifiable(subject_id, actor=actor, live=False, model_pack_id=space)
+        try:
+            sample = self.pipeline.sample(capture, policy=self.profile.quality)
+        except (CaptureError, FaceError) as exc:
+            self.vault.audit.record(
+                "verify", subject=subject_id, outcome="refused", reason=type(exc).__name__, actor=actor
+            )
+            raise
+        return self._compare(subject_id, sample.embedding, sample.quality, actor=actor, live=False)
 
     def _compare(
         self,
@@ -316,6 +350,8 @@ class Verifier:
         extra: tuple[str, ...] = (),
         liveness: tuple[CheckOutcome, ...] = (),
         note: str = "",
+        actor: str | None = None,
+        live: bool,
     ) -> VerificationResult:
         """The one 1:1 comparison, through the vault (lockout, enumeration, retention, audit)."""
 
@@ -341,7 +377,12 @@ class Verifier:
             )
 
         space = self.pack.embedding_space
-        return self.vault.verify(subject_id, probe, decide, model_pack_id=space, note=note)
+        if not self.operating_point.calibrated:  # recorded as such: it promises no false match rate
+            custom = f"custom threshold {self.operating_point.threshold:.4f} (uncalibrated)"
+            note = f"{note}; {custom}" if note else custom
+        return self.vault.verify(
+            subject_id, probe, decide, model_pack_id=space, note=note, actor=actor, live=live
+        )
 
     # -- live verification ---------------------------------------------------------
 
@@ -375,7 +416,7 @@ class Verifier:
             self._open_sessions.add(session)
         return session
 
-    def finish(self, session: LiveSession) -> VerificationResult:
+    def finish(self, session: LiveSession, *, actor: str | None = None) -> VerificationResult:
         """Decide a session from ``start_session``: refuse unless it passed, then compare once.
 
         Raises ``ChallengeFailedError`` (with ``reasons``) for a failed or
@@ -390,17 +431,23 @@ class Verifier:
             self._open_sessions.discard(session)
         if not ours:
             reason = "the session was not started by this verifier, or was already decided"
-            self.vault.audit.record("verify", subject=subject_id, outcome="refused", reason=reason)
+            self.vault.audit.record(
+                "verify", subject=subject_id, outcome="refused", reason=reason, actor=actor
+            )
             raise ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
         result = session.result()
         if result.passed and not result.best_samples:  # cannot happen: the baseline frame is one
             result = replace(result, passed=False, reasons=("no frontal frame to compare",))
         if not result.passed:
-            self.vault.record_failed_attempt(subject_id, reason="liveness: " + "; ".join(result.reasons))
+            self.vault.record_failed_attempt(
+                subject_id, reason="liveness: " + "; ".join(result.reasons), actor=actor
+            )
             result.raise_if_failed()
-        return self._decide_live(subject_id, result)
+        return self._decide_live(subject_id, result, actor=actor)
 
-    def _decide_live(self, subject_id: str, result: ChallengeResult) -> VerificationResult:
+    def _decide_live(
+        self, subject_id: str, result: ChallengeResult, *, actor: str | None = None
+    ) -> VerificationResult:
         best = result.best_samples[0]
         asked = ", ".join(c.value for c in result.challenges)
         return self._compare(
@@ -410,6 +457,8 @@ class Verifier:
             extra=(f"probe: the best-quality frontal frame of a live session that passed ({asked})",),
             liveness=result.checks,
             note=f"live session: {asked}",
+            actor=actor,
+            live=True,
         )
 
     def verify_live(
@@ -420,6 +469,7 @@ class Verifier:
         challenges: Sequence[Challenge] | None = None,
         clock: Clock | None = None,
         on_prompt: Callable[[str], None] | None = None,
+        actor: str | None = None,
     ) -> VerificationResult:
         """Run a session for ``subject_id`` over ``frames`` until it ends, then ``finish`` it.
 
@@ -432,15 +482,23 @@ class Verifier:
         """
         session = self.start_session(subject_id, challenges=challenges, clock=clock)
         run_session(session, frames, on_prompt=on_prompt)
-        return self.finish(session)
+        return self.finish(session, actor=actor)
 
-    def revoke(self, subject_id: str) -> DeletionReceipt:
+    def revoke(self, subject_id: str, *, actor: str | None = None) -> DeletionReceipt:
         """Erase the subject's template and destroy its key (crypto-shredding)."""
-        return self.vault.revoke(subject_id)
+        return self.vault.revoke(subject_id, actor=actor)
 
-    def purge(self) -> int:
+    def purge(self, *, actor: str | None = None) -> int:
         """Erase every template past consent or retention; returns how many."""
-        return self.vault.purge()
+        return self.vault.purge(actor=actor)
+
+    def rotate(self, new_master: MasterKey, *, actor: str | None = None) -> int:
+        """Re-wrap every key under a new master key (templates untouched); how many subject keys."""
+        return self.vault.rotate_master_key(new_master, actor=actor)
+
+    def record_failed_attempt(self, subject_id: str, *, reason: str, actor: str | None = None) -> None:
+        """Audit an attempt refused before any comparison and count it toward lockout."""
+        self.vault.record_failed_attempt(subject_id, reason=reason, actor=actor)
 
     def _score(
         self, members: npt.NDArray[np.float32], probe: Embedding
@@ -464,6 +522,27 @@ class Verifier:
     def consent(self, subject_id: str) -> ConsentRecord:
         """The subject's consent record (their own access request)."""
         return self.vault.consent(subject_id)
+
+
+def _check_custom_threshold(pack: ModelPack, profile: Profile) -> None:
+    """A custom threshold may be stricter than the pack's loosest calibrated point, never looser.
+
+    Below it a threshold promises less than any false match rate the pack states (at
+    ``-1`` every face matches, and each false match would reset the lockout).
+    """
+    threshold = profile.custom_threshold
+    if threshold is None:
+        return
+    points = [p for p in pack.operating_points if p.calibrated]
+    if not points:
+        return
+    loosest = min(points, key=lambda p: p.threshold)
+    if not loosest.threshold <= threshold <= 1.0:
+        raise ConfigurationError(
+            f"a custom threshold must lie in [{loosest.threshold:.4f}, 1]: below the pack's loosest"
+            f" calibrated operating point ({loosest.name!r}, FMR {loosest.fmr:.0e}) it promises no"
+            " false match rate at all"
+        )
 
 
 def run_session(

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from vault_helpers import PACK, consent_for, matches, near, run_python, unit
+from vault_helpers import PACK, Where, consent_for, matches, near, run_python, unit
 
-from faceverify._clock import FrozenClock
+from faceverify._clock import FrozenClock, SystemClock
 from faceverify._errors import EnumerationRefusedError, LockedOutError
-from faceverify._vault import AuditLog, MasterKey, OpenedTemplate, Vault
+from faceverify._vault import MasterKey, OpenedTemplate, Vault
 
 
 def test_five_failures_lock_for_30s_doubling_until_success(vault: Vault, clock: FrozenClock) -> None:
@@ -59,9 +59,7 @@ def test_same_capture_against_three_subjects_is_refused_and_audited(vault: Vault
         matches(vault, "dave", near(stolen, 2, noise=0.01))
     assert matches(vault, "carol", unit(2))  # other captures are unaffected
     assert matches(vault, "alice", unit(0))
-    audit = vault.audit
-    assert isinstance(audit, AuditLog)
-    refused = [e for e in audit.entries() if e.event == "enumeration-refused"]
+    refused = [e for e in vault.audit.entries() if e.event == "enumeration-refused"]
     assert [e.subject for e in refused] == ["carol", "dave"]
     clock.advance(timedelta(minutes=11))  # outside the window the probe is forgotten
     assert not matches(vault, "carol", stolen)
@@ -74,10 +72,10 @@ def test_the_same_subject_retried_is_not_enumeration(vault: Vault) -> None:
         assert matches(vault, "alice", probe)
 
 
-def _shared_vault(tmp_path: Path) -> tuple[Vault, str, dict[str, str]]:
-    master = MasterKey.generate()
-    directory = tmp_path / "shared"
-    vault = Vault.open(directory, master)
+def _shared_vault(
+    open_vault: Callable[..., Vault], where: Where, master: MasterKey
+) -> tuple[Vault, dict[str, str]]:
+    vault = open_vault(clock=SystemClock())
     now = datetime.now(UTC)
     for i, subject in enumerate(["alice", "bob", "carol"]):
         vault.enroll(
@@ -86,28 +84,32 @@ def _shared_vault(tmp_path: Path) -> tuple[Vault, str, dict[str, str]]:
             consent=consent_for(subject, granted=now - timedelta(days=1)),
             model_pack_id=PACK,
         )
-    return vault, str(directory), {"FACEVERIFY_MASTER_KEY": master.encoded()}
+    return vault, where.env(master.encoded())
 
 
-def _child(directory: str, subject: str, seeds: list[int], env: dict[str, str]) -> list[str]:
-    code = f"from vault_helpers import child_verify; child_verify({directory!r}, {subject!r}, {seeds!r})"
+def _child(subject: str, seeds: list[int], env: dict[str, str], actor: str | None = None) -> list[str]:
+    code = f"from vault_helpers import child_verify; child_verify({subject!r}, {seeds!r}, {actor!r})"
     done = run_python(code, env)
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
 
 
-def test_lockout_holds_across_processes(tmp_path: Path) -> None:
-    vault, directory, env = _shared_vault(tmp_path)
-    assert _child(directory, "alice", [50, 51, 52], env) == ["no-match"] * 3
-    assert _child(directory, "alice", [53, 54, 0], env) == ["no-match", "no-match", "LockedOutError"]
+def test_lockout_holds_across_processes(
+    open_vault: Callable[..., Vault], where: Where, master: MasterKey
+) -> None:
+    vault, env = _shared_vault(open_vault, where, master)
+    assert _child("alice", [50, 51, 52], env) == ["no-match"] * 3
+    assert _child("alice", [53, 54, 0], env) == ["no-match", "no-match", "LockedOutError"]
     with pytest.raises(LockedOutError):
         matches(vault, "alice", unit(0))
 
 
-def test_enumeration_refusal_holds_across_processes(tmp_path: Path) -> None:
-    vault, directory, env = _shared_vault(tmp_path)
-    assert _child(directory, "alice", [999], env) == ["no-match"]
-    assert _child(directory, "bob", [999], env) == ["no-match"]
+def test_enumeration_refusal_holds_across_processes(
+    open_vault: Callable[..., Vault], where: Where, master: MasterKey
+) -> None:
+    vault, env = _shared_vault(open_vault, where, master)
+    assert _child("alice", [999], env) == ["no-match"]
+    assert _child("bob", [999], env) == ["no-match"]
     with pytest.raises(EnumerationRefusedError):
         matches(vault, "carol", unit(999))
-    assert _child(directory, "carol", [999, 2], env) == ["EnumerationRefusedError", "match"]
+    assert _child("carol", [999, 2], env, actor="other-caller") == ["EnumerationRefusedError", "match"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -61,11 +62,11 @@ def test_enrol_refuses_invalid_consent(vault: Vault, clock: FrozenClock) -> None
     assert vault.store.get("alice") is None
 
 
-def test_purpose_binding(tmp_path, master, clock: FrozenClock) -> None:  # type: ignore[no-untyped-def]
-    door = Vault.open(tmp_path / "v", master, clock=clock, purpose="door-access")
+def test_purpose_binding(open_vault: Callable[..., Vault]) -> None:
+    door = open_vault(purpose="door-access")
     with pytest.raises(ConsentError, match="app-login"):
         door.enroll("alice", unit(1), consent=consent_for("alice"), model_pack_id=PACK)
-    login = Vault.open(tmp_path / "v", master, clock=clock, purpose="app-login")
+    login = open_vault(purpose="app-login")
     login.enroll("alice", unit(1), consent=consent_for("alice"), model_pack_id=PACK)
     with pytest.raises(ConsentError, match="door-access"):
         matches(door, "alice", 1)

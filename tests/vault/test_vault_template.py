@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
-from vault_helpers import PACK, consent_for, matches, unit
+from vault_helpers import PACK, Where, consent_for, matches, raw_sql, unit
 
 from faceverify._errors import InvalidTemplateError
 from faceverify._vault import FORMAT_VERSION, Vault, needs_reenroll, read_header
@@ -22,10 +21,8 @@ def _row(vault: Vault, subject: str) -> tuple[bytes, str]:
     return row.blob, row.consent_json
 
 
-def _set_blob(vault: Vault, subject: str, blob: bytes) -> None:
-    path = vault.store.path  # type: ignore[attr-defined]
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE subjects SET blob=? WHERE subject_id=?", (blob, subject))
+def _set_blob(where: Where, subject: str, blob: bytes) -> None:
+    raw_sql(where, "UPDATE subjects SET blob=? WHERE subject_id=?", (blob, subject))
 
 
 def test_round_trip_and_self_describing_header(vault: Vault) -> None:
@@ -60,30 +57,30 @@ def test_every_flipped_byte_fails_opaquely(vault: Vault) -> None:
         assert str(info.value) == OPAQUE
 
 
-def test_flipped_byte_in_store_refuses_verification(vault: Vault) -> None:
+def test_flipped_byte_in_store_refuses_verification(vault: Vault, where: Where) -> None:
     vault.enroll("alice", unit(1), consent=consent_for("alice"), model_pack_id=PACK)
     blob, _ = _row(vault, "alice")
     flipped = bytearray(blob)
     flipped[-20] ^= 0x80
-    _set_blob(vault, "alice", bytes(flipped))
+    _set_blob(where, "alice", bytes(flipped))
     with pytest.raises(InvalidTemplateError, match=f"^{OPAQUE}$"):
         matches(vault, "alice", unit(1))
 
 
 @pytest.mark.parametrize("keep", [0, 5, 9, 40, -17, -1])
-def test_truncated_blob(vault: Vault, keep: int) -> None:
+def test_truncated_blob(vault: Vault, where: Where, keep: int) -> None:
     vault.enroll("alice", unit(1), consent=consent_for("alice"), model_pack_id=PACK)
     blob, _ = _row(vault, "alice")
-    _set_blob(vault, "alice", blob[:keep])
+    _set_blob(where, "alice", blob[:keep])
     with pytest.raises(InvalidTemplateError, match=f"^{OPAQUE}$"):
         matches(vault, "alice", unit(1))
 
 
-def test_template_swapped_between_subjects(vault: Vault) -> None:
+def test_template_swapped_between_subjects(vault: Vault, where: Where) -> None:
     vault.enroll("alice", unit(1), consent=consent_for("alice"), model_pack_id=PACK)
     vault.enroll("bob", unit(2), consent=consent_for("bob"), model_pack_id=PACK)
     alice_blob, _ = _row(vault, "alice")
-    _set_blob(vault, "bob", alice_blob)  # an attacker with DB access makes Alice's face answer for Bob
+    _set_blob(where, "bob", alice_blob)  # an attacker with DB access makes Alice's face answer for Bob
     with pytest.raises(InvalidTemplateError, match=f"^{OPAQUE}$"):
         matches(vault, "bob", unit(1))
     # ... even if the attacker also moves Bob's key id into place: the header names Alice.
@@ -92,11 +89,10 @@ def test_template_swapped_between_subjects(vault: Vault) -> None:
         open_template(alice_blob, key, subject_id="bob", consent_sha256=consent_for("bob").digest())
 
 
-def test_consent_swapped_breaks_the_binding(vault: Vault) -> None:
+def test_consent_swapped_breaks_the_binding(vault: Vault, where: Where) -> None:
     vault.enroll("alice", unit(1), consent=consent_for("alice", days=30), model_pack_id=PACK)
     longer = consent_for("alice", days=3000).to_json()
-    with sqlite3.connect(vault.store.path) as conn:  # type: ignore[attr-defined]
-        conn.execute("UPDATE subjects SET consent_json=? WHERE subject_id='alice'", (longer,))
+    raw_sql(where, "UPDATE subjects SET consent_json=? WHERE subject_id='alice'", (longer,))
     with pytest.raises(InvalidTemplateError, match=f"^{OPAQUE}$"):
         matches(vault, "alice", unit(1))
 

@@ -79,16 +79,61 @@ def run_python(
     )
 
 
-def child_verify(directory: str, subject: str, seeds: list[int]) -> None:
-    """Run in a subprocess: verify ``subject`` with each probe seed, print one outcome per line."""
-    from faceverify._errors import FaceVerifyError
+@dataclass(frozen=True)
+class Where:
+    """A test vault's location: the engine, the vault's URL or folder, the key store's."""
+
+    backend: str
+    database: str
+    keys_database: str
+
+    def env(self, master_key: str) -> dict[str, str]:
+        """What a child process needs to open the same vault (see ``open_from_env``)."""
+        return {
+            "FACEVERIFY_MASTER_KEY": master_key,
+            "FV_TEST_DATABASE": self.database,
+            "FV_TEST_KEYS_DATABASE": self.keys_database,
+        }
+
+
+def open_from_env(**kwargs: object) -> Vault:
+    """In a child process: the vault ``Where.env`` describes."""
     from faceverify._vault import load_master_key
 
-    vault = Vault.open(directory, load_master_key())
+    return Vault.open(
+        os.environ["FV_TEST_DATABASE"],
+        load_master_key(),
+        keys_database=os.environ["FV_TEST_KEYS_DATABASE"],
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def raw_sql(where: Where, sql: str, params: tuple[object, ...] = (), *, keys: bool = False) -> None:
+    """What an administrator could do behind faceverify's back: run SQL on a database directly."""
+    import sqlite3
+
+    target = where.keys_database if keys else where.database
+    if where.backend == "sqlite":
+        path = target if keys else str(Path(target) / "vault.db")
+        with sqlite3.connect(path) as conn:
+            conn.execute(sql, params)
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as pg:
+            pg.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+
+
+def child_verify(subject: str, seeds: list[int], actor: str | None = None) -> None:
+    """Run in a subprocess: verify ``subject`` with each probe seed, print one outcome per line."""
+    from faceverify._errors import FaceVerifyError
+
+    vault = open_from_env()
     for seed in seeds:
         probe = unit(seed)
         try:
-            result = vault.verify(subject, probe, cosine_compare(probe), model_pack_id=PACK)
+            result = vault.verify(subject, probe, cosine_compare(probe), model_pack_id=PACK, actor=actor)
             print("match" if result.match else "no-match", flush=True)
         except FaceVerifyError as exc:
             print(type(exc).__name__, flush=True)

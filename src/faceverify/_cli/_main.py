@@ -151,7 +151,8 @@ def model_options(p: argparse.ArgumentParser, *, profile: str = "photo-check") -
         "--threshold",
         type=float,
         default=None,
-        help="custom cosine threshold: uncalibrated, no false match rate is promised",
+        help="custom cosine threshold: uncalibrated, no false match rate is promised; no looser than "
+        "the pack's loosest calibrated point, and recorded as custom in the audit log",
     )
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its choice)")
 

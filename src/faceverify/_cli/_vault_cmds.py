@@ -6,11 +6,18 @@ touch the vault files only.
 
 Where things are, unless given:
 
-- the vault directory: ``--vault``, else ``$FACEVERIFY_VAULT``, else the user
-  data directory (``~/.local/share/faceverify/vault``);
+- the vault: ``--database`` (a URL, ``sqlite:///path`` or ``postgresql://...``, or a
+  vault folder; ``--vault`` is the same option), else ``$FACEVERIFY_DATABASE_URL``, else
+  ``$FACEVERIFY_VAULT``, else the user data directory (``~/.local/share/faceverify/vault``);
+- the key store: ``--keys-database``, else ``$FACEVERIFY_KEYS_DATABASE_URL``, else (SQLite
+  vaults only) ``~/.local/state/faceverify/keys/<vault id>.db``, outside the vault folder,
+  so a backup of the folder does not carry the keys (``keys init`` prints where it is);
 - the master key: ``--key-file``, else ``$FACEVERIFY_MASTER_KEY`` (the key
   itself), else ``$FACEVERIFY_KEY_FILE``, else ``~/.config/faceverify/master.key``
   — a different directory from the vault, so copying one does not copy the other.
+
+Only ``keys init`` and ``enroll`` create a vault: any other command given a path or URL
+where there is none fails (a typo must not become a new, empty vault).
 """
 
 from __future__ import annotations
@@ -29,13 +36,20 @@ from ._main import EXIT_MATCH, EXIT_NO_MATCH, emit_json, model_options, models_f
 DEFAULT_CONSENT_DAYS = 365
 
 
-def _vault_dir(args: argparse.Namespace) -> Path:
-    if args.vault is not None:
-        return Path(args.vault)
-    if os.environ.get("FACEVERIFY_VAULT"):
-        return Path(os.environ["FACEVERIFY_VAULT"])
+def _database(args: argparse.Namespace) -> str:
+    if args.database is not None:
+        return str(args.database)
+    for name in ("FACEVERIFY_DATABASE_URL", "FACEVERIFY_VAULT"):
+        if os.environ.get(name):
+            return os.environ[name]
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "faceverify" / "vault"
+    return str(base / "faceverify" / "vault")
+
+
+def _keys_database(args: argparse.Namespace) -> str | None:
+    if args.keys_database is not None:
+        return str(args.keys_database)
+    return os.environ.get("FACEVERIFY_KEYS_DATABASE_URL") or None
 
 
 def _key_file(args: argparse.Namespace) -> Path:
@@ -55,17 +69,26 @@ def _master_key(args: argparse.Namespace) -> Any:
     return load_master_key(_key_file(args))
 
 
-def _vault(args: argparse.Namespace) -> Any:
+ACTOR = "cli"
+
+
+def _vault(args: argparse.Namespace, *, create: bool = False) -> Any:
     from .._vault import Vault
 
-    return Vault.open(_vault_dir(args), _master_key(args), keys_path=args.keys_db, purpose=args.purpose)
+    return Vault.open(
+        _database(args),
+        _master_key(args),
+        keys_database=_keys_database(args),
+        purpose=args.purpose,
+        create=create,
+    )
 
 
-def _verifier(args: argparse.Namespace) -> Any:
+def _verifier(args: argparse.Namespace, *, create: bool = False) -> Any:
     from .._verifier import Verifier
 
     pack, profile, pipeline = models_from_args(args)
-    return Verifier(pipeline=pipeline, pack=pack, vault=_vault(args), profile=profile)
+    return Verifier(pipeline=pipeline, pack=pack, vault=_vault(args, create=create), profile=profile)
 
 
 def _expiry(text: str) -> datetime:
@@ -89,7 +112,7 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
     document = read_regular_file(
         args.consent_evidence, max_bytes=LIMITS.consent_evidence_bytes, what="the consent evidence"
     )
-    verifier = _verifier(args)
+    verifier = _verifier(args, create=True)
     now = verifier.vault.clock.now()
     consent = ConsentRecord(
         subject_id=args.subject,
@@ -99,7 +122,7 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
         evidence=ConsentEvidence(hashlib.sha256(document).hexdigest(), args.method, args.collected_by),
         scope=tuple(args.scope or ()),
     )
-    result = verifier.enroll(args.subject, args.images, consent=consent)
+    result = verifier.enroll(args.subject, args.images, consent=consent, actor=ACTOR)
     # The template lives until consent expires or a retention window after its last match, whichever
     # is first: an --expires beyond the window is capped, and the person running the command is told.
     limited_by = "retention" if result.expires_at < consent.expires_at else "consent"
@@ -160,7 +183,7 @@ def _verify_live(args: argparse.Namespace) -> Any:
             session.feed(frame, at=at)
             if session.finished:
                 break
-        return verifier.finish(session)
+        return verifier.finish(session, actor=ACTOR)
     session = verifier.start_session(args.subject)  # live: the system clock, random challenges
     from .._verifier import run_session
 
@@ -169,7 +192,7 @@ def _verify_live(args: argparse.Namespace) -> Any:
         frames_from_video(args.camera),
         on_prompt=lambda prompt: print(f">> {prompt}", file=sys.stderr, flush=True),
     )
-    return verifier.finish(session)
+    return verifier.finish(session, actor=ACTOR)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -181,7 +204,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.image is not None:
         if args.challenges is not None:
             raise ConfigurationError("--challenges applies to --video only")
-        result = _verifier(args).verify(args.subject, args.image)
+        result = _verifier(args).verify(args.subject, args.image, actor=ACTOR)
     else:
         result = _verify_live(args)
     op = result.operating_point
@@ -220,7 +243,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_revoke(args: argparse.Namespace) -> int:
-    receipt = _vault(args).revoke(args.subject)
+    receipt = _vault(args).revoke(args.subject, actor=ACTOR)
     if args.json:
         emit_json(asdict(receipt))
     else:
@@ -233,7 +256,7 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def _cmd_purge(args: argparse.Namespace) -> int:
-    count = _vault(args).purge()
+    count = _vault(args).purge(actor=ACTOR)
     if args.json:
         emit_json({"purged": count})
     else:
@@ -242,7 +265,7 @@ def _cmd_purge(args: argparse.Namespace) -> int:
 
 
 def _cmd_consent_show(args: argparse.Namespace) -> int:
-    record = _vault(args).consent(args.subject)
+    record = _vault(args).consent(args.subject, actor=ACTOR)
     if args.json:
         emit_json(record.to_dict())
     else:
@@ -259,24 +282,42 @@ def _cmd_consent_show(args: argparse.Namespace) -> int:
 
 def _cmd_keys_init(args: argparse.Namespace) -> int:
     from .._errors import KeyStoreError
-    from .._vault import AuditLog, KeyStore, init_master_key
+    from .._vault import Vault, init_master_key, open_engine
 
-    directory = _vault_dir(args)
-    keys_db = Path(args.keys_db or directory / "keys.db")
-    if keys_db.exists():
-        # A second master key would not open it: refuse before writing a useless key file.
-        raise KeyStoreError(f"{keys_db} already has a master key; use `faceverify keys rotate` to replace it")
+    database = _database(args)
+    engine = open_engine(database, folder_file="vault.db")
+    try:
+        if engine.exists():
+            # A second master key would not open it: refuse before writing a useless key file.
+            raise KeyStoreError(
+                f"{database} already holds a vault with a master key;"
+                " use `faceverify keys rotate` to replace it"
+            )
+    finally:
+        engine.close()
     path = _key_file(args)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = init_master_key(path)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    KeyStore(keys_db, key).close()
-    AuditLog(directory / "audit.db").record("key-init", subject=None, outcome="ok", reason=key.fingerprint)
+    vault = Vault.open(database, key, keys_database=_keys_database(args), create=True)
+    keys_at = vault.keys.url
+    vault.close()
     if args.json:
-        emit_json({"key_file": str(path), "fingerprint": key.fingerprint, "vault": str(directory)})
+        emit_json(
+            {
+                "key_file": str(path),
+                "fingerprint": key.fingerprint,
+                "vault": vault.engine.url,
+                "keys": keys_at,
+            }
+        )
     else:
         print(f"master key written to {path} (mode 0600), fingerprint {key.fingerprint}")
-        print("keep it apart from the vault and its backups; without it no template can be read")
+        print(f"vault:     {vault.engine.url}")
+        print(f"key store: {keys_at}")
+        print(
+            "keep the master key and the key store apart from the vault and its backups: a copy of the vault"
+            " is useless without them, and revoked subjects' keys exist nowhere else"
+        )
     return EXIT_MATCH
 
 
@@ -286,8 +327,7 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
     vault = _vault(args)
     new_path = Path(args.new_key_file)
     new = init_master_key(new_path)
-    count = vault.keys.rotate(new)
-    vault.audit.record("key-rotate", subject=None, outcome="ok", reason=f"{count} key(s) re-wrapped")
+    count = vault.rotate_master_key(new, actor=ACTOR)
     if args.json:
         emit_json({"rewrapped": count, "new_key_file": str(new_path), "fingerprint": new.fingerprint})
     else:
@@ -297,20 +337,16 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
-    from .._vault import AuditLog
-
-    path = _vault_dir(args) / "audit.db"
-    if not path.exists():
-        from .._errors import ConfigurationError
-
-        raise ConfigurationError(f"no audit log at {path}")
-    log = AuditLog(path)
-    report = log.verify_chain()
-    seq, head = log.head()
+    vault = _vault(args)
+    report = vault.audit.verify_chain()
+    seq, head = vault.audit.head()
     if args.json:
-        emit_json({**asdict(report), "head": {"seq": seq, "hash": head}})
+        emit_json({**asdict(report), "head": {"seq": seq, "mac": head}})
     elif report.ok:
-        print(f"audit chain intact: {report.entries} entries, head {seq} {head}")
+        print(
+            f"audit chain intact: {report.entries} entries, head {seq} {head}; "
+            f"the key store's anchor vouches for the first {report.anchored}"
+        )
     else:
         print(f"audit chain BROKEN at entry {report.first_broken}: {report.problem}")
     return EXIT_MATCH if report.ok else EXIT_NO_MATCH
@@ -322,10 +358,24 @@ def register(sub: Any) -> None:
     def common(p: argparse.ArgumentParser, *, models: bool = False, purpose_required: bool = False) -> None:
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.add_argument(
-            "--vault", type=Path, default=None, help="vault directory (default: $FACEVERIFY_VAULT)"
+            "--database",
+            "--vault",
+            dest="database",
+            default=None,
+            metavar="URL",
+            help="the vault: sqlite:///path, postgresql://..., or a vault folder"
+            " (default: $FACEVERIFY_DATABASE_URL, $FACEVERIFY_VAULT, ~/.local/share/faceverify/vault)",
         )
         p.add_argument("--key-file", type=Path, default=None, help="master key file (see `keys init`)")
-        p.add_argument("--keys-db", type=Path, default=None, help="key store file (default: VAULT/keys.db)")
+        p.add_argument(
+            "--keys-database",
+            "--keys-db",
+            dest="keys_database",
+            default=None,
+            metavar="URL",
+            help="the key store, another database (default: $FACEVERIFY_KEYS_DATABASE_URL; for a SQLite"
+            " vault ~/.local/state/faceverify/keys/<vault id>.db, outside the vault folder)",
+        )
         p.add_argument(
             "--purpose",
             default=None,

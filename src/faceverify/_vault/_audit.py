@@ -1,30 +1,42 @@
-"""An append-only, hash-chained audit log of every ceremony: who, what, when, outcome, why.
+"""An append-only, keyed, hash-chained audit log of every ceremony: who, what, when, outcome, why.
 
-Entries hold a time, an event, a subject id, an outcome and a reason: never an
-image, an embedding or a score. Each entry's hash is the SHA-256 of its own
-fields *and the previous entry's hash*, so editing, deleting or reordering any
-entry breaks every later link, and ``verify_chain`` names the first broken one.
+Entries hold a time, an event, a subject id, the actor (``"client:webapp"``,
+``"door:front"``, ``"cli"``), an outcome and a reason: never an image, an embedding or a
+score. They live in the vault's database, so a ceremony's change and its entry commit in
+one transaction, or neither does (a SIGKILL cannot leave one without the other).
 
-Why SQLite rather than JSON lines: several processes share one log, and each
-append must read the current head hash and write the next entry atomically. A
-``BEGIN IMMEDIATE`` transaction gives exactly that (and survives SIGKILL
-without a torn final line); a text file would need its own locking and
-crash-repair. Triggers refuse ``UPDATE`` and ``DELETE``, which stops accidents,
-not an administrator: the chain is what makes tampering *detectable*. A chain
-cannot show that its newest entries were cut off; publish ``head()`` elsewhere
-from time to time (a ticket, a signed e-mail) to anchor it.
+**Keyed chain.** Each entry's ``mac`` is HMAC-SHA256, under a key derived from the vault's
+secret (kept wrapped by the master key in the *key store*, not in the vault), of its own
+fields and the previous entry's ``mac``. Without that key nobody can write an entry that
+verifies: editing, inserting, reordering or deleting entries, and re-computing every link,
+all break the chain, and ``verify_chain`` names the first bad entry.
+
+**Truncation.** A chain alone cannot show that its newest entries were cut off, so after
+every commit the newest ``(seq, mac)`` is also written, authenticated, to the *anchor* in
+the key store. ``verify_chain`` then checks that the log reaches at least the anchored entry
+and that it is the anchored one: deleting the newest entries, or the whole table, is
+reported. A crash between the vault's commit and the anchor's update leaves the anchor one
+ceremony behind, never ahead.
+
+What it does not prove: that entries were written for events that faceverify did not see,
+or that someone holding the master key (and write access to both databases) did not rewrite
+everything; ``docs/privacy.md`` says exactly what an auditor can conclude. Triggers refuse
+``UPDATE`` and ``DELETE`` on both engines, which stops accidents, not an administrator.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from .._clock import Clock, SystemClock
-from ._db import Database, to_db_time
+from ._engine import Engine, Tx
+
+if TYPE_CHECKING:
+    from ._keys import KeyStore
 
 GENESIS = "0" * 64
 
@@ -39,24 +51,17 @@ EVENTS = frozenset(
         "lockout",
         "enumeration-refused",
         "consent-read",
+        "session",
     }
-)
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS audit ("
-    " seq INTEGER PRIMARY KEY, at TEXT NOT NULL, event TEXT NOT NULL, subject TEXT,"
-    " outcome TEXT NOT NULL, reason TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
-    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit"
-    " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit"
-    " BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
 )
 
 
 class AuditSink(Protocol):
     """Where ceremonies report what they did."""
 
-    def record(self, event: str, *, subject: str | None, outcome: str, reason: str = "") -> None: ...
+    def record(
+        self, event: str, *, subject: str | None, outcome: str, reason: str = "", actor: str | None = None
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +70,11 @@ class AuditEntry:
     at: str
     event: str
     subject: str | None
+    actor: str | None
     outcome: str
     reason: str
-    prev_hash: str
-    hash: str
+    prev_mac: str
+    mac: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,78 +85,177 @@ class ChainReport:
     entries: int
     first_broken: int | None = None
     problem: str | None = None
+    anchored: int = 0
+    """The seq the key store's anchor vouches for (entries up to it cannot have been cut)."""
 
 
-def entry_hash(fields: tuple[int, str, str, str | None, str, str, str]) -> str:
-    """SHA-256 of ``(seq, at, event, subject, outcome, reason, prev_hash)`` as compact JSON."""
-    return hashlib.sha256(json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+def entry_mac(key: bytes, fields: tuple[int, str, str, str | None, str | None, str, str, str]) -> str:
+    """HMAC-SHA256 of ``(seq, at, event, subject, actor, outcome, reason, prev_mac)`` as compact JSON."""
+    message = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def append(
+    tx: Tx,
+    key: bytes,
+    *,
+    at: str,
+    event: str,
+    subject: str | None,
+    outcome: str,
+    reason: str,
+    actor: str | None,
+) -> tuple[int, str]:
+    """Append one entry inside ``tx`` (the chain's head row is locked until it commits)."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown audit event {event!r}")
+    row = tx.one("SELECT seq, mac FROM audit_head WHERE id=1" + tx.dialect.for_update)  # noqa: S608
+    seq, prev = (1, GENESIS) if row is None else (int(row[0]) + 1, str(row[1]))
+    mac = entry_mac(key, (seq, at, event, subject, actor, outcome, reason, prev))
+    tx.execute(
+        "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (seq, at, event, subject, actor, outcome, reason, prev, mac),
+    )
+    if row is None:
+        tx.execute("INSERT INTO audit_head VALUES (1, ?, ?)", (seq, mac))
+    else:
+        tx.execute("UPDATE audit_head SET seq=?, mac=? WHERE id=1", (seq, mac))
+    return seq, mac
 
 
 class AuditLog:
-    """The SQLite audit log (``audit.db`` by default); an ``AuditSink``."""
+    """The vault's audit log: record (an ``AuditSink``), read, and verify the chain."""
 
-    def __init__(self, path: str | Path, *, clock: Clock | None = None) -> None:
-        self._db = Database(path, _SCHEMA)
+    def __init__(self, engine: Engine, key: bytes, keys: KeyStore, *, clock: Clock | None = None) -> None:
+        self._engine = engine
+        self._key = key
+        self._keys = keys
         self._clock: Clock = clock or SystemClock()
-        self.path = Path(path)
 
-    def record(self, event: str, *, subject: str | None, outcome: str, reason: str = "") -> None:
+    def at(self) -> str:
+        return self._clock.now().isoformat(timespec="microseconds")
+
+    def append(
+        self,
+        tx: Tx,
+        event: str,
+        *,
+        subject: str | None,
+        outcome: str,
+        reason: str = "",
+        actor: str | None = None,
+    ) -> None:
+        """Append inside the caller's unit; the anchor advances once that unit commits."""
+        first = tx.audit_head is None
+        tx.audit_head = append(
+            tx,
+            self._key,
+            at=self.at(),
+            event=event,
+            subject=subject,
+            outcome=outcome,
+            reason=reason,
+            actor=actor,
+        )
+        if first:
+            tx.after_commit.append(lambda: self._keys.advance_anchor(*tx.audit_head))  # type: ignore[misc]
+
+    def record(
+        self, event: str, *, subject: str | None, outcome: str, reason: str = "", actor: str | None = None
+    ) -> None:
+        """Record one entry in a unit of its own (for events outside a ceremony)."""
         if event not in EVENTS:
             raise ValueError(f"unknown audit event {event!r}")
-        at = to_db_time(self._clock.now())
-        with self._db.transaction() as conn:
-            row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (1, GENESIS) if row is None else (row[0] + 1, row[1])
-            digest = entry_hash((seq, at, event, subject, outcome, reason, prev))
-            conn.execute(
-                "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (seq, at, event, subject, outcome, reason, prev, digest),
-            )
+        with self._engine.unit() as tx:
+            self.append(tx, event, subject=subject, outcome=outcome, reason=reason, actor=actor)
 
     def entries(self, *, subject: str | None = None) -> list[AuditEntry]:
         """All entries in order, or one subject's (for that subject's access request)."""
-        if subject is None:
-            rows = self._db.read("SELECT * FROM audit ORDER BY seq")
-        else:
-            rows = self._db.read("SELECT * FROM audit WHERE subject=? ORDER BY seq", (subject,))
-        return [AuditEntry(**dict(row)) for row in rows]
+        query = "SELECT seq, at, event, subject, actor, outcome, reason, prev_mac, mac FROM audit"
+        with self._engine.unit() as tx:
+            if subject is None:
+                rows = tx.all(query + " ORDER BY seq")
+            else:
+                rows = tx.all(query + " WHERE subject=? ORDER BY seq", (subject,))
+        return [_entry(row) for row in rows]
 
     def head(self) -> tuple[int, str]:
-        """``(seq, hash)`` of the newest entry: publish it to make truncation detectable."""
-        rows = self._db.read("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        return (0, GENESIS) if not rows else (rows[0]["seq"], rows[0]["hash"])
+        """``(seq, mac)`` of the newest entry."""
+        with self._engine.unit() as tx:
+            row = tx.one("SELECT seq, mac FROM audit_head WHERE id=1")
+        return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
 
     def verify_chain(self) -> ChainReport:
-        """Recompute every link; report the first entry whose hash or link is wrong."""
+        """Recompute every link; check the log reaches the anchor kept with the keys."""
         prev, expected_seq, count = GENESIS, 1, 0
-        for entry in self.entries():
+        try:
+            entries = self.entries()
+        except (ValueError, TypeError):
+            return ChainReport(False, 0, None, "the audit table is malformed")
+        for entry in entries:
             count += 1
             if entry.seq != expected_seq:
                 return ChainReport(False, count, entry.seq, f"entry {expected_seq} is missing")
-            if entry.prev_hash != prev:
+            if entry.prev_mac != prev:
                 return ChainReport(False, count, entry.seq, "does not link to the previous entry")
-            recomputed = entry_hash(
+            recomputed = entry_mac(
+                self._key,
                 (
                     entry.seq,
                     entry.at,
                     entry.event,
                     entry.subject,
+                    entry.actor,
                     entry.outcome,
                     entry.reason,
-                    entry.prev_hash,
-                )
+                    entry.prev_mac,
+                ),
             )
-            if recomputed != entry.hash:
-                return ChainReport(False, count, entry.seq, "contents do not match its hash")
-            prev, expected_seq = entry.hash, expected_seq + 1
-        return ChainReport(True, count)
+            if not hmac.compare_digest(recomputed, entry.mac):
+                return ChainReport(False, count, entry.seq, "contents do not match its MAC")
+            prev, expected_seq = entry.mac, expected_seq + 1
+        anchor_seq, anchor_mac = self._keys.anchor()
+        if anchor_seq > count:
+            return ChainReport(
+                False,
+                count,
+                count + 1,
+                f"entries {count + 1}..{anchor_seq} are missing: the anchor kept with the keys"
+                f" records {anchor_seq} entries (the log was truncated)",
+                anchor_seq,
+            )
+        if anchor_seq and not hmac.compare_digest(entries[anchor_seq - 1].mac, anchor_mac):
+            return ChainReport(
+                False, count, anchor_seq, "differs from the entry the anchor records", anchor_seq
+            )
+        return ChainReport(True, count, anchored=anchor_seq)
 
-    def close(self) -> None:
-        self._db.close()
+
+def _entry(row: tuple[object, ...]) -> AuditEntry:
+    """An entry as stored; a value of the wrong type (an edited column) is a ValueError."""
+    seq, at, event, subject, actor, outcome, reason, prev_mac, mac = row
+    texts = (at, event, outcome, reason, prev_mac, mac)
+    if type(seq) is not int or not all(isinstance(t, str) for t in texts):
+        raise ValueError("malformed audit entry")
+    if not all(v is None or isinstance(v, str) for v in (subject, actor)):
+        raise ValueError("malformed audit entry")
+    return AuditEntry(
+        seq,
+        str(at),
+        str(event),
+        cast(str | None, subject),
+        cast(str | None, actor),
+        str(outcome),
+        str(reason),
+        str(prev_mac),
+        str(mac),
+    )
 
 
 class NullAudit:
     """An ``AuditSink`` that records nothing (for tests of other parts only)."""
 
-    def record(self, event: str, *, subject: str | None, outcome: str, reason: str = "") -> None:
+    def record(
+        self, event: str, *, subject: str | None, outcome: str, reason: str = "", actor: str | None = None
+    ) -> None:
         return None

@@ -1,201 +1,156 @@
-"""The embedded default ``TemplateStore``: one SQLite file, one row per subject.
+"""The embedded engine: one SQLite file per database, every unit of work write-locked.
 
-Crash safety comes from SQLite itself (see ``_db``): each method is one
-transaction in a WAL-mode database with ``synchronous=FULL``, so a process
-killed with SIGKILL mid-write leaves either the previous or the new row, never
-a torn one. ``secure_delete`` overwrites erased rows' pages, and erasures
-truncate the WAL, so an erased (already undecryptable) blob does not even
-linger in free pages.
+- ``journal_mode=WAL`` and ``synchronous=FULL``: a committed transaction is on disk
+  before ``COMMIT`` returns; a process killed mid-transaction leaves the previous
+  committed state (SQLite rolls the torn transaction back on next open).
+- ``BEGIN IMMEDIATE``: a unit takes the file's write lock *before* its first read, so
+  check-and-count sequences (lockout, the audit chain's head, enumeration probes) cannot
+  interleave across processes; names to lock are therefore not needed, the whole file is.
+- a busy timeout, so a second process waits for the lock instead of failing; past it,
+  ``StoreUnavailableError``. A garbage or truncated file is ``StoreCorruptError``: no retry
+  will open it.
+- ``secure_delete=ON``, and ``scrub()`` folds the WAL into the file and truncates it, so
+  erased rows (blobs, wrapped keys) do not linger in free pages or the log.
+
+One connection per engine object, guarded by a re-entrant lock: a ``Vault`` shared
+between threads never interleaves two transactions on it, and a unit opened inside
+another (same thread) is a savepoint of it.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any
 
-from ._db import Database, from_db_time, to_db_time
-from ._store import LockoutState, StoredSubject, SubjectState
+from .._errors import StoreCorruptError, StoreUnavailableError
+from ._engine import Dialect, Tx
 
-_LOCKOUT_COLUMNS = (
-    "SELECT failures, locked_until, lockout_level FROM subjects WHERE subject_id=? AND state='active'"
-)
-_ROW_COLUMNS = "SELECT subject_id, state, changed_at, template_id, blob, consent_json FROM subjects"
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS subjects ("
-    " subject_id TEXT PRIMARY KEY,"
-    " state TEXT NOT NULL CHECK (state IN ('active', 'revoked', 'expired')),"
-    " changed_at TEXT NOT NULL,"
-    " template_id TEXT, blob BLOB, consent_json TEXT, consent_expires_at TEXT, last_used_at TEXT,"
-    " failures INTEGER NOT NULL DEFAULT 0, locked_until TEXT, lockout_level INTEGER NOT NULL DEFAULT 0,"
-    " CHECK ((state = 'active') = (blob IS NOT NULL AND consent_json IS NOT NULL)))",
-    "CREATE TABLE IF NOT EXISTS probes ("
-    " attempt TEXT NOT NULL, digest BLOB NOT NULL, subject_id TEXT NOT NULL, at TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS probes_by_digest ON probes (digest)",
-    "CREATE INDEX IF NOT EXISTS probes_by_time ON probes (at)",
-)
+BUSY_TIMEOUT_MS = 15_000
+SQLITE = Dialect("sqlite", "?", "")
 
 
-class SQLiteTemplateStore:
-    """``TemplateStore`` in one SQLite file (``templates.db`` by default)."""
+class SQLiteEngine:
+    """An ``Engine`` on one SQLite file (created, 0600, on the first unit)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._db = Database(path, _SCHEMA)
-        self._db.read("PRAGMA secure_delete=ON")
-        self.path = Path(path)
+    dialect = SQLITE
 
-    def get(self, subject_id: str) -> StoredSubject | None:
-        rows = self._db.read(
-            _ROW_COLUMNS + " WHERE subject_id=?",
-            (subject_id,),
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        return StoredSubject(
-            subject_id=row["subject_id"],
-            state=cast(SubjectState, row["state"]),
-            changed_at=from_db_time(row["changed_at"]),
-            template_id=row["template_id"],
-            blob=row["blob"],
-            consent_json=row["consent_json"],
-        )
+    def __init__(self, path: Path, *, folder: Path) -> None:
+        self.path = path
+        self.folder: Path | None = folder
+        self.url = f"sqlite://{path.resolve()}"
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._tx: Tx | None = None
 
-    def put(
-        self,
-        subject_id: str,
-        *,
-        template_id: str,
-        blob: bytes,
-        consent_json: str,
-        consent_expires_at: datetime,
-        last_used_at: datetime,
-        at: datetime,
-    ) -> None:
-        with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO subjects (subject_id, state, changed_at, template_id, blob,"
-                " consent_json, consent_expires_at, last_used_at) VALUES (?, 'active', ?, ?, ?, ?, ?, ?)",
-                (
-                    subject_id,
-                    to_db_time(at),
-                    template_id,
-                    blob,
-                    consent_json,
-                    to_db_time(consent_expires_at),
-                    to_db_time(last_used_at),
-                ),
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                if not self.path.exists():
+                    # Private from the first byte: SQLite gives its -wal and -shm files the same mode.
+                    os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+                conn = sqlite3.connect(
+                    str(self.path),
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=BUSY_TIMEOUT_MS / 1000,
+                )
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA secure_delete=ON")
+            except (OSError, sqlite3.Error) as exc:
+                if _damaged(exc):
+                    raise StoreCorruptError(f"{self.path} is damaged or not a database: {exc}") from None
+                raise StoreUnavailableError(f"cannot open {self.path}: {exc}") from None
+            self._conn = conn
+        return self._conn
+
+    def translate(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if any(s in text for s in ("locked", "unable to open", "disk I/O", "readonly", "busy")):
+                raise StoreUnavailableError(f"{self.path}: {text}") from None
+            raise
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc):  # retrying will not help: the file must be restored from a backup
+                raise StoreCorruptError(f"{self.path} is damaged or not a database: {exc}") from None
+            raise
+
+    @contextlib.contextmanager
+    def unit(self, lock: Iterable[str | bytes] = ()) -> Iterator[Tx]:
+        with self._lock:
+            outer = self._tx
+            if outer is not None:  # joined: a savepoint of the enclosing unit
+                name = f"fv_{outer.depth + 1}"
+                outer.execute(f"SAVEPOINT {name}")
+                outer.depth += 1
+                try:
+                    yield outer
+                except BaseException:
+                    outer.execute(f"ROLLBACK TO {name}")
+                    outer.execute(f"RELEASE {name}")
+                    raise
+                else:
+                    outer.execute(f"RELEASE {name}")
+                finally:
+                    outer.depth -= 1
+                return
+            conn = self._connect()
+            tx = Tx(conn, SQLITE, self)
+            tx.execute("BEGIN IMMEDIATE")
+            self._tx = tx
+            try:
+                yield tx
+            except BaseException:
+                self._tx = None
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            self._tx = None
+            try:
+                tx.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            for call in tx.after_commit:
+                call()
+
+    def exists(self) -> bool:
+        if not self.path.is_file():
+            return False
+        with self._lock:
+            conn = self._connect()
+            row = self.translate(
+                lambda: conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+                ).fetchone()
             )
+        return row is not None
 
-    def replace_blob(self, subject_id: str, *, template_id: str, blob: bytes, last_used_at: datetime) -> bool:
-        with self._db.transaction() as conn:
-            changed = conn.execute(
-                "UPDATE subjects SET blob=?, last_used_at=?"
-                " WHERE subject_id=? AND template_id=? AND state='active'",
-                (blob, to_db_time(last_used_at), subject_id, template_id),
-            ).rowcount
-        return changed == 1
-
-    def erase(
-        self, subject_id: str, *, state: SubjectState, at: datetime, template_id: str | None = None
-    ) -> bool:
-        with self._db.transaction() as conn:
-            row = conn.execute(
-                "SELECT state, template_id FROM subjects WHERE subject_id=?", (subject_id,)
-            ).fetchone()
-            if row is None or (template_id is not None and row[1] != template_id):
-                return False
-            conn.execute(
-                "UPDATE subjects SET state=?, changed_at=?, template_id=NULL, blob=NULL, consent_json=NULL,"
-                " consent_expires_at=NULL, last_used_at=NULL, failures=0, locked_until=NULL, lockout_level=0"
-                " WHERE subject_id=?",
-                (state, to_db_time(at), subject_id),
-            )
-            conn.execute("DELETE FROM probes WHERE subject_id=?", (subject_id,))
-        self._db.read("PRAGMA wal_checkpoint(TRUNCATE)")
-        return bool(row[0] == "active")
-
-    def consents(self) -> Iterator[tuple[str, str]]:
-        rows = self._db.read(
-            "SELECT subject_id, consent_json FROM subjects WHERE state='active' ORDER BY subject_id"
-        )
-        return iter([(row["subject_id"], row["consent_json"]) for row in rows])
-
-    def expired(self, *, now: datetime, retention: timedelta) -> list[tuple[str, str]]:
-        rows = self._db.read(
-            "SELECT subject_id, template_id FROM subjects WHERE state='active'"
-            " AND (consent_expires_at <= ? OR last_used_at <= ?) ORDER BY subject_id",
-            (to_db_time(now), to_db_time(now - retention)),
-        )
-        return [(row["subject_id"], row["template_id"]) for row in rows]
-
-    def prune_probes(self, *, before: datetime) -> int:
-        with self._db.transaction() as conn:
-            return int(conn.execute("DELETE FROM probes WHERE at < ?", (to_db_time(before),)).rowcount)
-
-    def lockout(self, subject_id: str) -> LockoutState:
-        rows = self._db.read(
-            _LOCKOUT_COLUMNS,
-            (subject_id,),
-        )
-        return _lockout(tuple(rows[0])) if rows else LockoutState()
-
-    def update_lockout(self, subject_id: str, update: Callable[[LockoutState], LockoutState]) -> LockoutState:
-        with self._db.transaction() as conn:
-            row = conn.execute(
-                _LOCKOUT_COLUMNS,
-                (subject_id,),
-            ).fetchone()
-            if row is None:
-                return LockoutState()
-            new = update(_lockout(tuple(row)))
-            conn.execute(
-                "UPDATE subjects SET failures=?, locked_until=?, lockout_level=? WHERE subject_id=?",
-                (
-                    new.failures,
-                    None if new.locked_until is None else to_db_time(new.locked_until),
-                    new.level,
-                    subject_id,
-                ),
-            )
-        return new
-
-    def record_probe(
-        self,
-        subject_id: str,
-        digests: Sequence[bytes],
-        *,
-        now: datetime,
-        window: timedelta,
-        min_shared: int,
-    ) -> int:
-        marks = ",".join("?" * len(digests))
-        attempt = uuid.uuid4().hex
-        with self._db.transaction() as conn:
-            conn.execute("DELETE FROM probes WHERE at < ?", (to_db_time(now - window),))
-            (others,) = conn.execute(
-                # Only "?" placeholders are formatted in; every value is a bound parameter.
-                "SELECT COUNT(DISTINCT subject_id) FROM (SELECT subject_id FROM probes"  # noqa: S608
-                f" WHERE subject_id != ? AND digest IN ({marks}) GROUP BY attempt HAVING COUNT(*) >= ?)",
-                (subject_id, *digests, min_shared),
-            ).fetchone()
-            conn.executemany(
-                "INSERT INTO probes VALUES (?, ?, ?, ?)",
-                [(attempt, digest, subject_id, to_db_time(now)) for digest in digests],
-            )
-        return int(others)
+    def scrub(self) -> None:
+        """Fold the WAL into the file and truncate it: erased pages leave the log."""
+        with self._lock:
+            if self._tx is None:
+                conn = self._connect()
+                self.translate(lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
-def _lockout(row: tuple[object, ...]) -> LockoutState:
-    failures, locked_until, level = row
-    return LockoutState(
-        failures=int(cast(int, failures)),
-        locked_until=None if locked_until is None else from_db_time(cast(str, locked_until)),
-        level=int(cast(int, level)),
-    )
+def _damaged(exc: BaseException) -> bool:
+    """A garbage or truncated file (``store_corrupt``), as opposed to one that cannot be reached now."""
+    text = str(exc)
+    return isinstance(exc, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text)

@@ -177,6 +177,21 @@ def open_template(blob: bytes, key: bytes | None, *, subject_id: str, consent_sh
         raise InvalidTemplateError(_OPAQUE) from None
 
 
+def open_header(blob: bytes, key: bytes | None) -> TemplateHeader:
+    """The header, authenticated by the data key (the embeddings are decrypted and dropped).
+
+    For ``purge``: the sealed expiry and last use, without the consent binding.
+    """
+    try:
+        if key is None:
+            raise ValueError("no key")
+        aad, header, nonce, ciphertext = _split(blob)
+        AESGCM(key).decrypt(nonce, ciphertext, aad)
+        return header
+    except Exception:
+        raise InvalidTemplateError(_OPAQUE) from None
+
+
 def touched(opened: OpenedTemplate, *, last_used_at: datetime, expires_at: datetime) -> TemplateHeader:
     """The header after a successful use: same template, new use and expiry times."""
     return replace(opened.header, last_used_at=last_used_at, expires_at=expires_at)
