@@ -101,13 +101,16 @@ def test_the_enrolled_person_in_a_passed_session_matches(
     result = enrolled.finish(session)
     assert isinstance(result, VerificationResult)
     assert result.match and result.score > 0.6 and result.threshold == THRESHOLD, result.reasons
-    assert "best-quality frontal frame" in result.reasons[-1] and "turn-left" in result.reasons[-1]
+    assert "best-quality frontal frame" in result.reasons[-2] and "turn-left" in result.reasons[-2]
+    # The decision and its audit entry name the session: its nonce and its challenges.
+    binding = f"live session {session.nonce}: turn-left, move-closer"
+    assert result.reasons[-1] == binding
     assert {"baseline", "challenge:turn-left", "challenge:move-closer"} <= {c.name for c in result.liveness}
     assert all(c.passed for c in result.liveness)
     assert audit_entries(enrolled)[-1] == (
         "verify",
         "match",
-        "live session: turn-left, move-closer; custom threshold 0.4500 (uncalibrated)",
+        f"{binding}; custom threshold 0.4500 (uncalibrated)",
     )
     # A session is decided once: finishing it again is refused, not a second attempt.
     with pytest.raises(ChallengeFailedError, match="already decided"):
@@ -143,6 +146,7 @@ def test_a_failed_session_is_refused_audited_and_counts_toward_lockout(
     assert any("static image" in r for r in info.value.reasons)
     event, outcome, reason = audit_entries(enrolled)[-1]
     assert (event, outcome) == ("verify", "refused") and "static image" in reason
+    assert "session " in reason and "turn-left, turn-right" in reason  # bound to the session
     # A recording cannot retry a random draw without bound: failures lock the subject out.
     for _ in range(4):
         with pytest.raises(ChallengeFailedError, match="session not finished"):

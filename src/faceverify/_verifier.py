@@ -31,6 +31,14 @@ over an iterable of frames. A failed session is refused with
 ``ChallengeFailedError``, audited and counted toward lockout; a passed one is
 compared, once, through the same ``Vault.verify`` path as ``verify``.
 
+**Live enrolment.** ``start_session(subject_id, purpose="enroll")`` gives a
+session for ``enroll_live(subject_id, session, consent=...)``, which enrols
+from several distinct best frontal frames of a session that passed (a kiosk, a
+web page). A session is started for one ceremony and decided once: an
+enrolment session is refused by ``finish`` and a verification session by
+``enroll_live``, so a capture made to enrol can never open a door, and the
+reverse.
+
 The probe of a live session is its **single best-quality frontal frame**, not
 a mean of several: the operating points were calibrated with one capture per
 probe, and on LFW with simulated frames the mean of the best 2 or 3 frames
@@ -41,14 +49,17 @@ probes), so a second score distribution to calibrate buys nothing measured.
 
 from __future__ import annotations
 
+import base64
+import json
+import secrets
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from random import Random
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -63,14 +74,23 @@ from ._errors import (
     InvalidInputError,
     LivenessError,
     LivenessRequiredError,
+    LockedOutError,
     LowQualityError,
+    UnknownSessionError,
 )
-from ._liveness._challenge import Challenge, ChallengePolicy, ChallengeResult, ChallengeSession, CheckOutcome
+from ._liveness._challenge import (
+    Challenge,
+    ChallengePolicy,
+    ChallengeResult,
+    ChallengeSession,
+    CheckOutcome,
+    FrameFeedback,
+)
 from ._liveness._check import LivenessCheck
 from ._models._manifest import ModelPack, OperatingPoint
 from ._pipeline._capture import CaptureSource, RGBImage
 from ._pipeline._embed import Embedding
-from ._pipeline._pipeline import FacePipeline, cosine
+from ._pipeline._pipeline import FacePipeline, FaceSample, cosine
 from ._pipeline._quality import Quality
 from ._profiles import Profile, get_profile
 from ._templates import mean_template
@@ -123,12 +143,98 @@ class VerificationResult:
     """The live session's checks, each passed (empty for a still-image ``verify``)."""
 
 
+#: What a live session was started for: a verification (``finish``) or an
+#: enrolment (``enroll_live``); never both.
+SessionPurpose = Literal["verify", "enroll"]
+
+#: How many frontal frames an enrolment session keeps as candidates; the
+#: distinct best of them (at most ``MAX_EMBEDDINGS``) become the template.
+ENROLMENT_CANDIDATES = 12
+
+#: A template made from a live session holds at least this many distinct frames.
+MIN_LIVE_ENROLMENT_IMAGES = 2
+
+#: How long a stored session outlives its deadline (so a late ``finish`` still gets the
+#: decision "not finished in time"); past it the session is swept as abandoned.
+SESSION_GRACE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTicket:
+    """A store-backed live session, started: what the client needs to run it."""
+
+    session_id: str
+    subject_id: str
+    purpose: SessionPurpose
+    nonce: str
+    prompt: str
+    deadline: datetime
+    challenges: int
+
+
+@dataclass(frozen=True, slots=True)
+class FrameUpdate:
+    """The session after one frame: its state, the current prompt, feedback about the frame."""
+
+    state: str
+    prompt: str
+    feedback: tuple[FrameFeedback, ...]
+    progress: tuple[int, int]
+    finished: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionEnvelope:
+    """What ``vault.sessions`` holds for a session: the ceremony, who started it, the last
+    frame's server time and the liveness snapshot (versioned JSON; sealed at rest by the store)."""
+
+    purpose: SessionPurpose
+    actor: str | None
+    last_at: datetime | None
+    snapshot: bytes
+
+    def dump(self) -> bytes:
+        return json.dumps(
+            {
+                "format": 1,
+                "purpose": self.purpose,
+                "actor": self.actor,
+                "last_at": None if self.last_at is None else self.last_at.isoformat(),
+                "snapshot": base64.b64encode(self.snapshot).decode(),
+            }
+        ).encode()
+
+    @classmethod
+    def load(cls, data: bytes, actor: str | None) -> _SessionEnvelope:
+        """The envelope, if ``actor`` started the session; else the one opaque ``UnknownSessionError``."""
+        try:
+            body = json.loads(data)
+            purpose = body["purpose"]
+            if body["format"] != 1 or purpose not in ("verify", "enroll") or body["actor"] != actor:
+                raise ValueError
+            last = body["last_at"]
+            envelope = cls(
+                purpose,
+                actor,
+                None if last is None else datetime.fromisoformat(last),
+                base64.b64decode(body["snapshot"], validate=True),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise UnknownSessionError("no such live session") from None
+        return envelope
+
+
 class LiveSession(ChallengeSession):
     """A challenge session bound to one claimed subject, made by ``Verifier.start_session``.
 
     Feed it frames as any :class:`ChallengeSession` (``feed``, ``prompt``,
-    ``current``, ``finished``), then hand it to ``Verifier.finish``, once.
+    ``current``, ``finished``), then hand it, once, to ``Verifier.finish``
+    (``purpose="verify"``) or ``Verifier.enroll_live`` (``purpose="enroll"``).
+    ``snapshot()`` / ``LiveSession.restore(...)`` carry the claimed subject and the
+    purpose too.
     """
+
+    SNAPSHOT_KIND = "live"
 
     def __init__(
         self,
@@ -140,16 +246,33 @@ class LiveSession(ChallengeSession):
         passive: LivenessCheck | None,
         rng: Random | None,
         challenges: Sequence[Challenge] | None,
+        purpose: SessionPurpose = "verify",
     ) -> None:
         super().__init__(
             pipeline, clock=clock, policy=policy, passive=passive, rng=rng, challenges=challenges
         )
         self._subject_id = subject_id
+        self._purpose: SessionPurpose = purpose
 
     @property
     def subject_id(self) -> str:
         """The claimed subject, fixed when the session started."""
         return self._subject_id
+
+    @property
+    def purpose(self) -> SessionPurpose:
+        """The ceremony the session was started for (not the consent's purpose)."""
+        return self._purpose
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"subject_id": self._subject_id, "purpose": self._purpose}
+
+    def _load_extra(self, extra: dict[str, Any]) -> None:
+        self._subject_id = str(extra["subject_id"])
+        purpose = extra.get("purpose", "verify")
+        if purpose not in ("verify", "enroll"):
+            raise ValueError(f"unknown session purpose {purpose!r}")
+        self._purpose = purpose
 
 
 #: A frame for ``verify_live``: an RGB array, or ``(rgb, timestamp or None)``
@@ -159,6 +282,10 @@ Frame = RGBImage | tuple[RGBImage, datetime | None]
 
 class Verifier:
     """1:1 verification against consent-bound templates."""
+
+    #: TEST-ONLY: every store-backed session asks this sequence instead of a random draw
+    #: (a prepared recording passes a known sequence; docs/service.md).
+    fixed_challenges: tuple[Challenge, ...] | None = None
 
     def __init__(
         self,
@@ -267,6 +394,18 @@ class Verifier:
                 raise
             embeddings.append(sample.embedding)
             qualities.append(sample.quality)
+        return self._seal(subject_id, embeddings, qualities, consent=consent, actor=actor)
+
+    def _seal(
+        self,
+        subject_id: str,
+        embeddings: list[Embedding],
+        qualities: Sequence[Quality],
+        *,
+        consent: ConsentRecord,
+        actor: str | None = None,
+    ) -> EnrollmentResult:
+        """Check the set is one person in distinct images, then store it as the template."""
         self._check_set(subject_id, embeddings, actor)
         previous = self.vault.store.get(subject_id)
         header = self.vault.enroll(
@@ -393,6 +532,7 @@ class Verifier:
         challenges: Sequence[Challenge] | None = None,
         clock: Clock | None = None,
         rng: Random | None = None,
+        purpose: SessionPurpose = "verify",
     ) -> LiveSession:
         """A challenge session for a live capture claiming to be ``subject_id``.
 
@@ -400,48 +540,73 @@ class Verifier:
         them — only for tests and recorded demos: a recording can be prepared
         for a known sequence, so a fixed one proves much less. ``clock``
         (default: the vault's) times the session; ``rng`` is for tests.
-        Nothing about the subject is looked up until ``finish``.
+        ``purpose`` is the ceremony the session is for: ``"verify"`` (decided
+        by ``finish``) or ``"enroll"`` (decided by ``enroll_live``; it keeps
+        more frontal frames as candidates). Nothing about the subject is
+        looked up until then.
         """
         subject_id = check_subject_id(subject_id)
+        if purpose not in ("verify", "enroll"):
+            from ._errors import ConfigurationError
+
+            raise ConfigurationError(f"a live session is for 'verify' or 'enroll', not {purpose!r}")
         session = LiveSession(
             subject_id,
             self.pipeline,
             clock=clock or self.vault.clock,
-            policy=self.challenge_policy,
+            policy=self._session_policy(purpose),
             passive=self.passive,
             rng=rng,
             challenges=challenges,
+            purpose=purpose,
         )
         with self._sessions_lock:
             self._open_sessions.add(session)
         return session
+
+    def _session_policy(self, purpose: SessionPurpose) -> ChallengePolicy:
+        policy = self.challenge_policy
+        if purpose == "enroll":
+            policy = replace(policy, best_samples=max(policy.best_samples, ENROLMENT_CANDIDATES))
+        return policy
+
+    def _claim(self, session: LiveSession, purpose: SessionPurpose, actor: str | None = None) -> None:
+        """Take ``session`` out of the open ones (decided once, even with two threads
+        racing); refuse one this Verifier did not start, already decided, or
+        started for the other ceremony."""
+        with self._sessions_lock:
+            ours = session in self._open_sessions
+            self._open_sessions.discard(session)
+        reason = ""
+        if not ours:
+            reason = "the session was not started by this verifier, or was already decided"
+        elif session.purpose != purpose:
+            what = {"verify": "a verification", "enroll": "an enrolment"}
+            reason = f"the session was started for {what[session.purpose]}, not {what[purpose]}"
+        if reason:
+            self.vault.audit.record(
+                purpose, subject=session.subject_id, outcome="refused", reason=reason, actor=actor
+            )
+            raise ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
 
     def finish(self, session: LiveSession, *, actor: str | None = None) -> VerificationResult:
         """Decide a session from ``start_session``: refuse unless it passed, then compare once.
 
         Raises ``ChallengeFailedError`` (with ``reasons``) for a failed or
         unfinished session — audited, and counted toward the subject's lockout
-        like a no-match — and for a session this Verifier did not start or has
-        already decided. Otherwise the best-quality frontal frame is compared
-        with the claimed subject's template, with every refusal of ``verify``.
+        like a no-match — and for a session this Verifier did not start, has
+        already decided, or started for enrolment. Otherwise the best-quality
+        frontal frame is compared with the claimed subject's template, with
+        every refusal of ``verify``.
         """
         subject_id = session.subject_id
-        with self._sessions_lock:  # decided once, even with two threads racing
-            ours = session in self._open_sessions
-            self._open_sessions.discard(session)
-        if not ours:
-            reason = "the session was not started by this verifier, or was already decided"
-            self.vault.audit.record(
-                "verify", subject=subject_id, outcome="refused", reason=reason, actor=actor
-            )
-            raise ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
+        self._claim(session, "verify", actor)
         result = session.result()
         if result.passed and not result.best_samples:  # cannot happen: the baseline frame is one
             result = replace(result, passed=False, reasons=("no frontal frame to compare",))
         if not result.passed:
-            self.vault.record_failed_attempt(
-                subject_id, reason="liveness: " + "; ".join(result.reasons), actor=actor
-            )
+            reason = f"liveness, {result.binding}: " + "; ".join(result.reasons)
+            self.vault.record_failed_attempt(subject_id, reason=reason, actor=actor)
             result.raise_if_failed()
         return self._decide_live(subject_id, result, actor=actor)
 
@@ -454,11 +619,82 @@ class Verifier:
             subject_id,
             best.embedding,
             best.quality,
-            extra=(f"probe: the best-quality frontal frame of a live session that passed ({asked})",),
+            extra=(
+                f"probe: the best-quality frontal frame of a live session that passed ({asked})",
+                f"live {result.binding}",
+            ),
             liveness=result.checks,
-            note=f"live session: {asked}",
+            note=f"live {result.binding}",
             actor=actor,
             live=True,
+        )
+
+    def enroll_live(
+        self,
+        subject_id: str,
+        session: LiveSession,
+        *,
+        consent: ConsentRecord,
+        actor: str | None = None,
+    ) -> EnrollmentResult:
+        """Enrol ``subject_id`` from a live session started with ``purpose="enroll"``.
+
+        The template is made from the session's best-quality frontal frames
+        that differ from each other (cosine <= ``NEAR_DUPLICATE_COSINE``), at
+        most ``MAX_EMBEDDINGS`` of them and at least
+        ``MIN_LIVE_ENROLMENT_IMAGES``, with the same checks as ``enroll``
+        (consent first, one person throughout). Raises
+        ``ChallengeFailedError`` — audited, nothing enrolled — for a failed
+        or unfinished session, one started for verification or for another
+        subject, or one already decided; ``LowQualityError`` when the passed
+        session held too few distinct good frames (enrol again, moving a
+        little). ``actor`` names who ran the ceremony (e.g.
+        ``"kiosk:operator-7"``) for the audit.
+        """
+        self.vault.require_consent(subject_id, consent, actor=actor)
+        self._claim(session, "enroll", actor)
+        if session.subject_id != subject_id:
+            reason = "the session was started for another subject"
+            self.vault.audit.record(
+                "enroll", subject=subject_id, outcome="refused", reason=reason, actor=actor
+            )
+            raise ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
+        return self._enroll_result(subject_id, session.result(), consent=consent, actor=actor)
+
+    def _enroll_result(
+        self,
+        subject_id: str,
+        result: ChallengeResult,
+        *,
+        consent: ConsentRecord,
+        actor: str | None = None,
+    ) -> EnrollmentResult:
+        """Enrol from a decided enrolment session's result (also for store-backed sessions)."""
+        if not result.passed:
+            self.vault.audit.record(
+                "enroll",
+                subject=subject_id,
+                outcome="refused",
+                reason="liveness: " + "; ".join(result.reasons),
+                actor=actor,
+            )
+            result.raise_if_failed()
+        chosen = distinct_samples(result.best_samples, limit=MAX_EMBEDDINGS)
+        if len(chosen) < MIN_LIVE_ENROLMENT_IMAGES:
+            reason = (
+                f"the live session held {len(chosen)} distinct good frontal frame(s); "
+                f"enrolment takes at least {MIN_LIVE_ENROLMENT_IMAGES}"
+            )
+            self.vault.audit.record(
+                "enroll", subject=subject_id, outcome="refused", reason=reason, actor=actor
+            )
+            raise LowQualityError(f"enrolment refused: {reason}", reasons=[reason])
+        return self._seal(
+            subject_id,
+            [s.embedding for s in chosen],
+            [s.quality for s in chosen],
+            consent=consent,
+            actor=actor,
         )
 
     def verify_live(
@@ -519,9 +755,129 @@ class Verifier:
         """Whether the template was made with another model pack or template format."""
         return self.vault.needs_reenroll(subject_id, self.pack.embedding_space)
 
+    # -- store-backed live sessions (contract C: any worker takes the next frame) ------
+
+    def begin_session(
+        self, subject_id: str, *, purpose: SessionPurpose = "verify", actor: str | None = None
+    ) -> SessionTicket:
+        """Start a live session held in the vault's session store, not in this process.
+
+        A verification session is refused at once, before any frame, for a
+        subject ``verify`` would refuse (``vault.require_verifiable``: unknown,
+        revoked, expired, locked out, another consent purpose); starting one
+        for a locked-out subject also counts as a failed attempt. Sessions
+        abandoned past their deadline are swept here and count toward their
+        subject's lockout. Challenges are drawn at random (``fixed_challenges``
+        is for tests only).
+        """
+        from ._vault._consent import check_subject_id
+
+        subject_id = check_subject_id(subject_id)
+        self._sweep_sessions(actor)
+        if purpose == "verify":
+            try:
+                self.vault.require_verifiable(
+                    subject_id, actor=actor, live=True, model_pack_id=self.pack.embedding_space
+                )
+            except LockedOutError:
+                self.vault.record_failed_attempt(
+                    subject_id, reason="live session started while locked out", actor=actor
+                )
+                raise
+        session = self.start_session(subject_id, challenges=self.fixed_challenges, purpose=purpose)
+        with self._sessions_lock:  # the store holds it from now on, not this process
+            self._open_sessions.discard(session)
+        session_id = secrets.token_urlsafe(24)
+        self.vault.sessions.create(
+            session_id,
+            subject_id,
+            _SessionEnvelope(purpose, actor, None, session.snapshot()).dump(),
+            expires_at=session.deadline + SESSION_GRACE,
+            actor=actor,
+        )
+        return SessionTicket(
+            session_id=session_id,
+            subject_id=subject_id,
+            purpose=purpose,
+            nonce=session.nonce,
+            prompt=session.prompt,
+            deadline=session.deadline,
+            challenges=len(session.challenges),
+        )
+
+    def feed_session(self, session_id: str, frame: CaptureSource, *, actor: str | None = None) -> FrameUpdate:
+        """Feed one frame to a stored session, timestamped now by this server; save the new state.
+
+        The session's row stays locked while the frame is processed, so frames
+        of one session are taken in turn whichever worker receives them. A frame
+        that cannot be decoded changes nothing. ``UnknownSessionError`` for a
+        session that is absent, expired, decided, or started by another actor.
+        """
+        image = self.pipeline.load(frame)  # decoded before the row is locked
+        with self.vault.sessions.hold(session_id) as slot:
+            envelope = _SessionEnvelope.load(slot.state, actor)
+            session = self._restore(envelope)
+            now = self.vault.clock.now()
+            # Hosts' clocks differ a little: never let a frame precede the one before it.
+            at = now if envelope.last_at is None else max(now, envelope.last_at + timedelta(microseconds=1))
+            state = session.feed(image, at=at)
+            slot.save(_SessionEnvelope(envelope.purpose, actor, at, session.snapshot()).dump())
+        return FrameUpdate(
+            state=state.value,
+            prompt=session.prompt,
+            feedback=session.feedback,
+            progress=session.progress,
+            finished=session.finished,
+        )
+
+    def finish_session(self, session_id: str, *, actor: str | None = None) -> VerificationResult:
+        """Decide a stored verification session, once (it is deleted as it is taken); as ``finish``."""
+        return self.finish(self._take_session(session_id, actor), actor=actor)
+
+    def enroll_session(
+        self, subject_id: str, session_id: str, *, consent: ConsentRecord, actor: str | None = None
+    ) -> EnrollmentResult:
+        """Enrol from a stored enrolment session that passed, once; as ``enroll_live``."""
+        session = self._take_session(session_id, actor)
+        return self.enroll_live(subject_id, session, consent=consent, actor=actor)
+
+    def _take_session(self, session_id: str, actor: str | None) -> LiveSession:
+        with self.vault.sessions.hold(session_id) as slot:
+            session = self._restore(_SessionEnvelope.load(slot.state, actor))
+            slot.delete()  # decided once: a second finish finds no session
+        with self._sessions_lock:
+            self._open_sessions.add(session)
+        return session
+
+    def _restore(self, envelope: _SessionEnvelope) -> LiveSession:
+        return LiveSession.restore(
+            envelope.snapshot,
+            self.pipeline,
+            clock=self.vault.clock,
+            policy=self._session_policy(envelope.purpose),
+            passive=self.passive,
+        )
+
+    def _sweep_sessions(self, actor: str | None) -> None:
+        for subject_id in self.vault.sessions.sweep():
+            self.vault.record_failed_attempt(
+                subject_id, reason="live session abandoned or expired", actor=actor
+            )
+
     def consent(self, subject_id: str) -> ConsentRecord:
         """The subject's consent record (their own access request)."""
         return self.vault.consent(subject_id)
+
+
+def distinct_samples(samples: Sequence[FaceSample], *, limit: int) -> list[FaceSample]:
+    """The first ``limit`` of ``samples`` (best first) that are no near-duplicate of one kept."""
+    kept: list[FaceSample] = []
+    for sample in samples:
+        if len(kept) == limit:
+            break
+        if all(cosine(sample.embedding, k.embedding) <= NEAR_DUPLICATE_COSINE for k in kept):
+            kept.append(sample)
+    return kept
 
 
 def _check_custom_threshold(pack: ModelPack, profile: Profile) -> None:

@@ -245,6 +245,7 @@ def test_a_configured_passive_check_runs_on_the_best_frames(
     feed(s, clock, answer(obama, [CLOSER, L]))
     result = s.result()
     assert result.passed is passed, result.reasons
-    assert result.passive is not None and result.passive.frames == check.seen >= 1
+    # Scored as the best frames are kept (no frame is held to the end), decided on the best few.
+    assert result.passive is not None and check.seen >= result.passive.frames >= 1
     if not passed:
         assert failed_check(result) == "passive-pad"

@@ -362,10 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Subcommand groups of their own modules: calibrate; the vault ceremonies
     # (enroll, verify, revoke, purge, consent, keys, audit).
-    from . import _calibrate_cmd, _vault_cmds
+    from . import _calibrate_cmd, _serve_cmd, _vault_cmds
 
     _calibrate_cmd.register(sub)
     _vault_cmds.register(sub)
+    _serve_cmd.register(sub)  # serve, clients (the HTTP service)
     for child in _subparsers(parser):  # --debug after the subcommand too
         if "--debug" not in child._option_string_actions:
             child.add_argument(

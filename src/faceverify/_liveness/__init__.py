@@ -12,6 +12,7 @@ from ._challenge import (
     ChallengeResult,
     ChallengeSession,
     CheckOutcome,
+    FrameFeedback,
     State,
 )
 from ._check import FusedCheck, LivenessCheck, LivenessResult, assess, fuse, require_live, square_crop
@@ -27,6 +28,7 @@ __all__ = [
     "ChallengeSession",
     "CheckOutcome",
     "FeaturePADCheck",
+    "FrameFeedback",
     "FusedCheck",
     "LivenessCheck",
     "LivenessResult",

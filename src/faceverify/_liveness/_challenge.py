@@ -13,6 +13,8 @@ is fed frames from anywhere (a camera, a browser upload, a video file)::
         if session.finished:
             break
     result = session.result()                  # ChallengeResult, never raises
+    # between requests (any worker): data = session.snapshot(); later
+    # session = ChallengeSession.restore(data, pipeline, clock=..., policy=..., passive=...)
     result.raise_if_failed()                   # ChallengeFailedError(reasons)
     result.best_samples                        # embeddings for the 1:1 comparison
 
@@ -30,7 +32,12 @@ What is checked, frame by frame:
   direction (once the face has been back at rest) fails as a wrong response;
 - **time**: frames must arrive in order and before the session's deadline;
 - **passive PAD**, when a :class:`LivenessCheck` is configured, on the best
-  frontal frames at the end.
+  frontal frames (scored as they are kept, so no frame is held); a check
+  that cannot judge the capture (a colour check on a grayscale or IR camera)
+  is handled by ``ChallengePolicy.unassessable``, never silently.
+
+After every frame, ``feedback`` says what the person should change
+(:class:`FrameFeedback`) and ``progress`` how many challenges are done.
 
 "Left" and "right" are the subject's own: in an unmirrored camera image, a
 head turned to its left moves the nose toward the image's right.
@@ -47,6 +54,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from random import Random
+from typing import Any, Literal, Self
 
 import numpy as np
 
@@ -54,8 +62,9 @@ from .._clock import Clock, SystemClock
 from .._errors import ChallengeFailedError, ConfigurationError, FaceError, MultipleFacesError
 from .._pipeline._capture import RGBImage
 from .._pipeline._pipeline import FacePipeline, FaceSample, cosine
-from .._pipeline._quality import QualityPolicy, measure, pose_from_landmarks
-from ._check import LivenessCheck, LivenessResult, assess
+from .._pipeline._quality import Quality, QualityPolicy, measure, pose_from_landmarks
+from . import _session_state as st
+from ._check import LivenessCheck, LivenessResult, cannot_assess, decide
 
 
 class Challenge(enum.Enum):
@@ -103,6 +112,65 @@ class State(enum.Enum):
     FAILED = "failed"
 
 
+class FrameFeedback(enum.Enum):
+    """What the person in front of the camera should change, about one frame.
+
+    The value is a stable short key (for a UI to translate); ``message`` is
+    plain English. An empty ``session.feedback`` means nothing to change.
+    """
+
+    NO_FACE = "no-face"
+    SEVERAL_FACES = "several-faces"
+    TOO_DARK = "too-dark"
+    TOO_BRIGHT = "too-bright"
+    BLURRED = "blurred"
+    TOO_SMALL = "too-small"
+    CUT_OFF = "cut-off"
+    LOOK_STRAIGHT = "look-straight"
+    TURN_FURTHER = "turn-further"
+    COME_CLOSER = "come-closer"
+    HOLD_STILL = "hold-still"
+    WRONG_WAY = "wrong-way"
+    FROZEN = "frozen"
+
+    @property
+    def message(self) -> str:
+        return _FEEDBACK[self]
+
+
+_FEEDBACK = {
+    FrameFeedback.NO_FACE: "no face found: look at the camera",
+    FrameFeedback.SEVERAL_FACES: "several faces in view: one person at a time",
+    FrameFeedback.TOO_DARK: "too dark: turn toward a light",
+    FrameFeedback.TOO_BRIGHT: "too bright: avoid direct light on the face or the lens",
+    FrameFeedback.BLURRED: "blurred: hold the camera still",
+    FrameFeedback.TOO_SMALL: "face too small: come nearer to the camera",
+    FrameFeedback.CUT_OFF: "face cut off: centre your face in the picture",
+    FrameFeedback.LOOK_STRAIGHT: "look straight at the camera",
+    FrameFeedback.TURN_FURTHER: "a little further",
+    FrameFeedback.COME_CLOSER: "a little closer",
+    FrameFeedback.HOLD_STILL: "hold it there",
+    FrameFeedback.WRONG_WAY: "the other way",
+    FrameFeedback.FROZEN: "the picture is not changing: is the camera frozen?",
+}
+
+
+def quality_feedback(q: Quality, policy: QualityPolicy) -> list[FrameFeedback]:
+    """The quality minimums a face misses, as feedback (pose is the session's business)."""
+    out = []
+    if q.interocular < policy.min_interocular:
+        out.append(FrameFeedback.TOO_SMALL)
+    if q.outside > policy.max_outside:
+        out.append(FrameFeedback.CUT_OFF)
+    if q.brightness < policy.min_brightness:
+        out.append(FrameFeedback.TOO_DARK)
+    if q.brightness > policy.max_brightness or q.clipped > policy.max_clipped:
+        out.append(FrameFeedback.TOO_BRIGHT)
+    if q.sharpness < policy.min_sharpness:
+        out.append(FrameFeedback.BLURRED)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class ChallengePolicy:
     """The session's parameters; defaults chosen for a phone or laptop camera.
@@ -124,6 +192,13 @@ class ChallengePolicy:
     is the mean absolute grey-level change between consecutive aligned crops
     below which a frame is "static"; ``max_static`` consecutive static frames
     fail the session.
+
+    ``unassessable`` says what happens when the passive check cannot judge the
+    capture (``LivenessResult.assessed`` False: a colour check on a grayscale
+    or infrared camera): ``"refuse"`` fails the session (the default: an RGB
+    browser or phone camera never delivers grayscale), ``"active-only"``
+    records that it was not assessed and lets the active checks carry the
+    decision (a door with an IR camera, knowingly).
     """
 
     challenges: tuple[int, int] = (2, 3)
@@ -145,6 +220,7 @@ class ChallengePolicy:
     max_frames: int = 900
     best_samples: int = 3
     passive_frames: int = 3
+    unassessable: Literal["refuse", "active-only"] = "refuse"
     quality: QualityPolicy = field(default_factory=QualityPolicy)
 
     def __post_init__(self) -> None:
@@ -155,6 +231,10 @@ class ChallengePolicy:
             )
         if self.hold_frames < 1 or self.best_samples < 1 or self.max_static < 1:
             raise ConfigurationError("hold_frames, best_samples and max_static must be at least 1")
+        if self.unassessable not in ("refuse", "active-only"):
+            raise ConfigurationError(
+                f"unassessable must be 'refuse' or 'active-only', not {self.unassessable!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +254,10 @@ class ChallengeResult:
     words, each that did not. ``best_samples`` are the best-quality frontal
     frames (embedding, quality, face box), best first, for the 1:1 comparison;
     they are returned whether or not the session passed, and must not be used
-    for a decision unless it did.
+    for a decision unless it did. ``state`` is where the session stood: a
+    result whose state is still ``BASELINE`` or ``CHALLENGE`` is an unfinished
+    (abandoned) session, which a caller counts as a failed attempt.
+    ``binding`` names the session (nonce and challenges) for audit entries.
     """
 
     passed: bool
@@ -185,6 +268,17 @@ class ChallengeResult:
     challenges: tuple[Challenge, ...]
     passive: LivenessResult | None
     frames: int
+    state: State = State.FAILED
+
+    @property
+    def binding(self) -> str:
+        """``"session <nonce>: <challenge>, <challenge>"``: what this decision was about."""
+        return f"session {self.nonce}: " + ", ".join(c.value for c in self.challenges)
+
+    @property
+    def abandoned(self) -> bool:
+        """The session ended without a verdict (no frames came, or not enough)."""
+        return self.state in (State.BASELINE, State.CHALLENGE)
 
     def raise_if_failed(self) -> ChallengeResult:
         """Return self if the session passed, else raise :class:`ChallengeFailedError`."""
@@ -224,8 +318,9 @@ class _Pose:
 @dataclass(slots=True)
 class _Candidate:
     sample: FaceSample
-    image: RGBImage
     rank: float
+    passive: float | None  # the passive check's score; None: none configured
+    passive_note: str  # non-empty: the passive check cannot judge this frame (why)
 
 
 class ChallengeSession:
@@ -236,7 +331,13 @@ class ChallengeSession:
     default to the clock's time. ``rng`` draws the challenges (default: the
     operating system's CSPRNG; pass a seeded :class:`random.Random` only in
     tests). ``passive`` is an optional passive check run on the best frames.
+
+    ``snapshot()`` writes the session as bytes and ``restore(...)`` continues
+    it, in another process if need be (see :mod:`._session_state`).
     """
+
+    #: The snapshot's ``kind``: a subclass binding more state sets its own.
+    SNAPSHOT_KIND = "challenge"
 
     def __init__(
         self,
@@ -270,7 +371,7 @@ class ChallengeSession:
         self._frames = 0
         self._static = 0
         self._last_at: datetime | None = None
-        self._last_crop: np.ndarray | None = None
+        self._last_crop: np.ndarray | None = None  # uint16: the sum of the aligned crop's channels
         self._reference: FaceSample | None = None
         self._previous: FaceSample | None = None
         self._base: _Pose | None = None
@@ -278,7 +379,7 @@ class ChallengeSession:
         self._checks: list[CheckOutcome] = []
         self._reasons: list[str] = []
         self._passive_result: LivenessResult | None = None
-        self._result: ChallengeResult | None = None
+        self._feedback: tuple[FrameFeedback, ...] = ()
 
     # -- what to show the user ------------------------------------------------
 
@@ -299,6 +400,16 @@ class ChallengeSession:
             return self.challenges[self._index].prompt
         return "done" if self.state is State.PASSED else "liveness check failed"
 
+    @property
+    def feedback(self) -> tuple[FrameFeedback, ...]:
+        """What to change, about the last frame fed (empty: nothing)."""
+        return self._feedback
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(challenges done, challenges asked)."""
+        return self._index, len(self.challenges)
+
     # -- feeding frames ------------------------------------------------------
 
     def feed(self, frame: RGBImage, *, at: datetime | None = None, nonce: str | None = None) -> State:
@@ -310,6 +421,7 @@ class ChallengeSession:
         """
         if self.finished:
             return self.state
+        self._feedback = ()
         now = self._clock.now()
         at = at or now
         self._frames += 1
@@ -327,12 +439,15 @@ class ChallengeSession:
         try:
             face = self._pipeline.locate(image, select="only")
         except MultipleFacesError:
+            self._feedback = (FrameFeedback.SEVERAL_FACES,)
             return self._fail("one-face", "several faces in a frame: one person at a time")
         except FaceError:
+            self._feedback = (FrameFeedback.NO_FACE,)
             return self.state  # no face in this frame: skip it
         crop = self._pipeline.aligner.align(image, face.landmarks)
         if self._is_static(crop):
             self._static += 1
+            self._feedback = (FrameFeedback.FROZEN,)
             if self._static >= self.policy.max_static:
                 return self._fail(
                     "motion", f"{self._static} identical frames in a row: a static image, not a live camera"
@@ -340,6 +455,7 @@ class ChallengeSession:
             return self.state
         self._static = 0
         quality = measure(image, face, crop)
+        self._feedback = tuple(quality_feedback(quality, self.policy.quality))
         sample = FaceSample(embedding=self._pipeline.embedder.embed([crop])[0], quality=quality, face=face)
         pose = _Pose.of(face.landmarks)
 
@@ -380,15 +496,22 @@ class ChallengeSession:
         return f"no response to {self.challenges[self._index].value!r} before its deadline"
 
     def _is_static(self, crop: RGBImage) -> bool:
-        grey = crop.astype(np.float32).mean(axis=-1)
-        last, self._last_crop = self._last_crop, grey
-        return last is not None and float(np.abs(grey - last).mean()) < self.policy.min_motion
+        # The channel sum is exact in uint16 (and so is its snapshot); /3 gives the grey level.
+        total = crop.astype(np.uint16).sum(axis=-1, dtype=np.uint16)
+        last, self._last_crop = self._last_crop, total
+        if last is None:
+            return False
+        change = float(np.abs(total.astype(np.float32) - last.astype(np.float32)).mean()) / 3.0
+        return change < self.policy.min_motion
 
     def _frontal(self, pose: _Pose) -> bool:
         return abs(pose.yaw) <= self.policy.frontal_yaw and abs(pose.pitch) <= self.policy.frontal_pitch
 
     def _baseline(self, sample: FaceSample, pose: _Pose, image: RGBImage, now: datetime) -> State:
-        if not self._frontal(pose) or self.policy.quality.reasons(sample.quality):
+        if not self._frontal(pose):
+            self._feedback = (*self._feedback, FrameFeedback.LOOK_STRAIGHT)
+            return self.state
+        if self.policy.quality.reasons(sample.quality):
             return self.state  # wait for a frontal frame good enough to track from
         self._reference, self._previous, self._base = sample, sample, pose
         self._checks.append(CheckOutcome("baseline", True, "frontal face found"))
@@ -432,8 +555,17 @@ class ChallengeSession:
                 if self._index == len(self.challenges):
                     return self._finish()
                 self._start_challenge(now)
+            else:
+                self._feedback = (*self._feedback, FrameFeedback.HOLD_STILL)
             return self.state
         self._held = 0
+        if progress[wanted] >= self.policy.neutral_fraction:
+            further = (
+                FrameFeedback.COME_CLOSER if wanted is Challenge.MOVE_CLOSER else FrameFeedback.TURN_FURTHER
+            )
+            self._feedback = (*self._feedback, further)
+        elif any(progress[c] >= 1.0 for c in _WRONG[wanted]):
+            self._feedback = (*self._feedback, FrameFeedback.WRONG_WAY)
         if not self._armed:
             # Another challenge's pose may linger from the previous one: wrong
             # responses count only once the face has been back near rest.
@@ -448,14 +580,22 @@ class ChallengeSession:
         return self.state
 
     def _consider(self, sample: FaceSample, pose: _Pose, image: RGBImage) -> None:
-        """Keep the best frontal frames that meet the quality minimums."""
+        """Keep the best frontal frames that meet the quality minimums; score the
+        passive check on each kept frame now, so that no frame is held."""
         if not self._frontal(pose) or self.policy.quality.reasons(sample.quality):
             return
         q = sample.quality
         rank = float(np.log1p(q.sharpness) - abs(q.yaw) / 30.0 - abs(q.pitch) / 30.0 + np.log(q.interocular))
-        self._candidates.append(_Candidate(sample, image, rank))
+        keep = max(self.policy.best_samples, self.policy.passive_frames)
+        if len(self._candidates) >= keep and rank <= self._candidates[-1].rank:
+            return  # would be dropped at once: not worth a passive score
+        score, note = None, ""
+        if self._passive is not None:
+            note = cannot_assess(self._passive, image, sample.face)
+            score = None if note else float(self._passive.score(image, sample.face))
+        self._candidates.append(_Candidate(sample, rank, score, note))
         self._candidates.sort(key=lambda c: c.rank, reverse=True)
-        del self._candidates[max(self.policy.best_samples, self.policy.passive_frames) :]
+        del self._candidates[keep:]
 
     # -- the verdict ---------------------------------------------------------
 
@@ -464,13 +604,33 @@ class ChallengeSession:
         self._checks.append(CheckOutcome("same-face", True, "one face throughout"))
         self._checks.append(CheckOutcome("motion", True, "frames change like a live camera's"))
         if self._passive is not None:
-            frames = [(c.image, c.sample.face) for c in self._candidates[: self.policy.passive_frames]]
-            self._passive_result = assess(self._passive, frames)
-            r = self._passive_result
-            detail = f"{r.check}: live probability {r.score:.2f}, threshold {r.threshold:.2f}"
-            if not r.live:
-                return self._fail("passive-pad", f"passive check scored the face as an attack ({detail})")
-            self._checks.append(CheckOutcome("passive-pad", True, detail))
+            return self._passive_verdict(self._passive)
+        return self.state
+
+    def _passive_verdict(self, check: LivenessCheck) -> State:
+        chosen = self._candidates[: self.policy.passive_frames]
+        note = next((c.passive_note for c in chosen if c.passive_note), "")
+        r = decide(check, [c.passive for c in chosen if c.passive is not None], note=note)
+        self._passive_result = r
+        if not r.assessed:
+            if self.policy.unassessable == "refuse":
+                return self._fail(
+                    "passive-pad",
+                    f"{r.check}: {r.note}; refused by policy (ChallengePolicy.unassessable='refuse')",
+                )
+            self._checks.append(
+                CheckOutcome(
+                    "passive-pad-not-assessed",
+                    True,
+                    f"{r.check}: {r.note}; the active checks carried the decision "
+                    "(ChallengePolicy.unassessable='active-only')",
+                )
+            )
+            return self.state
+        detail = f"{r.check}: live probability {r.score:.2f}, threshold {r.threshold:.2f}"
+        if not r.live:
+            return self._fail("passive-pad", f"passive check scored the face as an attack ({detail})")
+        self._checks.append(CheckOutcome("passive-pad", True, detail))
         return self.state
 
     def _fail(self, check: str, reason: str) -> State:
@@ -486,9 +646,6 @@ class ChallengeSession:
         reasons = list(self._reasons)
         if not self.finished:
             reasons.append(f"session not finished: {self.prompt}")
-        if self.finished:
-            for c in self._candidates:
-                c.image = np.zeros((0, 0, 3), dtype=np.uint8)  # drop frames: keep no images once over
         return ChallengeResult(
             passed=self.state is State.PASSED,
             reasons=tuple(reasons),
@@ -498,4 +655,172 @@ class ChallengeSession:
             challenges=self.challenges,
             passive=self._passive_result,
             frames=self._frames,
+            state=self.state,
         )
+
+    # -- the session as data -------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The session's whole state as bytes (versioned JSON, at most 256 KiB, no pickle).
+
+        Holds no frame: the face's embeddings, pose and quality figures of the
+        baseline, previous and best frames, and one aligned crop's grey levels
+        (the motion check's last frame). Seal it at rest (the vault's session
+        store does). :meth:`restore` continues exactly here.
+        """
+        return st.dump(self.SNAPSHOT_KIND, {**self._state(), "extra": self._extra_state()})
+
+    def _extra_state(self) -> dict[str, Any]:
+        """What a subclass binds to the session (e.g. the claimed subject), as JSON values."""
+        return {}
+
+    def _load_extra(self, extra: dict[str, Any]) -> None:
+        """Take back what :meth:`_extra_state` wrote."""
+
+    def _state(self) -> dict[str, Any]:
+        pose = self._base
+        return {
+            "policy": st.fingerprint(self.policy),
+            "passive": None if self._passive is None else self._passive.name,
+            "nonce": self.nonce,
+            "challenges": [c.value for c in self.challenges],
+            "started": st.pack_time(self.started),
+            "deadline": st.pack_time(self.deadline),
+            "state": self.state.value,
+            "index": self._index,
+            "challenge_deadline": st.pack_time(self._challenge_deadline),
+            "armed": self._armed,
+            "held": self._held,
+            "frames": self._frames,
+            "static": self._static,
+            "last_at": st.pack_time(self._last_at),
+            "last_crop": None if self._last_crop is None else st.pack_array(self._last_crop),
+            "reference": None if self._reference is None else st.pack_sample(self._reference),
+            "previous": None if self._previous is None else st.pack_sample(self._previous),
+            "base": None if pose is None else [pose.yaw, pose.pitch, pose.interocular, pose.width],
+            "candidates": [
+                {
+                    "sample": st.pack_sample(c.sample),
+                    "rank": c.rank,
+                    "passive": c.passive,
+                    "note": c.passive_note,
+                }
+                for c in self._candidates
+            ],
+            "checks": [[c.name, c.passed, c.detail] for c in self._checks],
+            "reasons": list(self._reasons),
+            "passive_result": _pack_liveness(self._passive_result),
+            "feedback": [f.value for f in self._feedback],
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        data: bytes,
+        pipeline: FacePipeline,
+        *,
+        clock: Clock,
+        policy: ChallengePolicy,
+        passive: LivenessCheck | None,
+    ) -> Self:
+        """Continue a session from :meth:`snapshot`: same nonce, challenges, deadlines,
+        counters and baseline. ``policy`` and ``passive`` must be the ones the
+        session was started with (a decision follows one policy); ``clock`` is
+        the server's. Raises :class:`ConfigurationError` for a snapshot this
+        version cannot read, or one made under another policy or passive check.
+        """
+        body = st.load(data, cls.SNAPSHOT_KIND)
+        session = cls.__new__(cls)
+        try:
+            session._load(body, pipeline, clock=clock, policy=policy, passive=passive)
+            session._load_extra(body["extra"])
+        except st.StateError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise st.StateError(f"malformed session snapshot: {exc!r}") from None
+        return session
+
+    def _load(
+        self,
+        body: dict[str, Any],
+        pipeline: FacePipeline,
+        *,
+        clock: Clock,
+        policy: ChallengePolicy,
+        passive: LivenessCheck | None,
+    ) -> None:
+        if body["policy"] != st.fingerprint(policy):
+            raise st.StateError("the session was started under another ChallengePolicy")
+        if body["passive"] != (None if passive is None else passive.name):
+            raise st.StateError("the session was started with another passive check")
+        self._pipeline, self._clock, self.policy, self._passive = pipeline, clock, policy, passive
+        self.nonce = str(body["nonce"])
+        self.challenges = tuple(Challenge(v) for v in body["challenges"])
+        if not self.challenges:
+            raise st.StateError("a session snapshot without challenges")
+        self.started = _required_time(body["started"])
+        self.deadline = _required_time(body["deadline"])
+        self.state = State(body["state"])
+        self._index = int(body["index"])
+        if not 0 <= self._index <= len(self.challenges):
+            raise st.StateError("challenge index out of range")
+        self._challenge_deadline = _required_time(body["challenge_deadline"])
+        self._armed = bool(body["armed"])
+        self._held = int(body["held"])
+        self._frames = int(body["frames"])
+        self._static = int(body["static"])
+        self._last_at = st.unpack_time(body["last_at"])
+        crop = body["last_crop"]
+        self._last_crop = None if crop is None else st.unpack_array(crop, "uint16", ndim=2)
+        self._reference = None if body["reference"] is None else st.unpack_sample(body["reference"])
+        self._previous = None if body["previous"] is None else st.unpack_sample(body["previous"])
+        base = body["base"]
+        self._base = None if base is None else _Pose(*(float(v) for v in base))
+        self._candidates = [
+            _Candidate(
+                st.unpack_sample(c["sample"]),
+                float(c["rank"]),
+                None if c["passive"] is None else float(c["passive"]),
+                str(c["note"]),
+            )
+            for c in body["candidates"]
+        ]
+        self._checks = [CheckOutcome(str(n), bool(p), str(d)) for n, p, d in body["checks"]]
+        self._reasons = [str(r) for r in body["reasons"]]
+        self._passive_result = _unpack_liveness(body["passive_result"])
+        self._feedback = tuple(FrameFeedback(v) for v in body["feedback"])
+
+
+def _required_time(s: Any) -> datetime:
+    at = st.unpack_time(s)
+    if at is None:
+        raise st.StateError("a session snapshot lacks a time stamp")
+    return at
+
+
+def _pack_liveness(r: LivenessResult | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    return {
+        "check": r.check,
+        "score": r.score,
+        "threshold": r.threshold,
+        "live": r.live,
+        "frame_scores": list(r.frame_scores),
+        "assessed": r.assessed,
+        "note": r.note,
+    }
+
+
+def _unpack_liveness(d: Any) -> LivenessResult | None:
+    if d is None:
+        return None
+    return LivenessResult(
+        check=str(d["check"]),
+        score=float(d["score"]),
+        threshold=float(d["threshold"]),
+        live=bool(d["live"]),
+        frame_scores=tuple(float(v) for v in d["frame_scores"]),
+        assessed=bool(d["assessed"]),
+        note=str(d["note"]),
+    )

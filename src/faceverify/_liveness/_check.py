@@ -40,6 +40,12 @@ class LivenessResult:
 
     ``score`` is the mean probability of live over ``frames`` frames; ``live``
     is ``score >= threshold``. ``frame_scores`` keeps each frame's score.
+
+    ``assessed`` is False when the check said it **cannot judge** these frames
+    (e.g. a colour check on a grayscale or infrared capture): then ``live`` is
+    False, ``score`` is NaN, ``frame_scores`` is empty and ``note`` says why.
+    That is neither a pass nor an attack: the caller's policy decides (the
+    challenge session's ``ChallengePolicy.unassessable``).
     """
 
     check: str
@@ -47,17 +53,52 @@ class LivenessResult:
     threshold: float
     live: bool
     frame_scores: tuple[float, ...]
+    assessed: bool = True
+    note: str = ""
 
     @property
     def frames(self) -> int:
         return len(self.frame_scores)
 
 
-def assess(check: LivenessCheck, frames: Sequence[tuple[RGBImage, Face]]) -> LivenessResult:
-    """Score each ``(image, face)`` and decide on their mean at the check's threshold."""
-    if not frames:
+def cannot_assess(check: LivenessCheck, image: RGBImage, face: Face) -> str:
+    """Why ``check`` cannot judge this face ('' when it can).
+
+    A check may define ``cannot_assess(image, face) -> str`` (optional: the
+    protocol does not require it); faceverify's colour-based checks say so for
+    grayscale captures.
+    """
+    ask = getattr(check, "cannot_assess", None)
+    return str(ask(image, face)) if ask is not None else ""
+
+
+#: Mean chroma distance from grey (|Cr - 128| + |Cb - 128|, 8-bit levels) on the
+#: face box below which a capture is taken as grayscale. Skin in colour sits at
+#: 15-40 (Cr alone is 135-170 for every skin tone); a monochrome or IR camera's
+#: frames, even JPEG-compressed, at 0-1.
+GRAYSCALE_CHROMA = 4.0
+
+
+def grayscale_reason(image: RGBImage, face: Face) -> str:
+    """'' for a colour capture; the reason a colour cue cannot be read otherwise."""
+    patch = square_crop(image, face, scale=1.0, size=32).astype(np.float32)
+    r, g, b = patch[..., 0], patch[..., 1], patch[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    chroma = float(np.mean(np.abs((r - y) * 0.713) + np.abs((b - y) * 0.564)))
+    if chroma < GRAYSCALE_CHROMA:
+        return (
+            f"cannot assess colour: the capture is grayscale (chroma {chroma:.1f} < "
+            f"{GRAYSCALE_CHROMA:.0f}), as an infrared or monochrome camera delivers"
+        )
+    return ""
+
+
+def decide(check: LivenessCheck, scores: Sequence[float], *, note: str = "") -> LivenessResult:
+    """The verdict on already computed frame scores; ``note`` non-empty: not assessed."""
+    if note:
+        return LivenessResult(check.name, math.nan, check.threshold, False, (), assessed=False, note=note)
+    if not scores:
         raise ConfigurationError("a liveness check needs at least one frame")
-    scores = tuple(float(check.score(image, face)) for image, face in frames)
     for s in scores:
         if not 0.0 <= s <= 1.0 or math.isnan(s):
             raise ConfigurationError(f"liveness check {check.name!r} returned {s}, not a probability")
@@ -67,12 +108,32 @@ def assess(check: LivenessCheck, frames: Sequence[tuple[RGBImage, Face]]) -> Liv
         score=mean,
         threshold=check.threshold,
         live=mean >= check.threshold,
-        frame_scores=scores,
+        frame_scores=tuple(float(s) for s in scores),
     )
 
 
+def assess(check: LivenessCheck, frames: Sequence[tuple[RGBImage, Face]]) -> LivenessResult:
+    """Score each ``(image, face)`` and decide on their mean at the check's threshold.
+
+    If the check cannot judge any of the frames (see :func:`cannot_assess`),
+    the result is not assessed rather than a score.
+    """
+    if not frames:
+        raise ConfigurationError("a liveness check needs at least one frame")
+    for image, face in frames:
+        note = cannot_assess(check, image, face)
+        if note:
+            return decide(check, (), note=note)
+    return decide(check, [float(check.score(image, face)) for image, face in frames])
+
+
 def require_live(result: LivenessResult) -> LivenessResult:
-    """Return the result if live, else raise :class:`PresentationAttackError`."""
+    """Return the result if live, else raise :class:`PresentationAttackError`
+    (also when the check could not assess the capture: never a silent pass)."""
+    if not result.assessed:
+        raise PresentationAttackError(
+            f"passive check {result.check!r} could not judge the capture: {result.note}"
+        )
     if not result.live:
         raise PresentationAttackError(
             f"passive check {result.check!r} scored the face as an attack "
@@ -104,6 +165,10 @@ class FusedCheck:
 
     def score(self, image: RGBImage, face: Face) -> float:
         return fuse([c.score(image, face) for c in self.checks], [c.threshold for c in self.checks])
+
+    def cannot_assess(self, image: RGBImage, face: Face) -> str:
+        """The first member's reason it cannot judge ('' when all can)."""
+        return next((r for c in self.checks if (r := cannot_assess(c, image, face))), "")
 
 
 def fuse(scores: Sequence[float], thresholds: Sequence[float]) -> float:

@@ -17,7 +17,7 @@ from .._models._manifest import LivenessPack, LivenessSpec, builtin_liveness_man
 from .._pipeline._capture import RGBImage
 from .._pipeline._detect import Face
 from .._pipeline._onnx import OnnxSession
-from ._check import square_crop
+from ._check import grayscale_reason, square_crop
 
 
 class OnnxLivenessCheck:
@@ -38,6 +38,10 @@ class OnnxLivenessCheck:
         logits = self._session.run(blob)[0][0].astype(np.float64)
         e = np.exp(logits - logits.max())
         return float(e[spec.live_class] / e.sum())
+
+    def cannot_assess(self, image: RGBImage, face: Face) -> str:
+        """Trained on colour captures: a grayscale (IR, monochrome) one is outside what it judges."""
+        return grayscale_reason(image, face)
 
 
 #: Threshold on P(live) for the faceplugin model, chosen on *other-camera* real faces

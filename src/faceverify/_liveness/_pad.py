@@ -19,6 +19,7 @@ import numpy.typing as npt
 from .._errors import ModelError
 from .._pipeline._capture import RGBImage
 from .._pipeline._detect import Face
+from ._check import grayscale_reason
 from ._features import FEATURE_NAMES, face_features
 
 WEIGHTS_FILE = "pad_weights.json"
@@ -74,3 +75,7 @@ class FeaturePADCheck:
 
     def score(self, image: RGBImage, face: Face) -> float:
         return float(self.weights.probability(face_features(image, face)))
+
+    def cannot_assess(self, image: RGBImage, face: Face) -> str:
+        """Colour cues cannot be read from a grayscale (IR, monochrome) capture: say so."""
+        return grayscale_reason(image, face)

@@ -1,0 +1,52 @@
+"""Recorded door video, made at test time from real photos (``tests/liveness/liveness_frames.py``).
+
+A cooperative person walks up, looks at the camera and answers the door's
+challenges: each photo's face is warped into the poses a head goes through,
+frame by frame, and written to a video file the door then reads like a camera.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "liveness"))
+from liveness_frames import Poser  # tests/ and tests/liveness are not packages
+from test_verify_live import write_video  # MJPG AVI of RGB frames (skips without OpenCV)
+
+from faceverify._liveness import Challenge
+from faceverify.hazmat import FacePipeline, load_image
+
+__all__ = ["FPS", "Poser", "answer", "poser", "write_video"]
+
+#: Frames per second of the recordings (a door camera delivers 10-30; the door judges what it can).
+FPS = 10.0
+
+#: A live person's answer to each challenge, as poses (yaw°, pitch°, zoom), then back to rest.
+RESPONSES = {
+    Challenge.TURN_LEFT: [(10, 0, 1.0), (25, 0, 1.0), (25, 0, 1.0)],
+    Challenge.TURN_RIGHT: [(-10, 0, 1.0), (-25, 0, 1.0), (-25, 0, 1.0)],
+    Challenge.MOVE_CLOSER: [(0, 0, 1.15), (0, 0, 1.35), (0, 0, 1.4)],
+    Challenge.LOOK_UP: [(0, 12, 1.0), (0, 25, 1.0), (0, 25, 1.0)],
+    Challenge.LOOK_DOWN: [(0, -12, 1.0), (0, -25, 1.0), (0, -25, 1.0)],
+}
+REST = [(0, 0, 1.0), (2, 1, 1.03), (-2, 0, 1.06)]
+
+
+def answer(person: Poser, challenges: Iterable[Challenge], *, rest: int = 1) -> list[np.ndarray]:
+    """Frames of ``person`` at rest, then answering each challenge and coming back to rest."""
+    poses = list(REST) * rest
+    for c in challenges:
+        poses += RESPONSES[c] + REST
+    return [person.frame(yaw=y, pitch=p, zoom=z) for y, p, z in poses]
+
+
+def poser(pipeline: FacePipeline, path: Path, seed: int = 0) -> Poser:
+    image = Image.fromarray(load_image(path))
+    image.thumbnail((640, 640), Image.Resampling.LANCZOS)
+    return Poser(pipeline, np.asarray(image), seed=seed)

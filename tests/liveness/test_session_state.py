@@ -1,0 +1,255 @@
+"""A live session as data: snapshot after any frame, restore anywhere, decide the same.
+
+The service keeps sessions in the vault's store between HTTP requests, so any
+worker may take the next frame; these tests restore a session from its
+snapshot after *every* frame and require the same decision, feedback and
+progress as a session kept in memory, for passing and failing runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from random import Random
+
+import numpy as np
+import pytest
+from liveness_frames import Poser
+from test_challenge import CLOSER, DOWN, STEP, UP, FixedCheck, L, R, answer
+
+from faceverify import ConfigurationError, FrozenClock
+from faceverify._liveness import (
+    ChallengePolicy,
+    ChallengeResult,
+    ChallengeSession,
+    FeaturePADCheck,
+    FrameFeedback,
+    State,
+    assess,
+)
+from faceverify._liveness._session_state import MAX_SNAPSHOT_BYTES
+from faceverify._verifier import LiveSession
+from faceverify.hazmat import FacePipeline
+
+
+def same_result(a: ChallengeResult, b: ChallengeResult) -> None:
+    assert (a.passed, a.reasons, a.checks, a.nonce, a.challenges, a.frames, a.state) == (
+        b.passed,
+        b.reasons,
+        b.checks,
+        b.nonce,
+        b.challenges,
+        b.frames,
+        b.state,
+    )
+    assert a.passive == b.passive
+    assert len(a.best_samples) == len(b.best_samples)
+    for x, y in zip(a.best_samples, b.best_samples, strict=True):
+        assert np.array_equal(x.embedding, y.embedding) and x.quality == y.quality
+        assert x.face.box == y.face.box and np.array_equal(x.face.landmarks, y.face.landmarks)
+
+
+def run_both(
+    pipeline: FacePipeline,
+    clock: FrozenClock,
+    frames: list[np.ndarray],
+    make: Callable[[], ChallengeSession],
+    policy: ChallengePolicy,
+    passive: object = None,
+) -> tuple[ChallengeSession, ChallengeSession, int]:
+    """One session kept in memory, one snapshotted and restored after every frame."""
+    kept = make()
+    data = kept.snapshot()  # the restored one starts from the same draw and nonce
+    largest = len(data)
+    for frame in frames:
+        clock.advance(STEP)
+        at = clock.now()
+        kept.feed(frame, at=at)
+        moved = type(kept).restore(data, pipeline, clock=clock, policy=policy, passive=passive)  # type: ignore[arg-type]
+        moved.feed(frame, at=at)
+        assert (moved.state, moved.feedback, moved.progress, moved.prompt) == (
+            kept.state,
+            kept.feedback,
+            kept.progress,
+            kept.prompt,
+        )
+        data = moved.snapshot()
+        largest = max(largest, len(data))
+    final = type(kept).restore(data, pipeline, clock=clock, policy=policy, passive=passive)  # type: ignore[arg-type]
+    return kept, final, largest
+
+
+SCENARIOS = {
+    "passes": ([L, CLOSER], lambda p: answer(p, [L, CLOSER])),
+    "passes-with-nods": ([DOWN, R, UP], lambda p: answer(p, [DOWN, R, UP])),
+    "wrong-response": ([L, R], lambda p: answer(p, [R])),
+    "static": ([L, R], lambda p: [p.frame(noise=False)] * 6),
+    "unfinished": ([L, R], lambda p: answer(p, [L])),
+}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_a_session_restored_after_every_frame_decides_as_one_kept_in_memory(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser, name: str
+) -> None:
+    challenges, frames = SCENARIOS[name]
+    policy = ChallengePolicy()
+    kept, moved, largest = run_both(
+        pipeline,
+        clock,
+        frames(obama),
+        lambda: ChallengeSession(pipeline, clock=clock, policy=policy, challenges=challenges),
+        policy,
+    )
+    same_result(kept.result(), moved.result())
+    assert moved.deadline == kept.deadline and moved.started == kept.started
+    assert largest <= MAX_SNAPSHOT_BYTES
+    if name.startswith("passes"):
+        assert moved.result().passed
+    else:
+        assert not moved.result().passed
+    # Past the deadline both fail the same way, the restored one on the server's clock.
+    clock.advance(timedelta(minutes=1))
+    same_result(kept.result(), moved.result())
+
+
+def test_a_restored_session_keeps_the_passive_verdict_and_the_face_swap_check(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser, biden: Poser
+) -> None:
+    check, policy = FixedCheck(0.1), ChallengePolicy()
+    kept, moved, _ = run_both(
+        pipeline,
+        clock,
+        answer(obama, [CLOSER, L]),
+        lambda: ChallengeSession(pipeline, clock=clock, policy=policy, passive=check, challenges=[CLOSER, L]),
+        policy,
+        passive=check,
+    )
+    same_result(kept.result(), moved.result())
+    assert moved.result().checks[-1].name == "passive-pad" and not moved.result().passed
+
+    swap = answer(obama, [L])[:4] + answer(biden, [L, R])
+    kept, moved, _ = run_both(
+        pipeline,
+        clock,
+        swap,
+        lambda: ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[L, R]),
+        policy,
+    )
+    same_result(kept.result(), moved.result())
+    assert moved.result().checks[-1].name == "same-face"
+
+
+def test_a_live_session_keeps_its_subject_and_kinds_do_not_mix(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+) -> None:
+    policy = ChallengePolicy()
+    live = LiveSession(
+        "alice", pipeline, clock=clock, policy=policy, passive=None, rng=Random(3), challenges=None
+    )
+    live.feed(obama.frame(), at=clock.now() + STEP)
+    back = LiveSession.restore(live.snapshot(), pipeline, clock=clock, policy=policy, passive=None)
+    assert back.subject_id == "alice" and back.nonce == live.nonce and back.challenges == live.challenges
+    assert back.state is State.CHALLENGE and back.progress == (0, len(live.challenges))
+    with pytest.raises(ConfigurationError, match="cannot be restored"):
+        ChallengeSession.restore(live.snapshot(), pipeline, clock=clock, policy=policy, passive=None)
+
+
+def test_a_snapshot_is_versioned_json_without_frames_and_refuses_what_it_cannot_read(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+) -> None:
+    policy = ChallengePolicy()
+    s = ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[L, R])
+    for frame in answer(obama, [L])[:4]:
+        clock.advance(STEP)
+        s.feed(frame, at=clock.now())
+    data = s.snapshot()
+    doc = json.loads(data)
+    assert (doc["format"], doc["version"], doc["kind"]) == ("faceverify/challenge-session", 1, "challenge")
+    assert len(data) < 64 * 1024  # a few embeddings and one grey crop: no frame
+    restore = ChallengeSession.restore
+    with pytest.raises(ConfigurationError, match="another ChallengePolicy"):
+        restore(data, pipeline, clock=clock, policy=ChallengePolicy(turn_yaw=10.0), passive=None)
+    with pytest.raises(ConfigurationError, match="another passive check"):
+        restore(data, pipeline, clock=clock, policy=policy, passive=FixedCheck(0.9))
+    doc["version"] = 99
+    with pytest.raises(ConfigurationError, match="version 99"):
+        restore(json.dumps(doc).encode(), pipeline, clock=clock, policy=policy, passive=None)
+    for bad in (
+        b"",
+        b"\x80\x04pickle",
+        b"[]",
+        data[: len(data) // 2],
+        b"{" + b" " * MAX_SNAPSHOT_BYTES + b"}",
+    ):
+        with pytest.raises(ConfigurationError):
+            restore(bad, pipeline, clock=clock, policy=policy, passive=None)
+    broken = json.loads(data)
+    broken["session"]["reference"]["embedding"]["data"] = "!!"
+    with pytest.raises(ConfigurationError, match="malformed"):
+        restore(json.dumps(broken).encode(), pipeline, clock=clock, policy=policy, passive=None)
+    del broken["session"]["index"]
+    with pytest.raises(ConfigurationError, match="malformed"):
+        restore(json.dumps(broken).encode(), pipeline, clock=clock, policy=policy, passive=None)
+
+
+def test_feedback_says_what_to_change_and_progress_counts(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+) -> None:
+    s = ChallengeSession(pipeline, clock=clock, challenges=[L, R])
+    seen: list[tuple[FrameFeedback, ...]] = []
+
+    def show(frame: np.ndarray) -> None:
+        clock.advance(STEP)
+        s.feed(frame, at=clock.now())
+        seen.append(s.feedback)
+
+    show(np.full((360, 480, 3), 128, dtype=np.uint8))  # an empty room
+    assert seen[-1] == (FrameFeedback.NO_FACE,) and s.progress == (0, 2)
+    show((obama.frame().astype(np.float32) * 0.12).astype(np.uint8))  # lights off
+    assert FrameFeedback.TOO_DARK in seen[-1] and s.state is State.BASELINE
+    show(obama.frame(yaw=30))
+    assert FrameFeedback.LOOK_STRAIGHT in seen[-1]
+    show(obama.frame())
+    assert s.state is State.CHALLENGE and seen[-1] == ()
+    show(obama.frame(yaw=16))
+    assert seen[-1] == (FrameFeedback.TURN_FURTHER,)
+    show(obama.frame(yaw=25))
+    assert seen[-1] == (FrameFeedback.HOLD_STILL,)
+    show(obama.frame(yaw=25))
+    assert s.progress == (1, 2) and s.current is R
+    for text in (f.message for f in FrameFeedback):
+        assert text and text == text.strip()
+
+
+def test_a_grayscale_capture_cannot_be_assessed_for_colour_and_policy_decides(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+) -> None:
+    """An IR or monochrome camera: the colour check says it cannot judge, never a silent score."""
+    # YuNet reads a little less yaw on grey frames: the turns here go a little further.
+    poses = [0, 0, 15, 32, 32, 0, 0, -15, -30, -30, 0, 0]
+    grey = [
+        np.repeat(obama.frame(yaw=y).mean(axis=-1, keepdims=True), 3, axis=-1).astype(np.uint8) for y in poses
+    ]
+    check = FeaturePADCheck()
+    face = pipeline.locate(grey[0], select="dominant")
+    r = assess(check, [(grey[0], face)])
+    assert not r.assessed and not r.live and "grayscale" in r.note and r.frames == 0
+    colour = obama.frame()
+    assert assess(check, [(colour, pipeline.locate(colour, select="dominant"))]).assessed
+
+    def run(policy: ChallengePolicy) -> ChallengeResult:
+        s = ChallengeSession(pipeline, clock=clock, policy=policy, passive=check, challenges=[L, R])
+        for frame in grey:
+            clock.advance(STEP)
+            s.feed(frame, at=clock.now())
+        return s.result()
+
+    refused = run(ChallengePolicy())
+    assert not refused.passed and refused.checks[-1].name == "passive-pad"
+    assert "cannot assess colour" in refused.reasons[0] and "refuse" in refused.reasons[0]
+    carried = run(ChallengePolicy(unassessable="active-only"))
+    assert carried.passed, carried.reasons
+    assert carried.checks[-1].name == "passive-pad-not-assessed" and carried.passive is not None
+    assert not carried.passive.assessed
