@@ -333,11 +333,71 @@ def request(data: bytes) -> None:
     if len(rest) < 4:
         return
     (n,) = struct.unpack(">I", rest[:4])
-    body, frame = rest[4 : 4 + min(n, LIMITS.json_bytes)], rest[4 + min(n, LIMITS.json_bytes) :]
+    cut = 4 + min(n, LIMITS.request_bytes)
+    body, frame = rest[4:cut], rest[cut:]
     with contextlib.suppress(ConsentError):
         consent(body)
     with contextlib.suppress(CaptureError):
         load_image(frame, limits=LIMITS.frame_capture())
+
+
+# -- the HTTP service's request bodies (branch `service`, merged) ------------------------------------
+
+_BODIES = ("consent", "session", "live-enrollment")
+
+
+def service_body_seeds() -> list[bytes]:
+    consent_body = {
+        "purpose": "app-login",
+        "expires_at": "2027-06-30T00:00:00+00:00",
+        "evidence": {"document_sha256": "a" * 64, "method": "in-app-checkbox", "collected_by": "webapp"},
+        "scope": ["site:hq"],
+    }
+    return [
+        b"\x00alice\n" + json.dumps(consent_body).encode(),
+        b"\x01alice\n" + json.dumps({"subject_id": "alice", "purpose": "enroll"}).encode(),
+        b"\x02alice\n" + json.dumps({"session_id": "s" * 32}).encode(),
+    ]
+
+
+def service_body(data: bytes) -> None:
+    """A request's path id and JSON body through the service's own models and the route's translation.
+
+    The models (pydantic, ``_service/_schemas.py``) refuse what does not fit
+    (422 problem); what they accept must become a ConsentRecord or a typed
+    refusal, exactly as the consent route builds it: never a 500.
+    """
+    from pydantic import ValidationError
+
+    from faceverify import ConsentEvidence
+    from faceverify._service._schemas import ConsentIn, LiveEnrollmentIn, SessionIn
+
+    if not data:
+        return
+    kind = _BODIES[data[0] % len(_BODIES)]
+    path_id, _, body = data[1:].partition(b"\n")
+    try:
+        sid = check_subject_id(path_id.decode("utf-8", "surrogateescape"))
+    except InvalidSubjectIdError:
+        sid = "alice"  # the route answers 400 here; go on to the body with a valid id
+    model = {"consent": ConsentIn, "session": SessionIn, "live-enrollment": LiveEnrollmentIn}[kind]
+    try:
+        parsed = model.model_validate_json(body)
+    except ValidationError:
+        return
+    if isinstance(parsed, SessionIn):
+        with contextlib.suppress(InvalidSubjectIdError):
+            check_subject_id(parsed.subject_id)
+    elif isinstance(parsed, ConsentIn):
+        with contextlib.suppress(ConsentError):
+            ConsentRecord(
+                subject_id=sid,
+                purpose=parsed.purpose,
+                granted_at=parsed.granted_at or _T0,
+                expires_at=parsed.expires_at,
+                evidence=ConsentEvidence(**parsed.evidence.model_dump()),
+                scope=tuple(parsed.scope),
+            )
 
 
 def subject_id_seeds() -> list[bytes]:
@@ -363,6 +423,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "manifest": manifest,
     "cli": cli,
     "request": request,
+    "service_body": service_body,
     "subject_id": subject_id,
 }
 
@@ -374,6 +435,7 @@ SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "manifest": manifest_seeds,
     "cli": cli_seeds,
     "request": request_seeds,
+    "service_body": service_body_seeds,
     "subject_id": subject_id_seeds,
 }
 

@@ -95,6 +95,12 @@ def test_request(data: bytes) -> None:
 
 
 @FAST
+@given(mutants("service_body"))
+def test_service_body(data: bytes) -> None:
+    targets.service_body(data)
+
+
+@FAST
 @given(mutants("subject_id"))
 @example(("a" + "\udc89" * 40).encode("utf-8", "surrogateescape"))  # finding: a 405-character message
 def test_subject_id(data: bytes) -> None:

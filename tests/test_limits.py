@@ -102,3 +102,27 @@ def test_reader_stops_at_the_limit(tmp_path: Path) -> None:
         read_regular_file(f, max_bytes=100)
     f.write_bytes(b"x" * 100)
     assert read_regular_file(f, max_bytes=100) == b"x" * 100
+
+
+def test_the_service_and_sessions_use_these_limits() -> None:
+    from faceverify._liveness._session_state import MAX_SNAPSHOT_BYTES
+    from faceverify._service._config import ServiceConfig
+
+    assert ServiceConfig().max_body_bytes == LIMITS.request_bytes
+    assert LIMITS.session_state_bytes == MAX_SNAPSHOT_BYTES
+
+
+def test_a_live_frame_over_the_frame_limits_is_refused(model_cache: Path, tmp_path: Path) -> None:
+    """A stored session's frame (HTTP, WebSocket) is decoded within the frame limits, before any lock."""
+    from faceverify import MasterKey, Verifier
+
+    verifier = Verifier.open(
+        tmp_path / "vault", master_key=MasterKey.generate(), keys_database=tmp_path / "keys.db",
+        cache=model_cache, create=True,
+    )  # fmt: skip
+    ticket = verifier.begin_session("alice", purpose="enroll")
+    big = encode(Image.new("RGB", (2600, 1700), (120, 90, 80)), "PNG")  # 4.4 MP: a still, not a frame
+    with pytest.raises(ImageTooLargeError, match="4194304 pixels"):
+        verifier.feed_session(ticket.session_id, big)
+    frame = encode(Image.new("RGB", (640, 480), (120, 90, 80)), "JPEG")
+    assert verifier.feed_session(ticket.session_id, frame).state  # a camera-sized frame is taken

@@ -37,10 +37,9 @@ class Limits:
     session_state_bytes: int = 256 * KiB
     #: Images one enrolment takes (a template holds 1 to 5 embeddings).
     enroll_images: int = 5
-    #: One HTTP request body: an enrolment of up to 5 images or one still, with headroom.
-    request_bytes: int = 32 * MiB
-    #: A JSON request body (consent, session start): a consent record is well under 4 KiB.
-    json_bytes: int = 64 * KiB
+    #: One HTTP request body (the service's --max-body-bytes default): a still, a frame, an
+    #: enrolment of a few images; refused (413) from Content-Length or while streaming.
+    request_bytes: int = 8 * MiB
     #: A subject id, after normalisation (check_subject_id).
     subject_id_chars: int = 128
     #: The consent document whose SHA-256 is kept (a signed PDF release).
