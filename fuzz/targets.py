@@ -236,6 +236,8 @@ _WORDS = [
     "turn-left,move-closer", "--video", "--camera", "--purpose", "--consent-evidence", "--scope",
     "--vault", "--key-file", "--keys-db", "--new-key-file", "--cache", "--fuse-with", "--accept-licence",
     "--", "-", "alice", "\uff41lice", " ", "a.jpg", "\u0430lice", "x" * 200,
+    "serve", "clients", "create", "revoke", "--scopes", "enroll,verify", "--prefix", "--host", "--port",
+    "--workers", "--database", "--keys-database", "--config", "8080", "0.0.0.0",
 ]  # fmt: skip
 
 

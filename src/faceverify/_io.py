@@ -27,7 +27,46 @@ def read_regular_file(
     check cannot hang it either; and the read stops one byte past the limit,
     whatever size the file claims.
     """
-    name = f"{what} '{Path(path)}'" if what else f"'{Path(path)}'"
+    name = _name(path, what)
+    fd = _open_regular(path, name, max_bytes, error, too_large)
+    try:
+        chunks, left = [], max_bytes + 1
+        while left > 0 and (chunk := os.read(fd, min(left, _CHUNK))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise error(f"{name} cannot be read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        raise too_large(f"{name} is more than {max_bytes} bytes; the limit is {max_bytes}")
+    return data
+
+
+def check_regular_file(
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int,
+    what: str = "the file",
+    error: type[FaceVerifyError] = InvalidInputError,
+    too_large: type[FaceVerifyError] = InvalidInputError,
+) -> None:
+    """What ``read_regular_file`` would refuse before reading, without reading: for failing fast."""
+    os.close(_open_regular(path, _name(path, what), max_bytes, error, too_large))
+
+
+def _name(path: str | os.PathLike[str], what: str) -> str:
+    return f"{what} '{Path(path)}'" if what else f"'{Path(path)}'"
+
+
+def _open_regular(
+    path: str | os.PathLike[str],
+    name: str,
+    max_bytes: int,
+    error: type[FaceVerifyError],
+    too_large: type[FaceVerifyError],
+) -> int:
     if "\x00" in os.fspath(path):
         raise error("a path cannot contain a NUL character")
     try:
@@ -44,15 +83,7 @@ def read_regular_file(
             raise error(f"{name} is not a regular file (a device, FIFO or socket); give a file")
         if info.st_size > max_bytes:
             raise too_large(f"{name} is {info.st_size} bytes; the limit is {max_bytes}")
-        chunks, left = [], max_bytes + 1
-        while left > 0 and (chunk := os.read(fd, min(left, _CHUNK))):
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError as exc:
-        raise error(f"{name} cannot be read: {exc.strerror}") from None
-    finally:
+    except BaseException:
         os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > max_bytes:
-        raise too_large(f"{name} is more than {max_bytes} bytes; the limit is {max_bytes}")
-    return data
+        raise
+    return fd

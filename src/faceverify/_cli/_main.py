@@ -127,6 +127,23 @@ def models_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile, Face
     return pack, profile, load_pipeline(pack, cache=args.cache, threads=args.threads)
 
 
+def check_images(paths: Sequence[str | Path]) -> None:
+    """Refuse what load_image would refuse before reading (a device, a FIFO, a directory, a
+    missing or oversized file) now, before the models load: bad input fails in well under a second."""
+    from .._errors import ImageTooLargeError, UnreadableImageError
+    from .._io import check_regular_file
+    from .._limits import LIMITS
+
+    for path in paths:
+        check_regular_file(
+            path,
+            max_bytes=LIMITS.capture.max_bytes,
+            what="",
+            error=UnreadableImageError,
+            too_large=ImageTooLargeError,
+        )
+
+
 def model_options(p: argparse.ArgumentParser, *, profile: str = "photo-check") -> None:
     """--pack, --profile, --operating-point, --threshold, --threads: how a command decides."""
     from .._models._manifest import BUILTIN_PACKS, DEFAULT_PACK, builtin_manifest
@@ -180,6 +197,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             profile = replace(profile, operating_point=args.operating_point)
         result = compare_fused_with(fused, args.a, args.b, profile=profile)
     else:
+        check_images([args.a, args.b])
         pack, profile, pipeline = models_from_args(args)
         result = compare_with(pipeline, pack, args.a, args.b, profile=profile)
     op = result.operating_point
