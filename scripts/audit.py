@@ -23,6 +23,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +60,13 @@ def latest_vulnerabilities(name: str) -> tuple[str, list[dict[str, object]]]:
     return str(data["info"]["version"]), vulns
 
 
+def _latest_or_error(name: str) -> tuple[str, list[dict[str, object]]] | str:
+    try:
+        return latest_vulnerabilities(name)
+    except (urllib.error.URLError, TimeoutError, ValueError, KeyError) as exc:
+        return str(exc)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -70,7 +78,11 @@ def main() -> None:
     unaudited: list[str] = []
     by_service = by_index = 0
     pins = _pins(args.lock)
-    for dep in pip_audit(args.lock):
+    deps = pip_audit(args.lock)
+    skipped = [str(d["name"]) for d in deps if "skip_reason" in d]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # one small request per skipped package
+        answers = dict(zip(skipped, pool.map(_latest_or_error, skipped), strict=True))
+    for dep in deps:
         name = str(dep["name"])
         version = str(dep.get("version") or pins[name])
         if "skip_reason" not in dep:
@@ -78,11 +90,11 @@ def main() -> None:
             found += [f"{name}=={version}: {v['id']} (fixed in {', '.join(v['fix_versions']) or 'none'})"
                       for v in dep.get("vulns", [])]  # type: ignore[union-attr]  # fmt: skip
             continue
-        try:
-            latest, vulns = latest_vulnerabilities(name)
-        except (urllib.error.URLError, TimeoutError, ValueError, KeyError) as exc:
-            unaudited.append(f"{name}=={version} (index unreachable: {exc})")
+        answer = answers[name]
+        if isinstance(answer, str):
+            unaudited.append(f"{name}=={version} (index unreachable: {answer})")
             continue
+        latest, vulns = answer
         if latest != version:
             unaudited.append(f"{name}=={version} (latest is {latest})")
             continue

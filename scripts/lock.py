@@ -1,6 +1,6 @@
 """Write constraints.txt: the exact versions of faceverify's dependency closure, as installed here.
 
-    python scripts/lock.py                 # every extra but `peers` (benchmark-only, compiles dlib)
+    python scripts/lock.py                 # every installed extra but `peers` (benchmark-only)
     python scripts/lock.py --extras dev service
     python scripts/lock.py --check         # exit 1 if constraints.txt differs from the environment
 
@@ -20,6 +20,7 @@ import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
@@ -40,10 +41,7 @@ HEADER = """\
 
 def closure(extras: list[str]) -> dict[str, str]:
     """Canonical name -> installed version for everything the project needs with ``extras``."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = [Requirement(r) for r in project["dependencies"]]
-    for extra in extras:
-        wanted += [Requirement(r) for r in project["optional-dependencies"][extra]]
+    optional = _project()["optional-dependencies"]
     env = default_environment()
 
     def applies(req: Requirement, extras: set[str]) -> bool:
@@ -52,13 +50,18 @@ def closure(extras: list[str]) -> dict[str, str]:
 
     pinned: dict[str, str] = {}
     seen: set[tuple[str, frozenset[str]]] = set()
-    pending = [r for r in wanted if applies(r, set())]
+    pending = [Requirement(r) for r in _project()["dependencies"]]
+    pending += [Requirement(f"faceverify[{','.join(extras)}]")] if extras else []
+    pending = [r for r in pending if applies(r, set())]
     while pending:
         req = pending.pop()
         name = canonicalize_name(req.name)
-        if name == "faceverify" or name in INSTALLERS or (name, frozenset(req.extras)) in seen:
+        if (name, frozenset(req.extras)) in seen or name in INSTALLERS:
             continue
         seen.add((name, frozenset(req.extras)))
+        if name == "faceverify":  # the project's own extras, also as named inside another extra
+            pending += [Requirement(r) for e in req.extras for r in optional[e]]
+            continue
         try:
             dist = metadata.distribution(req.name)
         except metadata.PackageNotFoundError:
@@ -70,6 +73,29 @@ def closure(extras: list[str]) -> dict[str, str]:
     return pinned
 
 
+def _project() -> dict[str, Any]:
+    project: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return project
+
+
+def installed_extras() -> list[str]:
+    """Every extra but ``peers`` whose requirements are all installed here (e.g. not ``gpio`` off a board)."""
+    found = []
+    for extra, reqs in _project().get("optional-dependencies", {}).items():
+        names = [Requirement(r).name for r in reqs]
+        if extra in EXCLUDED_EXTRAS:
+            continue
+        try:
+            for n in names:
+                if canonicalize_name(n) != "faceverify":
+                    metadata.distribution(n)
+        except metadata.PackageNotFoundError:
+            sys.stderr.write(f"lock: extra {extra!r} is not installed here: not locked\n")
+            continue
+        found.append(extra)
+    return found
+
+
 def render(extras: list[str]) -> str:
     pinned = closure(extras)
     python = ".".join(map(str, sys.version_info[:2]))
@@ -78,8 +104,7 @@ def render(extras: list[str]) -> str:
 
 
 def main() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    every = [e for e in project.get("optional-dependencies", {}) if e not in EXCLUDED_EXTRAS]
+    every = installed_extras()
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--extras", nargs="*", default=every, help=f"default: {' '.join(every)}")
