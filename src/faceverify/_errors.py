@@ -53,8 +53,8 @@ only care that *something* refused can catch the branch above it::
 
 ``code`` is part of the API: the CLI maps it to its exit status, the HTTP
 service to a problem type, the door to an event reason (docs/cli.md has the
-table). Other modules add classes with codes of their own
-(``store_unavailable``, ``unknown_session``, ``camera_lost``, ``timeout``...).
+table). Other modules add classes with codes of their own (the door's
+``camera_lost``, ``timeout``...).
 
 Refusals are never silent scores: a capture that cannot be judged raises. The
 messages carry no biometric data, only what the caller needs to fix the input.

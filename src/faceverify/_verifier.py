@@ -78,6 +78,7 @@ from ._errors import (
     LowQualityError,
     UnknownSessionError,
 )
+from ._limits import Limits
 from ._liveness._challenge import (
     Challenge,
     ChallengePolicy,
@@ -88,7 +89,7 @@ from ._liveness._challenge import (
 )
 from ._liveness._check import LivenessCheck
 from ._models._manifest import ModelPack, OperatingPoint
-from ._pipeline._capture import CaptureSource, RGBImage
+from ._pipeline._capture import CaptureSource, RGBImage, load_image
 from ._pipeline._embed import Embedding
 from ._pipeline._pipeline import FacePipeline, FaceSample, cosine
 from ._pipeline._quality import Quality
@@ -814,7 +815,8 @@ class Verifier:
         that cannot be decoded changes nothing. ``UnknownSessionError`` for a
         session that is absent, expired, decided, or started by another actor.
         """
-        image = self.pipeline.load(frame)  # decoded before the row is locked
+        # Decoded before the row is locked, within a live frame's limits (bytes, pixels: _limits.py).
+        image = load_image(frame, limits=Limits(capture=self.pipeline.limits).frame_capture())
         with self.vault.sessions.hold(session_id) as slot:
             envelope = _SessionEnvelope.load(slot.state, actor)
             session = self._restore(envelope)

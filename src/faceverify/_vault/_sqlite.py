@@ -7,7 +7,8 @@
   check-and-count sequences (lockout, the audit chain's head, enumeration probes) cannot
   interleave across processes; names to lock are therefore not needed, the whole file is.
 - a busy timeout, so a second process waits for the lock instead of failing; past it,
-  ``StoreUnavailableError``.
+  ``StoreUnavailableError``. A garbage or truncated file is ``StoreCorruptError``: no retry
+  will open it.
 - ``secure_delete=ON``, and ``scrub()`` folds the WAL into the file and truncates it, so
   erased rows (blobs, wrapped keys) do not linger in free pages or the log.
 
@@ -154,3 +155,4 @@ class SQLiteEngine:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
