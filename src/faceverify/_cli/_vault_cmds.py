@@ -118,6 +118,11 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
         from .._errors import InvalidInputError
 
         raise InvalidInputError(f"enrolment takes 1 to {LIMITS.enroll_images} images, got {len(args.images)}")
+    live = args.camera is not None or args.video is not None
+    if live and args.images:
+        raise ConfigurationError("give enrolment images or --camera/--video, not both")
+    if not live and not args.images:
+        raise ConfigurationError("give 1-5 enrolment images, or --camera INDEX for a live enrolment")
     check_images(args.images)
     verifier = _verifier(args, create=True)
     now = verifier.vault.clock.now()
@@ -129,13 +134,9 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
         evidence=ConsentEvidence(hashlib.sha256(document).hexdigest(), args.method, args.collected_by),
         scope=tuple(args.scope or ()),
     )
-    if args.camera is not None or args.video is not None:
-        if args.images:
-            raise ConfigurationError("give enrolment images or --camera/--video, not both")
+    if live:
         session = _live_session(args, verifier, purpose="enroll")
         result = verifier.enroll_live(args.subject, session, consent=consent, actor=ACTOR)
-    elif not args.images:
-        raise ConfigurationError("give 1-5 enrolment images, or --camera INDEX for a live enrolment")
     else:
         result = verifier.enroll(args.subject, args.images, consent=consent, actor=ACTOR)
     # The template lives until consent expires or a retention window after its last match, whichever
