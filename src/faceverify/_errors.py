@@ -38,16 +38,23 @@ only care that *something* refused can catch the branch above it::
     ├── StoreCorruptError            a vault database is not store_corrupt
     │                                one, or is damaged
     ├── KeyStoreError                master key wrong, ...   key_store
-    ├── StoreUnavailableError        the database cannot be  store_unavailable
-    │                                reached now
+    ├── StoreUnavailableError        the vault's database    store_unavailable
+    │                                cannot be reached now
     ├── UnknownSessionError          no such live session    unknown_session
-    └── ConfigurationError           a setting outside what  configuration
-                                     faceverify allows
+    │                                (absent, expired, tampered)
+    ├── ConfigurationError           a setting outside what  configuration
+    │                                faceverify allows
+    ├── CameraError                  a door's camera is lost camera_lost
+    │                                or its frames are stale
+    ├── ActuatorError                a door's relay did not  actuator
+    │                                confirm it acted
+    └── InvalidCeremonyTokenError    a browser ceremony      invalid_token
+                                     token will not do (opaque)
 
 ``code`` is part of the API: the CLI maps it to its exit status, the HTTP
 service to a problem type, the door to an event reason (docs/cli.md has the
-table). Other modules add classes with codes of their own
-(``store_unavailable``, ``unknown_session``, ``camera_lost``, ``timeout``...).
+table). Other modules add classes with codes of their own (the door's
+``camera_lost``, ``timeout``...).
 
 Refusals are never silent scores: a capture that cannot be judged raises. The
 messages carry no biometric data, only what the caller needs to fix the input.
@@ -280,6 +287,19 @@ class ConfigurationError(FaceVerifyError):
     """A setting outside what faceverify allows (e.g. retention over 3 years)."""
 
     code: ClassVar[str] = "configuration"
+
+
+class CameraError(FaceVerifyError):
+    """The camera cannot be opened, was lost, or delivers no fresh frames (the door's ``camera_lost``)."""
+
+    code: ClassVar[str] = "camera_lost"
+
+
+class ActuatorError(FaceVerifyError):
+    """The door's relay (command hook, HTTP callback, GPIO) did not confirm it acted; the door stays shut."""
+
+    code: ClassVar[str] = "actuator"
+
 
 class InvalidCeremonyTokenError(FaceVerifyError):
     """A browser ceremony token (or receipt) is malformed, forged, expired or used out of scope.

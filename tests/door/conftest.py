@@ -7,30 +7,16 @@ impostor pair < 0.35, far from its threshold (0.475).
 
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from door_frames import Poser, poser
+from door_helpers import KEY, T0
 
 from faceverify._clock import FrozenClock
-from faceverify._vault import ConsentEvidence, ConsentRecord, MasterKey, Vault
+from faceverify._vault import Vault
 from faceverify._verifier import Verifier
 from faceverify.hazmat import FacePipeline, ModelPack
-
-T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-KEY = MasterKey(bytes(range(32)))
-
-
-def consent(subject: str, *, purpose: str = "door-access", days: int = 365) -> ConsentRecord:
-    return ConsentRecord(
-        subject_id=subject,
-        purpose=purpose,
-        granted_at=T0,
-        expires_at=T0 + timedelta(days=days),
-        evidence=ConsentEvidence(hashlib.sha256(b"door release").hexdigest(), "kiosk-signature", "op-1"),
-    )
 
 
 @pytest.fixture
@@ -40,7 +26,14 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def vault(tmp_path: Path, clock: FrozenClock) -> Vault:
-    return Vault.open(tmp_path / "vault", KEY, clock=clock, purpose="door-access", create=True)
+    return Vault.open(
+        tmp_path / "vault",
+        KEY,
+        keys_database=tmp_path / "keys.db",
+        clock=clock,
+        purpose="door-access",
+        create=True,
+    )
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ frame by frame, and written to a video file the door then reads like a camera.
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -39,11 +40,24 @@ REST = [(0, 0, 1.0), (2, 1, 1.03), (-2, 0, 1.06)]
 
 
 def answer(person: Poser, challenges: Iterable[Challenge], *, rest: int = 1) -> list[np.ndarray]:
-    """Frames of ``person`` at rest, then answering each challenge and coming back to rest."""
-    poses = list(REST) * rest
-    for c in challenges:
-        poses += RESPONSES[c] + REST
-    return [person.frame(yaw=y, pitch=p, zoom=z) for y, p, z in poses]
+    """Frames of ``person`` at rest, then answering each challenge and coming back to rest.
+
+    Made once per person and sequence in a test run (warping is the slow part); each
+    call gets the same frames, as a recording replayed would be.
+    """
+    made = _MADE.setdefault(person, {})
+    key = (tuple(challenges), rest)
+    if key not in made:
+        poses = list(REST) * rest
+        for c in key[0]:
+            poses += RESPONSES[c] + REST
+        made[key] = [person.frame(yaw=y, pitch=p, zoom=z) for y, p, z in poses]
+    return list(made[key])
+
+
+_MADE: weakref.WeakKeyDictionary[Poser, dict[tuple[tuple[Challenge, ...], int], list[np.ndarray]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def poser(pipeline: FacePipeline, path: Path, seed: int = 0) -> Poser:

@@ -130,7 +130,10 @@ def open_service(
 def service(database: tuple[str, str], master_key: MasterKey, pipeline: FacePipeline) -> Iterator[Service]:
     svc = open_service(database, master_key, pipeline)
     yield svc
-    svc.app.state.faceverify.db.close()  # type: ignore[attr-defined]
+    state = svc.app.state.faceverify  # type: ignore[attr-defined]
+    # No request of any test may have ended in an internal error.
+    assert 'status="500"' not in state.metrics.render().decode(), "a request answered 500"
+    state.db.close()
 
 
 def consent_body(purpose: str = "app-login", days: int = 365) -> dict[str, object]:

@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from ._main import EXIT_MATCH, EXIT_NO_MATCH, emit_json, model_options, models_from_args
+from ._main import EXIT_MATCH, EXIT_NO_MATCH, check_images, emit_json, model_options, models_from_args
 
 DEFAULT_CONSENT_DAYS = 365
 
@@ -87,8 +87,9 @@ def _vault(args: argparse.Namespace, *, create: bool = False) -> Any:
 def _verifier(args: argparse.Namespace, *, create: bool = False) -> Any:
     from .._verifier import Verifier
 
+    vault = _vault(args, create=create)  # before the models: a bad path or database fails at once
     pack, profile, pipeline = models_from_args(args)
-    return Verifier(pipeline=pipeline, pack=pack, vault=_vault(args, create=create), profile=profile)
+    return Verifier(pipeline=pipeline, pack=pack, vault=vault, profile=profile)
 
 
 def _expiry(text: str) -> datetime:
@@ -106,16 +107,23 @@ def _expiry(text: str) -> datetime:
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
     from .._errors import ConfigurationError
+    from .._io import read_regular_file
+    from .._limits import LIMITS
     from .._vault import ConsentEvidence, ConsentRecord
 
-    try:
-        document = Path(args.consent_evidence).read_bytes()
-    except OSError as exc:
-        from .._errors import ConsentError
+    document = read_regular_file(
+        args.consent_evidence, max_bytes=LIMITS.consent_evidence_bytes, what="the consent evidence"
+    )
+    if len(args.images) > LIMITS.enroll_images:  # before the models load (none: Verifier.enroll says so)
+        from .._errors import InvalidInputError
 
-        raise ConsentError(
-            f"cannot read the consent evidence {args.consent_evidence}: {exc.strerror}"
-        ) from None
+        raise InvalidInputError(f"enrolment takes 1 to {LIMITS.enroll_images} images, got {len(args.images)}")
+    live = args.camera is not None or args.video is not None
+    if live and args.images:
+        raise ConfigurationError("give enrolment images or --camera/--video, not both")
+    if not live and not args.images:
+        raise ConfigurationError("give 1-5 enrolment images, or --camera INDEX for a live enrolment")
+    check_images(args.images)
     verifier = _verifier(args, create=True)
     now = verifier.vault.clock.now()
     consent = ConsentRecord(
@@ -126,13 +134,9 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
         evidence=ConsentEvidence(hashlib.sha256(document).hexdigest(), args.method, args.collected_by),
         scope=tuple(args.scope or ()),
     )
-    if args.camera is not None or args.video is not None:
-        if args.images:
-            raise ConfigurationError("give enrolment images or --camera/--video, not both")
+    if live:
         session = _live_session(args, verifier, purpose="enroll")
         result = verifier.enroll_live(args.subject, session, consent=consent, actor=ACTOR)
-    elif not args.images:
-        raise ConfigurationError("give 1-5 enrolment images, or --camera INDEX for a live enrolment")
     else:
         result = verifier.enroll(args.subject, args.images, consent=consent, actor=ACTOR)
     # The template lives until consent expires or a retention window after its last match, whichever
@@ -222,6 +226,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.image is not None:
         if args.challenges is not None:
             raise ConfigurationError("--challenges applies to --video only")
+        check_images([args.image])
         result = _verifier(args).verify(args.subject, args.image, actor=ACTOR)
     else:
         result = _verify_live(args)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigurationError
+from .._limits import LIMITS
 
 FIXED_CHALLENGES_ENV = "FACEVERIFY_TEST_FIXED_CHALLENGES"
 _ENV_PREFIX = "FACEVERIFY_"
@@ -48,7 +49,7 @@ class ServiceConfig:
     rate_per_client: int = 600
     rate_per_source: int = 120
     rate_window: int = 60
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int = LIMITS.request_bytes
     threads: int = 0
     fixed_challenges: tuple[str, ...] = field(default=())
     #: The browser pages and their ceremony routes (docs/browser.md); ``--no-pages`` turns them off.

@@ -55,6 +55,9 @@ class PostgresEngine:
             raise ConfigurationError("a PostgreSQL pool needs at least one connection")
         self._local = threading.local()
         try:
+            # One direct attempt first: a server that is not there is an error now, not after
+            # the pool has retried for its whole timeout.
+            psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT_S)).close()
             self._pool = psycopg_pool.ConnectionPool(
                 url,
                 min_size=1,
@@ -76,7 +79,7 @@ class PostgresEngine:
             raise StoreUnavailableError(f"{redact(self.url)}: {_short(exc)}") from None
 
     @contextlib.contextmanager
-    def unit(self, lock: Iterable[str | bytes] = ()) -> Iterator[Tx]:
+    def unit(self, lock: Iterable[str | bytes] = (), *, read_only: bool = False) -> Iterator[Tx]:
         wanted = sorted_locks(lock)
         outer: Tx | None = getattr(self._local, "tx", None)
         if outer is not None:  # joined: a savepoint of the enclosing unit

@@ -51,7 +51,8 @@ def _ddl(time: str, blob: str, serial: str) -> list[str]:
         f" lockout_mac {blob},"
         " CHECK ((state = 'active') = (blob IS NOT NULL AND consent_json IS NOT NULL)))",
         f"CREATE TABLE probes (attempt TEXT NOT NULL, subject_id TEXT NOT NULL, actor TEXT NOT NULL,"
-        f" sketch {blob} NOT NULL, at {time} NOT NULL)",
+        f" sketch {blob} NOT NULL, at {time} NOT NULL, cluster TEXT NOT NULL)",
+        "CREATE INDEX probes_by_cluster ON probes (cluster)",
         "CREATE INDEX probes_by_time ON probes (at)",
         "CREATE INDEX probes_by_subject ON probes (subject_id)",
         f"CREATE TABLE refusals (actor TEXT NOT NULL, at {time} NOT NULL)",
@@ -118,6 +119,7 @@ class Probe:
     subject_id: str
     actor: str
     sketch: bytes
+    cluster: str
 
 
 class TemplateStore(Protocol):
@@ -144,8 +146,17 @@ class LockoutStore(Protocol):
     def recent_probes(self, *, since: datetime, exclude: str | None = None) -> list[Probe]: ...
 
     def add_probe(
-        self, subject_id: str, actor: str, sketch: bytes, *, at: datetime, attempt: str | None = None
-    ) -> None: ...
+        self,
+        subject_id: str,
+        actor: str,
+        sketch: bytes,
+        *,
+        at: datetime,
+        attempt: str | None = None,
+        cluster: str | None = None,
+    ) -> str: ...
+
+    def merge_clusters(self, clusters: set[str], *, into: str) -> None: ...
 
     def refusals(self, actor: str, *, since: datetime) -> int: ...
 
@@ -310,24 +321,39 @@ class Records:
     def recent_probes(self, *, since: datetime, exclude: str | None = None) -> list[Probe]:
         """Probes since ``since`` (but attempt ``exclude``, the caller's own)."""
         rows = self.tx.all(
-            "SELECT subject_id, actor, sketch FROM probes WHERE at >= ? AND attempt <> ?",
+            "SELECT subject_id, actor, sketch, cluster FROM probes WHERE at >= ? AND attempt <> ?",
             (self._d.time_in(since), exclude or ""),
         )
         probes = []
-        for subject_id, actor, sketch in rows:
+        for subject_id, actor, sketch, cluster in rows:
             try:
-                probes.append(Probe(subject_id, actor, self._d.blob_out(sketch)))
+                probes.append(Probe(str(subject_id), str(actor), self._d.blob_out(sketch), str(cluster)))
             except ValueError:
                 continue  # an edited probe row links nothing; it is forgotten with its window
         return probes
 
     def add_probe(
-        self, subject_id: str, actor: str, sketch: bytes, *, at: datetime, attempt: str | None = None
-    ) -> None:
+        self,
+        subject_id: str,
+        actor: str,
+        sketch: bytes,
+        *,
+        at: datetime,
+        attempt: str | None = None,
+        cluster: str | None = None,
+    ) -> str:
+        """Record an attempt's probe (in a cluster of its own unless told); its attempt id."""
+        attempt = attempt or uuid.uuid4().hex
         self.tx.execute(
-            "INSERT INTO probes VALUES (?, ?, ?, ?, ?)",
-            (attempt or uuid.uuid4().hex, subject_id, actor, sketch, self._d.time_in(at)),
+            "INSERT INTO probes VALUES (?, ?, ?, ?, ?, ?)",
+            (attempt, subject_id, actor, sketch, self._d.time_in(at), cluster or attempt),
         )
+        return attempt
+
+    def merge_clusters(self, clusters: set[str], *, into: str) -> None:
+        """Probes linked through a new one become one cluster (a search in disguise is one)."""
+        for cluster in sorted(clusters - {into}):
+            self.tx.execute("UPDATE probes SET cluster=? WHERE cluster=?", (into, cluster))
 
     def refusals(self, actor: str, *, since: datetime) -> int:
         row = self.tx.one(

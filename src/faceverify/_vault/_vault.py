@@ -139,7 +139,7 @@ class _StoreView:
         self.path = getattr(vault.engine, "path", None)
 
     def get(self, subject_id: str) -> StoredSubject | None:
-        with self._vault._unit() as records:
+        with self._vault._unit(read_only=True) as records:
             return records.get(subject_id)
 
 
@@ -267,8 +267,9 @@ class Vault:
         self.engine.close()
 
     @contextlib.contextmanager
-    def _unit(self, subject_id: str | None = None) -> Iterator[Records]:
-        with self.engine.unit([] if subject_id is None else ["subject:" + subject_id]) as tx:
+    def _unit(self, subject_id: str | None = None, *, read_only: bool = False) -> Iterator[Records]:
+        locks = [] if subject_id is None or read_only else ["subject:" + subject_id]
+        with self.engine.unit(locks, read_only=read_only) as tx:
             yield Records(tx, state_key=self._state_key)
 
     def _audit(  # noqa: PLR0917 - private helper
@@ -458,6 +459,35 @@ class Vault:
         if refusal is not None:
             raise refusal
 
+    def replicate(
+        self,
+        subject_id: str,
+        *,
+        known_template_id: str | None = None,
+        model_pack_id: str | None = None,
+        actor: str | None = None,
+    ) -> tuple[OpenedTemplate, ConsentRecord] | None:
+        """One subject's opened template and consent, for a door's offline replica
+        (``faceverify._door.Replica``), refused exactly as a live ``verify`` would be.
+
+        Each refusal is raised and audited (event ``replicate``); nothing is counted
+        toward lockout. ``None`` when the active template is still ``known_template_id``
+        (the replica already holds it: nothing opened, nothing audited); otherwise the copy,
+        audited. Only the one subject named: there is no way to copy a vault.
+        """
+        subject_id = check_subject_id(subject_id)
+        with self._unit(subject_id) as records:
+            refusal, opened = self._refusal(
+                records, subject_id, self.clock.now(), "replicate", actor, model_pack_id, True
+            )
+            if refusal is None and opened is not None and opened[0].header.template_id != known_template_id:
+                self._audit(records, "replicate", subject_id, "ok", "copied to a door's replica", actor)
+            else:
+                opened = None
+        if refusal is not None:
+            raise refusal
+        return None if opened is None else (opened[0], opened[1])
+
     def _refusal(  # noqa: PLR0917 - private helper
         self,
         records: Records,
@@ -541,13 +571,18 @@ class Vault:
             return EnumerationRefusedError(
                 "too many captures of this caller were refused as a search in disguise; retry later"
             )
-        probes = [
-            p for p in records.recent_probes(since=since, exclude=attempt) if p.subject_id != subject_id
-        ]
+        # Probes linked to this one, and everything linked to them (single linkage): variants of
+        # one photo chain together even where two of them are further apart than the threshold.
+        probes = records.recent_probes(since=since, exclude=attempt)
         hits = linked(sketch, [p.sketch for p in probes], policy.max_differing_bits)
-        others = len({p.subject_id for p, hit in zip(probes, hits, strict=True) if hit})
+        clusters = {p.cluster for p, hit in zip(probes, hits, strict=True) if hit}
+        others = len({p.subject_id for p in probes if p.cluster in clusters and p.subject_id != subject_id})
         if attempt is None:
-            records.add_probe(subject_id, caller, sketch, at=now)
+            attempt = records.add_probe(
+                subject_id, caller, sketch, at=now, cluster=min(clusters, default=None)
+            )
+        if clusters:
+            records.merge_clusters(clusters | {attempt}, into=min(clusters))
         if others + 1 >= policy.max_subjects:
             records.add_refusal(caller, at=now)
             self._audit(
@@ -691,7 +726,7 @@ class Vault:
 
     def consents(self) -> Iterator[ConsentRecord]:
         """Every active subject's consent record: records of processing. No templates."""
-        with self._unit() as records:
+        with self._unit(read_only=True) as records:
             rows = list(records.consents())
         for _, consent_json in rows:
             yield ConsentRecord.from_json(consent_json)
@@ -699,7 +734,7 @@ class Vault:
     def needs_reenroll(self, subject_id: str, model_pack_id: str) -> bool:
         """Whether the subject's template was made with another pack or format (no decryption)."""
         subject_id = check_subject_id(subject_id)
-        with self._unit(subject_id) as records:
+        with self._unit(subject_id, read_only=True) as records:
             row = records.get(subject_id)
             refusal = self._inactive(records, row, subject_id, None, None)
         if refusal is not None:
@@ -756,7 +791,8 @@ def _open_keys(
             raise KeyStoreError("the key store must be another database than the vault's")
     else:
         path = sqlite_path(keys_database)
-        target = path if path.suffix in {".db", ".sqlite", ".sqlite3"} or path.is_file() else path / "keys.db"
+        is_file = path.suffix in {".db", ".sqlite", ".sqlite3"} or str(keys_database).startswith("sqlite:")
+        target = path if is_file else path / "keys.db"
         if vault.folder is not None and target.resolve().is_relative_to(vault.folder.resolve()):
             raise KeyStoreError(
                 f"key store {target} is inside the vault folder {vault.folder}: a backup of the folder would"
