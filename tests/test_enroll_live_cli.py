@@ -19,7 +19,7 @@ from faceverify.hazmat import FacePipeline
 sys.path.insert(0, str(Path(__file__).resolve().parent / "browser"))
 from camera_videos import FPS, posed_frames  # tests/browser is not a package
 
-ASKED = "turn-left,move-closer"
+ASKED = "move-closer,turn-left"
 
 
 def test_cli_enrolls_live_from_a_session_then_verifies(
@@ -45,10 +45,10 @@ def test_cli_enrolls_live_from_a_session_then_verifies(
 
     live = ["--video", str(signup), "--challenges", ASKED]
     code, out, err = run_cli("enroll", "alice", *live, *enrol, "--json")
-    assert code == 0, err
+    assert code == 0, (err, out)
     report = json.loads(out)
     assert report["subject_id"] == "alice" and 2 <= report["images"] <= 5, report
-    assert "challenges (fixed by --challenges): turn-left, move-closer" in err
+    assert "challenges (fixed by --challenges): move-closer, turn-left" in err
 
     code, out, err = run_cli("verify", "alice", "--video", str(login), "--challenges", ASKED,
                              *where, *models, "--profile", "app-login", "--json")  # fmt: skip

@@ -2,7 +2,7 @@
 
 A photo is cropped to a 640x480 frame around its face and posed with
 ``tests/liveness/liveness_frames.py`` (a depth-mapped head turned, nodded and
-zoomed). Each answer is held for about two seconds, with a few slightly different
+zoomed). Each answer is held for three seconds, with a few slightly different
 frontal rests (so an enrolment gets several distinct frontal frames), and every
 frame gets its own sensor noise and a one-pixel shake, as a webcam's do.
 Chromium's fake camera loops the file, so the answer comes round again.
@@ -23,17 +23,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "liveness"))
 from liveness_frames import Poser  # tests/liveness is not a package
 from y4m import RGB, write_y4m
 
-FPS = 10
+FPS = 8
 WIDTH, HEIGHT = 640, 480
 
 #: Held poses as (yaw°, pitch°, zoom, seconds); yaw + is toward the subject's left.
 REST = [(0, 0, 1.0, 0.6), (-5, 0, 1.0, 0.3), (5, 2, 1.04, 0.3)]
-#: Each answer is held 2.2 s: a loaded CI machine may take only a frame or two a second, and a
-#: missed pose would come round again only after the whole loop (past the challenge's deadline).
+#: The first two seconds are at rest, so the session's baseline (its first frontal frame) is a
+#: face at rest, whenever the session starts after the camera did.
+LEAD = [(0, 0, 1.0, 1.2), (-5, 0, 1.0, 0.4), (5, 2, 1.04, 0.4)]
+#: Each answer is held 3 s: a loaded CI machine may take only a frame a second, and the session
+#: needs two in a row in the pose.
 ANSWERS = {
-    "turn-left": [(12, 0, 1.0, 0.2), (26, 0, 1.0, 2.2), (12, 0, 1.0, 0.2)],
-    "turn-right": [(-12, 0, 1.0, 0.2), (-26, 0, 1.0, 2.2), (-12, 0, 1.0, 0.2)],
-    "move-closer": [(0, 0, 1.2, 0.2), (0, 0, 1.45, 2.2), (0, 0, 1.2, 0.2)],
+    "turn-left": [(12, 0, 1.0, 0.2), (26, 0, 1.0, 3.0), (12, 0, 1.0, 0.2)],
+    "turn-right": [(-12, 0, 1.0, 0.2), (-26, 0, 1.0, 3.0), (-12, 0, 1.0, 0.2)],
+    # Closer frames are the sharpest frontal ones, so they lead an enrolment's candidates: hold the
+    # pose with the head a little to each side, as a person does, not frozen in one position.
+    "move-closer": [
+        (0, 0, 1.2, 0.2),
+        (-6, 0, 1.45, 1.0),
+        (0, 3, 1.5, 1.0),
+        (6, 0, 1.45, 1.0),
+        (0, 0, 1.2, 0.2),
+    ],
 }
 
 
@@ -55,7 +66,7 @@ def posed_frames(
     """The frames of one loop: rest, then each challenge's answer followed by a rest."""
     poser = Poser(pipeline, camera_frame(pipeline, photo), seed=seed)
     rng = np.random.default_rng(seed)
-    timeline = list(REST)
+    timeline = list(LEAD)
     for name in challenges:
         timeline += ANSWERS[name] + REST
     rendered: dict[tuple[float, float, float], RGB] = {}

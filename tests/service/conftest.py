@@ -48,6 +48,7 @@ def answer(poser: Poser, challenges: tuple[Challenge, ...]) -> list[np.ndarray]:
         yaws += [turn / 2, turn, turn, turn, 0.0, 0.0]
     return [poser.frame(yaw=yaw) for yaw in yaws]
 
+
 RELEASE = hashlib.sha256(b"I agree to face login").hexdigest()
 
 

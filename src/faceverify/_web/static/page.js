@@ -15,7 +15,7 @@ if (!token) {
 } else {
   // The last outcome's receipt, for a page script (or a test) to hand to the app's backend.
   const keep = (/** @type {string} */ _state, /** @type {any} */ detail) => {
-    if (detail && detail.receipt) /** @type {any} */ (window).__fvOutcome = { receipt: detail.receipt };
+    if (detail && detail.receipt) /** @type {any} */ (window).__fvOutcome = { receipt: detail.receipt, images: detail.images };
   };
   // The service is where this page is served from, whatever prefix it is mounted under.
   const service = new URL("../../", import.meta.url).href;
