@@ -465,8 +465,9 @@ MIN_SESSION = 2.0
 
 
 def _accepts(row: dict[str, Any], check: str, policy: ChallengePolicy) -> bool:
-    if check == "challenge":
-        return bool(row["challenge"])
+    if check == "challenge":  # the session's own verdict, the passive check's aside
+        first = row["reasons"][0] if row["reasons"] else ""
+        return bool(row["challenge"]) or first.startswith("passive check")
     if check == "passive":
         return row["passive"] is not False
     if check == "rigid-texture":
@@ -642,6 +643,9 @@ def summarise(report: dict[str, Any], *, passive: bool) -> dict[str, Any]:
             if not rows:
                 continue
             fig = {c: float(np.mean([_accepts(r, c, POLICY) for r in rows])) for c in CHECKS}
+            scored = [r for r in rows if r["passive"] is not None]  # the sessions that reached it
+            fig["passive"] = float(np.mean([r["passive"] for r in scored])) if scored else float("nan")
+            fig["passive_n"] = len(scored)
             fig["combined"] = float(np.mean([combined(r, POLICY, passive=passive) for r in rows]))
             fig["combined-no-passive"] = float(np.mean([combined(r, POLICY, passive=False) for r in rows]))
             fig["n"] = len(rows)
@@ -668,8 +672,8 @@ def summarise(report: dict[str, Any], *, passive: bool) -> dict[str, Any]:
 
 
 def table(summary: dict[str, Any]) -> str:
-    head = "| family (test half) | n | challenge alone | rigid texture | parallax | passive | **combined** |"
-    lines = [head + " combined w/o passive |", "|---|---|---|---|---|---|---|---|"]
+    head = "| family (test half) | n | challenge alone | rigid texture | parallax | passive (where reached) |"
+    lines = [head + " **combined** | combined w/o passive |", "|---|---|---|---|---|---|---|---|"]
     for family, halves in summary["apcer"].items():
         f = halves.get("test")
         if f is None:
@@ -677,6 +681,8 @@ def table(summary: dict[str, Any]) -> str:
         cells = [f"{100 * f[c]:.1f} %" for c in ("challenge", "rigid-texture", "parallax", "passive")]
         if POLICY.parallax_min is None:
             cells[2] = "off"
+        n = f.get("passive_n", 0)
+        cells[3] = f"{100 * f['passive']:.1f} % of {n}" if n else "not reached"
         lines.append(
             f"| {family} | {f['n']} | "
             + " | ".join(cells)
