@@ -44,6 +44,8 @@ def run_target(name: str, flags: list[str], artifacts: Path, limit: float) -> di
         slowest = (
             json.loads(stats.read_text()) if stats.exists() else {"slowest_s": None, "slowest_bytes": None}
         )
+        if stats.with_suffix(".slowest").exists():  # kept for a look: what made it slow
+            (artifacts / f"{name}-slowest").write_bytes(stats.with_suffix(".slowest").read_bytes())
     found = dict(re.findall(r"^stat::(\w+):\s+(\d+)", done.stderr, flags=re.M))
     crashed = done.returncode != 0
     return {
