@@ -1,9 +1,12 @@
 """``faceverify enroll SUBJECT --camera N`` (here ``--video``, the same session on a recording).
 
-Sign-up is liveness-checked too: the template is made from several distinct best
-frontal frames of a passed challenge session (``Verifier.enroll_live``). The
+Sign-up is liveness-checked too: the template would be made from several distinct
+best frontal frames of a passed challenge session (``Verifier.enroll_live``). The
 recordings are real photos posed into a person answering the challenges
-(``tests/browser/videos.py``, the same videos the browser tests play).
+(``tests/browser/camera_videos.py``, the videos the browser tests play): the
+liveness animation checks, on in every CLI session, rightly refuse them as one
+picture warped, so here the CLI's refusals are what is tested; a passed live
+enrolment is tested through the service (tests/browser) with those checks off.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ def test_cli_enrolls_live_from_a_session_then_verifies(
         frames = list(posed_frames(pipeline, samples[photo], ASKED.split(","), seed=seed))
         return write_video(tmp_path / f"{name}.avi", frames, fps=FPS)
 
-    signup, login = video("signup", "obama", 0), video("login", "obama3", 1)
+    signup = video("signup", "obama", 0)
     where = ["--vault", str(tmp_path / "vault"), "--key-file", str(tmp_path / "master.key")]
     models = ["--cache", str(model_cache)]
     evidence = tmp_path / "release.txt"
@@ -43,17 +46,14 @@ def test_cli_enrolls_live_from_a_session_then_verifies(
     code, _, err = run_cli("consent", "show", "alice", *where)
     assert code == 5, err
 
+    # A recording that does answer, but is one photo warped into poses: the animation checks
+    # (on in every CLI session: no flag turns them off) refuse it, and nothing is enrolled.
     live = ["--video", str(signup), "--challenges", ASKED]
     code, out, err = run_cli("enroll", "alice", *live, *enrol, "--json")
-    assert code == 0, (err, out)
-    report = json.loads(out)
-    assert report["subject_id"] == "alice" and 2 <= report["images"] <= 5, report
+    assert code == 3, (err, out)
+    assert json.loads(out)["error"]["code"] == "not_live" and "one picture warped or held" in out
     assert "challenges (fixed by --challenges): move-closer, turn-left" in err
-
-    code, out, err = run_cli("verify", "alice", "--video", str(login), "--challenges", ASKED,
-                             *where, *models, "--profile", "app-login", "--json")  # fmt: skip
-    assert code == 0, err
-    assert json.loads(out)["match"] is True
+    assert run_cli("consent", "show", "alice", *where)[0] == 5
 
     # Images and a live capture at once, or neither: refused before anything is stored.
     code, _, err = run_cli("enroll", "bob", str(samples["biden"]), "--camera", "0", *enrol)

@@ -18,13 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import chromium
-
-#: Closer first: a turn while "move closer" is pending is a wrong response, but moving closer
-#: while "turn left" is pending is not, so a looped video can only fail by missing the first.
-CHALLENGES = ("move-closer", "turn-left")
-SCREENSHOTS = Path(
-    os.environ.get("FACEVERIFY_SCREENSHOTS", Path(__file__).resolve().parents[2] / "build" / "browser")
-)
+from page_server import CHALLENGES, SCREENSHOTS
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -6,11 +6,13 @@ requests through Starlette's test client.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
 from page_server import build_app, environment
+from PIL import Image
 from starlette.testclient import TestClient
 
 from faceverify._errors import ConfigurationError
@@ -82,6 +84,12 @@ def test_a_token_allows_its_ceremony_steps_in_order_and_nothing_else(app: tuple[
     started = http.post("/ceremony/v1/session", headers=bearer(consented))
     assert started.status_code == 201 and started.json()["challenges"] == 1
     session = started.json()["token"]
+    blank = io.BytesIO()
+    Image.new("RGB", (640, 480), (90, 90, 90)).save(blank, "JPEG")
+    update = http.post("/ceremony/v1/frames", headers=bearer(session), content=blank.getvalue())
+    assert update.status_code == 200, update.text
+    assert update.json()["feedback"] == ["no-face"] and update.json()["progress"] == [0, 1]
+    assert update.json()["prompt"] == "look straight at the camera" and not update.json()["finished"]
     frame = http.post("/ceremony/v1/frames", headers=bearer(session), content=b"\xff\xd8 not a jpeg")
     assert frame.status_code == 400 and frame.json()["code"] == "bad_input"
     # Finishing now: the session has not passed, so nothing is enrolled (the person may retry).
@@ -132,15 +140,14 @@ def test_the_page_is_served_with_a_strict_policy_and_the_module_cross_origin(app
 
 
 def test_the_pages_can_be_switched_off(tmp_path: Path) -> None:
-    config = ServiceConfig.load({"database": str(tmp_path / "vault")}, environ={"FACEVERIFY_PAGES": "false"})
-    assert config.pages is False
-    vault = tmp_path / "vault"
-    Vault.open(
-        f"sqlite:///{vault}",
-        MasterKey.generate(),
-        keys_database=f"sqlite:///{tmp_path / 'keys'}",
-        create=True,
+    config = ServiceConfig.load(
+        {"database": str(tmp_path / "vault" / "vault.db")}, environ={"FACEVERIFY_PAGES": "false"}
     )
+    assert config.pages is False
+    (tmp_path / "vault").mkdir()
+    vault = tmp_path / "vault" / "vault.db"
+    keys = f"sqlite:///{tmp_path / 'keys.db'}"
+    Vault.open(f"sqlite:///{vault}", MasterKey.generate(), keys_database=keys, create=True)
     db = open_service_database(vault)
     off = TestClient(create_app(config, database=db, preload=False), raise_server_exceptions=False)
     assert off.get("/pages/login").status_code == 404 and off.get("/ceremony/v1").status_code == 404

@@ -6,9 +6,12 @@ challenge with another photo of that person and matches; mallory, someone
 else, does not; a denied camera shows its message. The service fixes the
 challenge sequence (test-only configuration) so the recording can answer it —
 the liveness strength itself is tested in tests/liveness; this proves the
-browser flow. Every liveness check stays on (the passive one included); only the
-challenges' time limits are widened (``page_server.build_app``), because a loaded
-CI machine may answer one frame a second. Screenshots of each state are written to build/browser/.
+browser flow. Configured for these tests only (``page_server.build_app``): the
+liveness helper's animation checks are OFF, because the test videos are warped
+photos, which is exactly what those checks refuse; and the challenges' time
+limits are widened, because a loaded CI machine may answer one frame a second.
+The other checks stay on: one face throughout, motion, the responses, the
+passive presentation-attack check. Screenshots of each state are written to build/browser/.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ from typing import Any, Literal
 
 import pytest
 from chromium import chromium
-from conftest import CHALLENGES, SCREENSHOTS
-from page_server import Service
+from page_server import CHALLENGES, SCREENSHOTS, Service
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys

@@ -59,11 +59,13 @@ export const FEEDBACK = {
   "too-bright": "Too much light behind or on you.",
   "blurred": "The picture is blurred: hold still.",
   "too-small": "Come a little closer.",
-  "too-far": "Come a little closer.",
+  "cut-off": "Your whole face must be in the picture.",
+  "look-straight": "Look straight at the camera.",
   "turn-further": "A little further.",
+  "come-closer": "A little closer.",
   "hold-still": "Hold still.",
-  "face-the-camera": "Look straight at the camera.",
-  "low-quality": "The picture is not clear enough.",
+  "wrong-way": "The other way.",
+  "frozen": "The picture is not moving: is the camera working?",
 };
 
 /** What each final state says to the person.
