@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from .._errors import ConfigurationError, InvalidInputError
+from .._errors import ConfigurationError
 
 #: One migration: the statements taking a schema from version ``n - 1`` to ``n``, per dialect.
 Migration = dict[str, Sequence[str]]
@@ -241,8 +241,8 @@ def redact(url: str) -> str:
 
 
 def open_engine(url: str | Path, *, folder_file: str, pool_size: int | None = None) -> Engine:
-    """The engine a URL selects: ``postgresql://``; ``sqlite:///file`` or a ``*.db`` path (the
-    database file itself); or any other path, a folder holding ``folder_file``."""
+    """The engine a URL selects: ``postgresql://``; ``sqlite:///file``, a ``*.db`` path or an
+    existing file (the database file itself); or any other path, a folder holding ``folder_file``."""
     if is_postgres(url):
         from ._postgres import PostgresEngine
 
@@ -250,10 +250,9 @@ def open_engine(url: str | Path, *, folder_file: str, pool_size: int | None = No
     from ._sqlite import SQLiteEngine
 
     path = sqlite_path(url)
-    if path.suffix in {".db", ".sqlite", ".sqlite3"} or (isinstance(url, str) and url.startswith("sqlite:")):
-        return SQLiteEngine(path, folder=path.parent)
-    if path.exists() and not path.is_dir():
-        raise InvalidInputError(f"{path} is a file, not a vault folder (a database file is named *.db)")
+    is_url = isinstance(url, str) and url.startswith("sqlite:")
+    if is_url or path.suffix in {".db", ".sqlite", ".sqlite3"} or (path.exists() and not path.is_dir()):
+        return SQLiteEngine(path, folder=path.parent)  # the database file itself (a text file: store_corrupt)
     return SQLiteEngine(path / folder_file, folder=path)
 
 

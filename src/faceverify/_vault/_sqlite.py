@@ -155,4 +155,3 @@ class SQLiteEngine:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-

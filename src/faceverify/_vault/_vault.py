@@ -791,7 +791,11 @@ def _open_keys(
             raise KeyStoreError("the key store must be another database than the vault's")
     else:
         path = sqlite_path(keys_database)
-        is_file = path.suffix in {".db", ".sqlite", ".sqlite3"} or str(keys_database).startswith("sqlite:")
+        is_file = (
+            path.suffix in {".db", ".sqlite", ".sqlite3"}
+            or str(keys_database).startswith("sqlite:")
+            or (path.exists() and not path.is_dir())
+        )
         target = path if is_file else path / "keys.db"
         if vault.folder is not None and target.resolve().is_relative_to(vault.folder.resolve()):
             raise KeyStoreError(
