@@ -60,7 +60,7 @@ from liveness_frames import Poser  # noqa: E402
 
 from faceverify._clock import FrozenClock  # noqa: E402
 from faceverify._errors import FaceVerifyError  # noqa: E402
-from faceverify._liveness import Challenge, ChallengeSession  # noqa: E402
+from faceverify._liveness import Challenge, ChallengePolicy, ChallengeSession  # noqa: E402
 from faceverify._profiles import get_profile  # noqa: E402
 from faceverify._service import ClientStore, open_service_database  # noqa: E402
 from faceverify._vault import MasterKey, Vault  # noqa: E402
@@ -213,6 +213,7 @@ def main() -> int:
         env = {
             "FACEVERIFY_MASTER_KEY": master.encoded(),
             "FACEVERIFY_TEST_FIXED_CHALLENGES": ",".join(c.value for c in CHALLENGES),
+            "FACEVERIFY_TEST_SYNTHETIC_FRAMES": "1",
         }
         # photo-check: stills are verified where the subject's consent purpose allows them (the
         # app-login subjects' stills are still refused); sessions then run without the passive
@@ -481,7 +482,9 @@ def answers_challenges(pipeline: Any, frames: list[np.ndarray]) -> bool:
     person would measure the warp, not the service. (Same policy as the server's sessions.)
     """
     clock = FrozenClock(datetime.now(UTC))
-    session = ChallengeSession(pipeline, clock=clock, challenges=CHALLENGES)
+    session = ChallengeSession(
+        pipeline, clock=clock, challenges=CHALLENGES, policy=ChallengePolicy(animation_checks=False)
+    )
     for frame in frames:
         clock.advance(timedelta(milliseconds=200))
         session.feed(frame)

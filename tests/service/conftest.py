@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -86,7 +86,9 @@ class Service:
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
     """(vault database, key-store database) on each engine."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'vault'}", f"sqlite:///{tmp_path / 'keys'}"
+        for folder in ("vault", "keys"):  # the key store in a folder of its own, never the vault's
+            (tmp_path / folder).mkdir()
+        return f"sqlite://{tmp_path / 'vault' / 'vault.db'}", f"sqlite://{tmp_path / 'keys' / 'keys.db'}"
     make: Callable[[], str] = request.getfixturevalue("postgres_database")
     return make(), make()
 
@@ -109,17 +111,11 @@ def open_service(
 
     url, keys = database
     clock = FrozenClock(datetime.now(UTC))
-    try:
-        vault = Vault.open(url, master_key, keys_database=keys, create=True, clock=clock)  # type: ignore[call-arg]
-    except TypeError:  # TEMPORARY until the vault engines land
-        vault = Vault.open(
-            url.removeprefix("sqlite://"),
-            master_key,
-            keys_path=keys.removeprefix("sqlite://") + ".db",
-            clock=clock,
-        )
+    vault = Vault.open(url, master_key, keys_database=keys, create=True, clock=clock)
     verifier = Verifier(pipeline=pipeline, pack=builtin_manifest("yunet-sface"), vault=vault, profile=profile)
+    # Test-only (docs/service.md): a fixed sequence, and no animation checks for warped-photo frames.
     verifier.fixed_challenges = CHALLENGES
+    verifier.challenge_policy = replace(verifier.challenge_policy, animation_checks=False)
     config = ServiceConfig(database=url, keys_database=keys, profile=profile, **settings)  # type: ignore[arg-type]
     app = create_app(config, verifier=verifier)
     state = app.state.faceverify

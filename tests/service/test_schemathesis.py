@@ -39,7 +39,9 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[tuple[str, str]]:
     tmp = tmp_path_factory.mktemp("schemathesis")
-    url, keys = f"sqlite:///{tmp / 'vault'}", f"sqlite:///{tmp / 'keys'}"
+    for folder in ("vault", "keys"):
+        (tmp / folder).mkdir()
+    url, keys = f"sqlite://{tmp / 'vault' / 'vault.db'}", f"sqlite://{tmp / 'keys' / 'keys.db'}"
     master = MasterKey.generate()
     Vault.open(url, master, keys_database=keys, create=True)
     env = {"FACEVERIFY_MASTER_KEY": master.encoded()}

@@ -31,6 +31,7 @@ def two_servers(
     env = {
         "FACEVERIFY_MASTER_KEY": key.encoded(),
         "FACEVERIFY_TEST_FIXED_CHALLENGES": ",".join(c.value for c in CHALLENGES),
+        "FACEVERIFY_TEST_SYNTHETIC_FRAMES": "1",
     }
     made = {}
     for name, scopes in (("enroller", "enroll,revoke"), ("login", "verify")):

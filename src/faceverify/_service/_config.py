@@ -9,10 +9,11 @@ key is never a setting: it comes from ``--key-file``/``$FACEVERIFY_KEY_FILE`` or
 
 **Test-only.** ``$FACEVERIFY_TEST_FIXED_CHALLENGES`` (e.g. ``turn-left,move-closer``)
 makes every live session ask that sequence instead of a random draw, so a test
-can send frames prepared for it. It is read from the environment only (never
-from flags or the file), the server warns on start, and ``/readyz`` reports it:
-a fixed sequence lets a prepared recording pass, so it has no place in
-production.
+can send frames prepared for it; ``$FACEVERIFY_TEST_SYNTHETIC_FRAMES=1`` turns the
+session's animation checks off, for frames warped from one photo (which those
+checks rightly refuse). Both are read from the environment only (never from
+flags or the file), the server warns on start, and ``/readyz`` reports them:
+they let a prepared recording pass, so they have no place in production.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from .._errors import ConfigurationError
 from .._limits import LIMITS
 
 FIXED_CHALLENGES_ENV = "FACEVERIFY_TEST_FIXED_CHALLENGES"
+SYNTHETIC_FRAMES_ENV = "FACEVERIFY_TEST_SYNTHETIC_FRAMES"
 _ENV_PREFIX = "FACEVERIFY_"
 
 
@@ -52,6 +54,8 @@ class ServiceConfig:
     max_body_bytes: int = LIMITS.request_bytes
     threads: int = 0
     fixed_challenges: tuple[str, ...] = field(default=())
+    #: TEST-ONLY: the session's animation checks off, for frames warped from one photo.
+    synthetic_frames: bool = False
     #: The browser pages and their ceremony routes (docs/browser.md); ``--no-pages`` turns them off.
     pages: bool = True
 
@@ -82,16 +86,18 @@ class ServiceConfig:
                 raise ConfigurationError(f"cannot read the config file {path}: {exc}") from None
             values.update(data.get("serve", {}))
         for f in fields(cls):
-            if f.name == "fixed_challenges":
+            if f.name in _TEST_ONLY:
                 continue
             raw = env.get(_ENV_PREFIX + f.name.upper())
             if raw:
                 values[f.name] = raw
         values.update({k: v for k, v in (flags or {}).items() if v is not None})
-        unknown = set(values) - {f.name for f in fields(cls)} - {"fixed_challenges"}
+        unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        values.pop("fixed_challenges", None)  # test-only: from the environment alone
+        for name in _TEST_ONLY:  # test-only: from the environment alone
+            values.pop(name, None)
+        values["synthetic_frames"] = env.get(SYNTHETIC_FRAMES_ENV, "") == "1"
         fixed = env.get(FIXED_CHALLENGES_ENV, "")
         values["fixed_challenges"] = tuple(c.strip() for c in fixed.split(",") if c.strip())
         return cls(**_typed(values))
@@ -108,6 +114,9 @@ class ServiceConfig:
 
     def with_(self, **changes: Any) -> ServiceConfig:
         return replace(self, **changes)
+
+
+_TEST_ONLY = ("fixed_challenges", "synthetic_frames")
 
 
 def _typed(values: dict[str, Any]) -> dict[str, Any]:

@@ -200,7 +200,8 @@ def open_service_database(database: str | Path) -> ServiceDatabase:
     if is_postgres(text):
         return PostgresServiceDatabase(text)
     path = sqlite_path(database)
-    vault_file = path if path.suffix in (".db", ".sqlite", ".sqlite3") else path / "vault.db"
+    names_file = path.suffix in (".db", ".sqlite", ".sqlite3") or text.startswith("sqlite:")
+    vault_file = path if names_file else path / "vault.db"  # as the vault's engine reads it
     if not vault_file.is_file():
         raise ConfigurationError(f"no vault at {vault_file}: create it first (faceverify keys init)")
     return SQLiteServiceDatabase(vault_file.with_name(vault_file.stem + "-service.db"))

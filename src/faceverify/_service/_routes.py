@@ -331,4 +331,5 @@ async def readyz(svc: Service, response: Response) -> ReadyOut:
         models=svc.models_loaded,
         database=database,
         test_fixed_challenges=bool(svc.config.fixed_challenges),
+        test_synthetic_frames=svc.config.synthetic_frames,
     )

@@ -154,3 +154,4 @@ class ReadyOut(_Out):
     models: bool
     database: bool
     test_fixed_challenges: bool = Field(default=False, description="TEST-ONLY fixed challenges are on")
+    test_synthetic_frames: bool = Field(default=False, description="TEST-ONLY animation checks are off")

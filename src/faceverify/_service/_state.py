@@ -52,6 +52,11 @@ def open_verifier(config: ServiceConfig) -> Verifier:
 
             raise ConfigurationError(f"unknown challenge {exc.args[0]!r} in the fixed sequence") from None
         log.warning("TEST-ONLY: every live session asks the fixed challenges %s", config.fixed_challenges)
+    if config.synthetic_frames:
+        from dataclasses import replace
+
+        verifier.challenge_policy = replace(verifier.challenge_policy, animation_checks=False)
+        log.warning("TEST-ONLY: live sessions run without their animation checks (synthetic frames)")
     return verifier
 
 
