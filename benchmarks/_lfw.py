@@ -48,10 +48,10 @@ from faceverify._calibrate import (
     save_embedded,
     stderr_progress,
 )
+from faceverify._models._load import yunet_detector
 from faceverify.hazmat import (
     FacePipeline,
     OnnxSession,
-    YuNetDetector,
     builtin_manifest,
     cache_dir,
     load_pipeline,
@@ -98,11 +98,10 @@ def floor_pipeline(pack: str, threads: int = 0) -> tuple[FacePipeline, float]:
     manifest = builtin_manifest(pack)
     base = load_pipeline(manifest, threads=threads)
     paths = verified_paths(manifest, cache_dir())
-    det = YuNetDetector(
+    det = yunet_detector(
+        manifest.detector,
         OnnxSession(paths[manifest.detector.file], threads=threads),
         score_threshold=DETECTOR_FLOOR,
-        size=manifest.detector.input_size,
-        upscale=manifest.detector.upscale,
     )
     pipe = FacePipeline(detector=det, aligner=base.aligner, embedder=base.embedder, limits=base.limits)
     return pipe, manifest.detector.score_threshold

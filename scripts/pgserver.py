@@ -144,12 +144,17 @@ def start(base: Path, *, durable: bool = False) -> str:
     return url_for(base)
 
 
-def stop(base: Path) -> None:
-    """Stop the server under ``base`` (fast shutdown) and remove its files."""
+def stop_server(base: Path) -> None:
+    """Stop the server under ``base`` (fast shutdown), keeping its files (``start`` restarts it)."""
     data = base / "data"
     if (data / "postmaster.pid").exists():
         with contextlib.suppress(ServerUnavailableError):
             _run([*_as_user(), str(bindir() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+
+
+def stop(base: Path) -> None:
+    """Stop the server under ``base`` and remove its files."""
+    stop_server(base)
     shutil.rmtree(base, ignore_errors=True)
 
 

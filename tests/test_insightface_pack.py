@@ -23,8 +23,17 @@ from typing import Any
 import numpy as np
 import pytest
 
+import faceverify
 from faceverify import LicenceNotAcceptedError, ModelError, ModelIntegrityError, NoFaceError
-from faceverify.hazmat import FacePipeline, MirroredEmbedder, ModelPack, compare_with, cosine, load_image
+from faceverify.hazmat import (
+    FacePipeline,
+    MirroredEmbedder,
+    ModelPack,
+    YuNetDetector,
+    compare_with,
+    cosine,
+    load_image,
+)
 
 pytest.importorskip("insightface")
 
@@ -40,6 +49,10 @@ NON_COMMERCIAL = {
 }
 
 
+_SPEC = json.loads((Path(faceverify.__file__).parent / "_models" / "packs" / "yunet-sface.json").read_text())
+DEFAULT_DETECTOR = {k: v for k, v in _SPEC["detector"].items() if k != "kind"}
+
+
 def assemble(directory: Path, model_cache: Path, pack: ModelPack, **overrides: Any) -> Path:
     """A directory in insightface's layout: model files beside a manifest."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -50,13 +63,8 @@ def assemble(directory: Path, model_cache: Path, pack: ModelPack, **overrides: A
         "title": "SFace through insightface's model_zoo, YuNet detector",
         "licence": NON_COMMERCIAL,
         "files": [{"name": f.name, "sha256": f.sha256, "size": f.size} for f in pack.files],
-        "detector": {
-            "kind": "yunet",
-            "file": pack.detector.file,
-            "input_size": 640,
-            "score_threshold": 0.6,
-            "upscale": True,
-        },
+        # The default pack's own detector settings (revision 3: small canvas + refinement).
+        "detector": {"kind": "yunet", **DEFAULT_DETECTOR},
         "recognizer": {
             "kind": "insightface",
             "file": pack.recognizer.file,
@@ -137,13 +145,17 @@ def test_recognizer_through_model_zoo_matches_the_default_pipeline(
     assert same.operating_point.name == "default"
 
 
+def pipeline_pack_file() -> str:
+    return str(_SPEC["recognizer"]["file"])
+
+
 def test_model_zoo_guesses_would_be_wrong(
     byo: Path, pipeline: FacePipeline, samples: dict[str, Path]
 ) -> None:
     """Why pre-processing comes from the manifest: model_zoo's own guess for SFace is 127.5/127.5."""
     from insightface.model_zoo import model_zoo
 
-    guessed = model_zoo.get_model(str(byo / "sface-2021dec.onnx"), providers=["CPUExecutionProvider"])
+    guessed = model_zoo.get_model(str(byo / pipeline_pack_file()), providers=["CPUExecutionProvider"])
     assert (guessed.input_mean, guessed.input_std) == (127.5, 127.5)
     img = load_image(samples["obama"])
     crop = pipeline.aligner.align(img, pipeline.locate(img).landmarks)
@@ -310,10 +322,14 @@ def test_scrfd_adapter_on_model_zoos_own_scrfd(
     byo_pipeline, byo_pack = load_insightface_pack(scrfd_pack, accept_licence=True)
     zoo_detector = byo_pipeline.detector._model  # type: ignore[attr-defined]
     assert type(zoo_detector).__name__ == "SCRFD" and zoo_detector.use_kps
+    # model_zoo's SCRFD runs on the photo fitted to its 640 px input, as YuNet did up to revision 2
+    # (revision 3 refines the landmarks on a crop, which moves them by a few pixels more).
+    session = pipeline.detector._session  # type: ignore[attr-defined]
+    plain = YuNetDetector(session, score_threshold=0.6, size=640, upscale=True)
     for name in ("obama", "obama2", "biden"):
         img = load_image(samples[name])
         (theirs,) = byo_pipeline.detector.detect(img)
-        (ours,) = pipeline.detector.detect(img)
+        (ours,) = plain.detect(img)
         # model_zoo resizes with OpenCV, faceverify with Pillow: a few pixels apart, same face.
         assert abs(theirs.score - ours.score) < 0.01
         assert np.abs(theirs.landmarks - ours.landmarks).max() < 5

@@ -39,7 +39,7 @@ from ._models._manifest import ModelPack, OperatingPoint
 from ._pipeline._capture import CaptureSource, RGBImage
 from ._pipeline._detect import Detector, Face
 from ._pipeline._pipeline import COMPARABLE_FACE_RATIO, FacePipeline
-from ._pipeline._quality import Quality, QualityPolicy
+from ._pipeline._quality import GRAYSCALE_BELOW, Quality, QualityPolicy
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -662,6 +662,7 @@ def calibrate(
                 f"(with no false match at all, the 95 % bound is {3 / len(scores.impostor):.1e}); "
                 f"you need at least {math.ceil(3 / fmr):,}"
             )
+    warnings += condition_warnings(e, pack)
     dataset = f"{pairs.csv.name}: {len(e.keys)} images" + (", quality-gated" if gated else "")
     points = tuple(operating_point(name, scores, fmr, dataset) for name, fmr in targets)
     return Calibration(
@@ -677,6 +678,51 @@ def calibrate(
         cached=cached,
         warnings=tuple(warnings),
     )
+
+
+def condition_warnings(e: Embedded, pack: ModelPack, *, at_least: float = 0.05) -> list[str]:
+    """Where the deployer's captures fall outside what the pack's points were calibrated on.
+
+    One warning per condition shared by at least ``at_least`` of the captures
+    with a face: grayscale/infrared input (the pack's colour points never apply
+    to it), and each quality bound of ``pack.calibrated_for`` (light from one
+    side, deep shadow, a flat image, a face too close to the frame edge). The
+    points calibrated here do hold for such captures, but the default gate
+    refuses them: deploy with a policy that admits them (and these points).
+    """
+    cal = pack.calibrated_for
+    ok = e.acquired
+    n = int(ok.sum())
+    if cal is None or n == 0:
+        return []
+    out = []
+    grey = float(np.mean(e.quality_column("colourfulness")[ok] < GRAYSCALE_BELOW))
+    if cal.colour and grey >= at_least:
+        out.append(
+            f"{grey:.0%} of your captures are grayscale or infrared; {pack.id}'s operating points were "
+            "calibrated on colour captures only, and the default profiles refuse grayscale: use "
+            "door-access-ir / Profile.for_grayscale() (the pack's grayscale points), or deploy the points "
+            "calibrated here with QualityPolicy(grayscale=True)"
+        )
+    words = {
+        "light_asymmetry": "light from one side",
+        "shadow": "deep shadow on the face",
+        "dynamic_range": "a flat (low-contrast) image",
+        "padding": "the face too close to the frame edge",
+    }
+    for bound, limit in cal.bounds.items():
+        side, _, measure = bound.partition("_")
+        if measure not in QUALITY_FIELDS:
+            continue
+        col = e.quality_column(measure)[ok]
+        share = float(np.mean(col > limit if side == "max" else col < limit))
+        if share >= at_least:
+            out.append(
+                f"{share:.0%} of your captures show {words.get(measure, measure)} ({measure} "
+                f"{'above' if side == 'max' else 'below'} {limit:g}), outside what {pack.id}'s points were "
+                f"calibrated on ({cal.dataset}); the default quality gate refuses them"
+            )
+    return out
 
 
 def regate(e: Embedded, policy: QualityPolicy) -> Embedded:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ._errors import LivenessRequiredError
 from ._models._manifest import ModelPack, OperatingPoint
 from ._pipeline._capture import CaptureSource
-from ._pipeline._pipeline import FacePipeline, cosine
+from ._pipeline._pipeline import FacePipeline
 from ._pipeline._quality import Quality
 from ._profiles import Profile, get_profile
 
@@ -63,8 +63,8 @@ def compare_with(
     prof = still_image_profile(profile)
     op = resolve_operating_point(pack, prof)
     sa = pipeline.sample(a, policy=prof.quality)
-    sb = pipeline.sample(b, policy=prof.quality)
-    score = cosine(sa.embedding, sb.embedding)
+    sb = pipeline.probe(b, policy=prof.quality)  # its mirror view only near the threshold
+    score = sb.score(sa.embedding, op.threshold)
     return Comparison(
         match=score >= op.threshold,
         score=score,

@@ -37,9 +37,13 @@ only care that *something* refused can catch the branch above it::
     │                                to open (opaque)
     ├── StoreCorruptError            a vault database is not store_corrupt
     │                                one, or is damaged
+    ├── StoreUnavailableError        the database cannot be  store_unavailable
+    │                                reached now
+    ├── UnknownSessionError          no such live session    unknown_session
+    │                                (absent, expired, tampered)
     ├── KeyStoreError                master key wrong, ...   key_store
-    ├── StoreUnavailableError        the vault's database    store_unavailable
-    │                                cannot be reached now
+    ├── StoreUnavailableError        the database cannot be  store_unavailable
+    │                                reached now
     ├── UnknownSessionError          no such live session    unknown_session
     │                                (absent, expired, tampered)
     ├── ConfigurationError           a setting outside what  configuration

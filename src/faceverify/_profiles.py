@@ -4,6 +4,13 @@ A profile picks an operating point of the model pack (so its false match rate
 is a measured promise, not a bare threshold), the quality minimums, and
 whether a live capture is required. A custom threshold is possible, and is
 reported as uncalibrated wherever it is used.
+
+Grayscale and infrared captures are refused by every profile except those
+whose points were calibrated on them (``door-access-ir``, or
+:meth:`Profile.for_grayscale`): colour thresholds are never applied to them.
+Where relatives may both be enrolled (a household, a family business), use
+:meth:`Profile.for_relatives`: the stated FMR of the ordinary points holds
+between unrelated people only.
 """
 
 from __future__ import annotations
@@ -12,6 +19,10 @@ from dataclasses import dataclass, field, replace
 
 from ._errors import ConfigurationError
 from ._pipeline._quality import QualityPolicy
+
+#: The grayscale points' gate (as the pack records it under ``condition_operating_points``):
+#: grayscale admitted, and faces the detector sees only in part refused.
+GRAYSCALE_DETECTOR_SCORE = 0.90
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +38,22 @@ class Profile:
     #: and screen attacks measured, so the challenge remains the main defence.
     passive_check: bool = False
     custom_threshold: float | None = None
+
+    def for_grayscale(self) -> Profile:
+        """The same profile for a grayscale or infrared camera: the gate admits such
+        captures and the pack's ``grayscale:`` points (calibrated on them) decide."""
+        point = self.operating_point.rpartition(":")[2]
+        return replace(
+            self,
+            name=f"{self.name}+grayscale",
+            operating_point=f"grayscale:{point}",
+            quality=replace(self.quality, grayscale=True, min_detector_score=GRAYSCALE_DETECTOR_SCORE),
+        )
+
+    def for_relatives(self) -> Profile:
+        """The same profile where relatives may both be enrolled: the pack's stricter
+        ``relatives:household`` point, whose false match rate is stated between relatives."""
+        return replace(self, name=f"{self.name}+relatives", operating_point="relatives:household")
 
     def with_threshold(self, threshold: float) -> Profile:
         """The same profile with an uncalibrated threshold of the caller's choosing."""
@@ -44,6 +71,14 @@ PROFILES: dict[str, Profile] = {
     # accept costs more than a retry).
     "door-access": Profile(
         "door-access", operating_point="default", liveness_required=True, passive_check=True
+    ),
+    # A door with an infrared (or any grayscale) camera: the grayscale points decide.
+    # The passive PAD check was trained on colour crops, so it is off; the challenge stays.
+    "door-access-ir": Profile(
+        "door-access-ir",
+        operating_point="grayscale:default",
+        liveness_required=True,
+        quality=QualityPolicy(grayscale=True, min_detector_score=GRAYSCALE_DETECTOR_SCORE),
     ),
 }
 

@@ -49,11 +49,14 @@ probes), so a second score distribution to calibrate buys nothing measured.
 
 from __future__ import annotations
 
+import base64
+import json
+import secrets
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from random import Random
 from typing import Any, Literal
@@ -71,9 +74,18 @@ from ._errors import (
     InvalidInputError,
     LivenessError,
     LivenessRequiredError,
+    LockedOutError,
     LowQualityError,
+    UnknownSessionError,
 )
-from ._liveness._challenge import Challenge, ChallengePolicy, ChallengeResult, ChallengeSession, CheckOutcome
+from ._liveness._challenge import (
+    Challenge,
+    ChallengePolicy,
+    ChallengeResult,
+    ChallengeSession,
+    CheckOutcome,
+    FrameFeedback,
+)
 from ._liveness._check import LivenessCheck
 from ._models._manifest import ModelPack, OperatingPoint
 from ._pipeline._capture import CaptureSource, RGBImage
@@ -142,6 +154,75 @@ ENROLMENT_CANDIDATES = 12
 #: A template made from a live session holds at least this many distinct frames.
 MIN_LIVE_ENROLMENT_IMAGES = 2
 
+#: How long a stored session outlives its deadline (so a late ``finish`` still gets the
+#: decision "not finished in time"); past it the session is swept as abandoned.
+SESSION_GRACE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTicket:
+    """A store-backed live session, started: what the client needs to run it."""
+
+    session_id: str
+    subject_id: str
+    purpose: SessionPurpose
+    nonce: str
+    prompt: str
+    deadline: datetime
+    challenges: int
+
+
+@dataclass(frozen=True, slots=True)
+class FrameUpdate:
+    """The session after one frame: its state, the current prompt, feedback about the frame."""
+
+    state: str
+    prompt: str
+    feedback: tuple[FrameFeedback, ...]
+    progress: tuple[int, int]
+    finished: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _SessionEnvelope:
+    """What ``vault.sessions`` holds for a session: the ceremony, who started it, the last
+    frame's server time and the liveness snapshot (versioned JSON; sealed at rest by the store)."""
+
+    purpose: SessionPurpose
+    actor: str | None
+    last_at: datetime | None
+    snapshot: bytes
+
+    def dump(self) -> bytes:
+        return json.dumps(
+            {
+                "format": 1,
+                "purpose": self.purpose,
+                "actor": self.actor,
+                "last_at": None if self.last_at is None else self.last_at.isoformat(),
+                "snapshot": base64.b64encode(self.snapshot).decode(),
+            }
+        ).encode()
+
+    @classmethod
+    def load(cls, data: bytes, actor: str | None) -> _SessionEnvelope:
+        """The envelope, if ``actor`` started the session; else the one opaque ``UnknownSessionError``."""
+        try:
+            body = json.loads(data)
+            purpose = body["purpose"]
+            if body["format"] != 1 or purpose not in ("verify", "enroll") or body["actor"] != actor:
+                raise ValueError
+            last = body["last_at"]
+            envelope = cls(
+                purpose,
+                actor,
+                None if last is None else datetime.fromisoformat(last),
+                base64.b64decode(body["snapshot"], validate=True),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise UnknownSessionError("no such live session") from None
+        return envelope
+
 
 class LiveSession(ChallengeSession):
     """A challenge session bound to one claimed subject, made by ``Verifier.start_session``.
@@ -149,8 +230,8 @@ class LiveSession(ChallengeSession):
     Feed it frames as any :class:`ChallengeSession` (``feed``, ``prompt``,
     ``current``, ``finished``), then hand it, once, to ``Verifier.finish``
     (``purpose="verify"``) or ``Verifier.enroll_live`` (``purpose="enroll"``).
-    ``snapshot()`` / ``LiveSession.restore(...)`` carry the claimed subject and
-    the purpose too (restore with ``Verifier.session_policy(purpose)``).
+    ``snapshot()`` / ``LiveSession.restore(...)`` carry the claimed subject and the
+    purpose too.
     """
 
     SNAPSHOT_KIND = "live"
@@ -190,7 +271,7 @@ class LiveSession(ChallengeSession):
         self._subject_id = str(extra["subject_id"])
         purpose = extra.get("purpose", "verify")
         if purpose not in ("verify", "enroll"):
-            raise ValueError(f"a live session's purpose is 'verify' or 'enroll', not {purpose!r}")
+            raise ValueError(f"unknown session purpose {purpose!r}")
         self._purpose = purpose
 
 
@@ -201,6 +282,10 @@ Frame = RGBImage | tuple[RGBImage, datetime | None]
 
 class Verifier:
     """1:1 verification against consent-bound templates."""
+
+    #: TEST-ONLY: every store-backed session asks this sequence instead of a random draw
+    #: (a prepared recording passes a known sequence; docs/service.md).
+    fixed_challenges: tuple[Challenge, ...] | None = None
 
     def __init__(
         self,
@@ -461,12 +546,15 @@ class Verifier:
         looked up until then.
         """
         subject_id = check_subject_id(subject_id)
-        policy = self.session_policy(purpose)
+        if purpose not in ("verify", "enroll"):
+            from ._errors import ConfigurationError
+
+            raise ConfigurationError(f"a live session is for 'verify' or 'enroll', not {purpose!r}")
         session = LiveSession(
             subject_id,
             self.pipeline,
             clock=clock or self.vault.clock,
-            policy=policy,
+            policy=self._session_policy(purpose),
             passive=self.passive,
             rng=rng,
             challenges=challenges,
@@ -476,17 +564,13 @@ class Verifier:
             self._open_sessions.add(session)
         return session
 
-    def session_policy(self, purpose: SessionPurpose = "verify") -> ChallengePolicy:
-        """The ChallengePolicy of this Verifier's sessions for ``purpose`` (an enrolment
-        session keeps more frontal frames as candidates); restore snapshots with it."""
-        if purpose not in ("verify", "enroll"):
-            raise ConfigurationError(f"a live session is for 'verify' or 'enroll', not {purpose!r}")
+    def _session_policy(self, purpose: SessionPurpose) -> ChallengePolicy:
         policy = self.challenge_policy
         if purpose == "enroll":
             policy = replace(policy, best_samples=max(policy.best_samples, ENROLMENT_CANDIDATES))
         return policy
 
-    def _claim(self, session: LiveSession, purpose: SessionPurpose, actor: str | None) -> None:
+    def _claim(self, session: LiveSession, purpose: SessionPurpose, actor: str | None = None) -> None:
         """Take ``session`` out of the open ones (decided once, even with two threads
         racing); refuse one this Verifier did not start, already decided, or
         started for the other ceremony."""
@@ -592,7 +676,7 @@ class Verifier:
                 "enroll",
                 subject=subject_id,
                 outcome="refused",
-                reason=f"liveness, {result.binding}: " + "; ".join(result.reasons),
+                reason="liveness: " + "; ".join(result.reasons),
                 actor=actor,
             )
             result.raise_if_failed()
@@ -671,6 +755,115 @@ class Verifier:
     def needs_reenroll(self, subject_id: str) -> bool:
         """Whether the template was made with another model pack or template format."""
         return self.vault.needs_reenroll(subject_id, self.pack.embedding_space)
+
+    # -- store-backed live sessions (contract C: any worker takes the next frame) ------
+
+    def begin_session(
+        self, subject_id: str, *, purpose: SessionPurpose = "verify", actor: str | None = None
+    ) -> SessionTicket:
+        """Start a live session held in the vault's session store, not in this process.
+
+        A verification session is refused at once, before any frame, for a
+        subject ``verify`` would refuse (``vault.require_verifiable``: unknown,
+        revoked, expired, locked out, another consent purpose); starting one
+        for a locked-out subject also counts as a failed attempt. Sessions
+        abandoned past their deadline are swept here and count toward their
+        subject's lockout. Challenges are drawn at random (``fixed_challenges``
+        is for tests only).
+        """
+        from ._vault._consent import check_subject_id
+
+        subject_id = check_subject_id(subject_id)
+        self._sweep_sessions(actor)
+        if purpose == "verify":
+            try:
+                self.vault.require_verifiable(
+                    subject_id, actor=actor, live=True, model_pack_id=self.pack.embedding_space
+                )
+            except LockedOutError:
+                self.vault.record_failed_attempt(
+                    subject_id, reason="live session started while locked out", actor=actor
+                )
+                raise
+        session = self.start_session(subject_id, challenges=self.fixed_challenges, purpose=purpose)
+        with self._sessions_lock:  # the store holds it from now on, not this process
+            self._open_sessions.discard(session)
+        session_id = secrets.token_urlsafe(24)
+        self.vault.sessions.create(
+            session_id,
+            subject_id,
+            _SessionEnvelope(purpose, actor, None, session.snapshot()).dump(),
+            expires_at=session.deadline + SESSION_GRACE,
+            actor=actor,
+        )
+        return SessionTicket(
+            session_id=session_id,
+            subject_id=subject_id,
+            purpose=purpose,
+            nonce=session.nonce,
+            prompt=session.prompt,
+            deadline=session.deadline,
+            challenges=len(session.challenges),
+        )
+
+    def feed_session(self, session_id: str, frame: CaptureSource, *, actor: str | None = None) -> FrameUpdate:
+        """Feed one frame to a stored session, timestamped now by this server; save the new state.
+
+        The session's row stays locked while the frame is processed, so frames
+        of one session are taken in turn whichever worker receives them. A frame
+        that cannot be decoded changes nothing. ``UnknownSessionError`` for a
+        session that is absent, expired, decided, or started by another actor.
+        """
+        image = self.pipeline.load(frame)  # decoded before the row is locked
+        with self.vault.sessions.hold(session_id) as slot:
+            envelope = _SessionEnvelope.load(slot.state, actor)
+            session = self._restore(envelope)
+            now = self.vault.clock.now()
+            # Hosts' clocks differ a little: never let a frame precede the one before it.
+            at = now if envelope.last_at is None else max(now, envelope.last_at + timedelta(microseconds=1))
+            state = session.feed(image, at=at)
+            slot.save(_SessionEnvelope(envelope.purpose, actor, at, session.snapshot()).dump())
+        return FrameUpdate(
+            state=state.value,
+            prompt=session.prompt,
+            feedback=session.feedback,
+            progress=session.progress,
+            finished=session.finished,
+        )
+
+    def finish_session(self, session_id: str, *, actor: str | None = None) -> VerificationResult:
+        """Decide a stored verification session, once (it is deleted as it is taken); as ``finish``."""
+        return self.finish(self._take_session(session_id, actor), actor=actor)
+
+    def enroll_session(
+        self, subject_id: str, session_id: str, *, consent: ConsentRecord, actor: str | None = None
+    ) -> EnrollmentResult:
+        """Enrol from a stored enrolment session that passed, once; as ``enroll_live``."""
+        session = self._take_session(session_id, actor)
+        return self.enroll_live(subject_id, session, consent=consent, actor=actor)
+
+    def _take_session(self, session_id: str, actor: str | None) -> LiveSession:
+        with self.vault.sessions.hold(session_id) as slot:
+            session = self._restore(_SessionEnvelope.load(slot.state, actor))
+            slot.delete()  # decided once: a second finish finds no session
+        with self._sessions_lock:
+            self._open_sessions.add(session)
+        return session
+
+    def _restore(self, envelope: _SessionEnvelope) -> LiveSession:
+        return LiveSession.restore(
+            envelope.snapshot,
+            self.pipeline,
+            clock=self.vault.clock,
+            policy=self._session_policy(envelope.purpose),
+            passive=self.passive,
+        )
+
+    def _sweep_sessions(self, actor: str | None) -> None:
+        for subject_id in self.vault.sessions.sweep():
+            self.vault.record_failed_attempt(
+                subject_id, reason="live session abandoned or expired", actor=actor
+            )
 
     def consent(self, subject_id: str) -> ConsentRecord:
         """The subject's consent record (their own access request)."""

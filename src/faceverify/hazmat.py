@@ -21,10 +21,10 @@ from ._models._manifest import (
 )
 from ._pipeline._align import ARCFACE_TEMPLATE, Aligner, ArcFaceAligner, similarity_transform
 from ._pipeline._capture import CaptureLimits, CaptureSource, load_image
-from ._pipeline._detect import Detector, Face, YuNetDetector
+from ._pipeline._detect import Detector, Face, Refinement, YuNetDetector
 from ._pipeline._embed import Embedder, InputSpec, MirroredEmbedder, OnnxEmbedder, l2_normalise, with_views
 from ._pipeline._onnx import OnnxSession
-from ._pipeline._pipeline import COMPARABLE_FACE_RATIO, FacePipeline, FaceSample, cosine
+from ._pipeline._pipeline import COMPARABLE_FACE_RATIO, FacePipeline, FaceSample, FaceTracker, Probe, cosine
 from ._pipeline._quality import measure, pose_from_landmarks
 from ._vault import (
     AuditSink,
@@ -51,6 +51,7 @@ __all__ = [
     "Face",
     "FacePipeline",
     "FaceSample",
+    "FaceTracker",
     "InputSpec",
     "InsightFacePack",
     "KeyStore",
@@ -61,6 +62,8 @@ __all__ = [
     "OnnxSession",
     "OpenedTemplate",
     "PackageSource",
+    "Probe",
+    "Refinement",
     "SessionStore",
     "TemplateHeader",
     "TemplateStore",

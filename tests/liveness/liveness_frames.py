@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from faceverify.hazmat import FacePipeline
+from faceverify.hazmat import FacePipeline, FaceTracker
 
 RGB = npt.NDArray[np.uint8]
 
@@ -34,7 +34,9 @@ class Poser:
     """Makes frames of one photo's face in a given pose."""
 
     def __init__(self, pipeline: FacePipeline, image: RGB, seed: int = 0) -> None:
-        face = pipeline.locate(image, select="dominant")
+        # Located as a session locates faces on camera frames (FaceTracker: the detector's
+        # frame mode), so the synthetic poses are measured from the same landmarks.
+        face = FaceTracker(pipeline).pipeline.locate(image, select="dominant")
         self.image = image
         self.points = face.landmarks.astype(np.float64)
         self.iod = face.interocular

@@ -1,4 +1,11 @@
-"""The active challenge session, fed synthetic frame sequences made from real photos."""
+"""The active challenge session, fed synthetic frame sequences made from real photos.
+
+The frames are one photo animated by a depth warp (``liveness_frames.py``):
+exactly what the session's animation checks refuse (``test_animation.py``).
+These tests are about the challenge protocol (responses, deadlines, faces,
+frame order, nonce, passive plumbing), not about liveness strength, so their
+sessions switch the animation checks off explicitly (``SYNTHETIC``).
+"""
 
 from __future__ import annotations
 
@@ -59,9 +66,14 @@ def answer(poser: Poser, challenges: Iterable[Challenge]) -> list[np.ndarray]:
     return [poser.frame(yaw=y, pitch=p, zoom=z) for y, p, z in poses]
 
 
+#: The session's parameters for synthetic (warped-photo) frames: animation checks off.
+SYNTHETIC = ChallengePolicy(animation_checks=False)
+
+
 def session(
     pipeline: FacePipeline, clock: FrozenClock, challenges: list[Challenge], **kw: object
 ) -> ChallengeSession:
+    kw.setdefault("policy", SYNTHETIC)
     return ChallengeSession(pipeline, clock=clock, challenges=challenges, **kw)  # type: ignore[arg-type]
 
 
@@ -153,7 +165,9 @@ def test_a_flat_print_turned_or_tilted_does_not_answer_a_turn(
 
 def test_a_wrong_response_fails(pipeline: FacePipeline, clock: FrozenClock, obama: Poser) -> None:
     s = session(pipeline, clock, [L, CLOSER])
-    feed(s, clock, answer(obama, [R]))  # asked to turn left, turns right
+    # Asked to turn left, turns right, clearly (1.5x the threshold: a 25° synthetic turn can
+    # read as little as 18°, so this one goes to 35°).
+    feed(s, clock, [obama.frame(yaw=y) for y in (0, 0, -15, -35, -35)])
     result = s.result()
     assert not result.passed
     assert failed_check(result) == "challenge:turn-left"

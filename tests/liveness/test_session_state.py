@@ -16,7 +16,7 @@ from random import Random
 import numpy as np
 import pytest
 from liveness_frames import Poser
-from test_challenge import CLOSER, DOWN, STEP, UP, FixedCheck, L, R, answer
+from test_challenge import CLOSER, DOWN, STEP, SYNTHETIC, UP, FixedCheck, L, R, answer
 
 from faceverify import ConfigurationError, FrozenClock
 from faceverify._liveness import (
@@ -80,12 +80,16 @@ def run_both(
     return kept, final, largest
 
 
+#: name: (challenges, frames, policy). "passes" are synthetic frames with the animation
+#: checks off (SYNTHETIC); the default policy refuses the same animated photo, the same
+#: way after a restore ("animated-photo"), from the texture trace carried in the snapshot.
 SCENARIOS = {
-    "passes": ([L, CLOSER], lambda p: answer(p, [L, CLOSER])),
-    "passes-with-nods": ([DOWN, R, UP], lambda p: answer(p, [DOWN, R, UP])),
-    "wrong-response": ([L, R], lambda p: answer(p, [R])),
-    "static": ([L, R], lambda p: [p.frame(noise=False)] * 6),
-    "unfinished": ([L, R], lambda p: answer(p, [L])),
+    "passes": ([L, CLOSER], lambda p: answer(p, [L, CLOSER]), SYNTHETIC),
+    "passes-with-nods": ([DOWN, R, UP], lambda p: answer(p, [DOWN, R, UP]), SYNTHETIC),
+    "animated-photo": ([R, CLOSER], lambda p: answer(p, [R, CLOSER]), ChallengePolicy()),
+    "wrong-response": ([L, R], lambda p: answer(p, [R]), ChallengePolicy()),
+    "static": ([L, R], lambda p: [p.frame(noise=False)] * 6, ChallengePolicy()),
+    "unfinished": ([L, R], lambda p: answer(p, [L]), ChallengePolicy()),
 }
 
 
@@ -93,8 +97,7 @@ SCENARIOS = {
 def test_a_session_restored_after_every_frame_decides_as_one_kept_in_memory(
     pipeline: FacePipeline, clock: FrozenClock, obama: Poser, name: str
 ) -> None:
-    challenges, frames = SCENARIOS[name]
-    policy = ChallengePolicy()
+    challenges, frames, policy = SCENARIOS[name]
     kept, moved, largest = run_both(
         pipeline,
         clock,
@@ -109,6 +112,8 @@ def test_a_session_restored_after_every_frame_decides_as_one_kept_in_memory(
         assert moved.result().passed
     else:
         assert not moved.result().passed
+    if name == "animated-photo":
+        assert moved.result().checks[-1].name == "rigid-texture"
     # Past the deadline both fail the same way, the restored one on the server's clock.
     clock.advance(timedelta(minutes=1))
     same_result(kept.result(), moved.result())
@@ -117,7 +122,7 @@ def test_a_session_restored_after_every_frame_decides_as_one_kept_in_memory(
 def test_a_restored_session_keeps_the_passive_verdict_and_the_face_swap_check(
     pipeline: FacePipeline, clock: FrozenClock, obama: Poser, biden: Poser
 ) -> None:
-    check, policy = FixedCheck(0.1), ChallengePolicy()
+    check, policy = FixedCheck(0.1), SYNTHETIC
     kept, moved, _ = run_both(
         pipeline,
         clock,
@@ -167,7 +172,7 @@ def test_a_snapshot_is_versioned_json_without_frames_and_refuses_what_it_cannot_
     data = s.snapshot()
     doc = json.loads(data)
     assert (doc["format"], doc["version"], doc["kind"]) == ("faceverify/challenge-session", 1, "challenge")
-    assert len(data) < 64 * 1024  # a few embeddings and one grey crop: no frame
+    assert len(data) < 128 * 1024  # embeddings, one grey crop, a few 56x56 face patches: no frame
     restore = ChallengeSession.restore
     with pytest.raises(ConfigurationError, match="another ChallengePolicy"):
         restore(data, pipeline, clock=clock, policy=ChallengePolicy(turn_yaw=10.0), passive=None)
@@ -246,10 +251,10 @@ def test_a_grayscale_capture_cannot_be_assessed_for_colour_and_policy_decides(
             s.feed(frame, at=clock.now())
         return s.result()
 
-    refused = run(ChallengePolicy())
+    refused = run(SYNTHETIC)  # the frames are a warped photo: only the passive policy is at issue here
     assert not refused.passed and refused.checks[-1].name == "passive-pad"
     assert "cannot assess colour" in refused.reasons[0] and "refuse" in refused.reasons[0]
-    carried = run(ChallengePolicy(unassessable="active-only"))
+    carried = run(ChallengePolicy(unassessable="active-only", animation_checks=False))
     assert carried.passed, carried.reasons
     assert carried.checks[-1].name == "passive-pad-not-assessed" and carried.passive is not None
     assert not carried.passive.assessed

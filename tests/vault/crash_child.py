@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,10 +25,14 @@ from faceverify._vault import MasterKey, init_master_key
 SUBJECTS = 4
 
 
-def ceremonies(seed: int) -> None:
+def _ready() -> None:
+    print("ready", flush=True)
+
+
+def ceremonies(seed: int, *, ready: Callable[[], object] = _ready) -> None:
     vault = open_from_env()
     granted = datetime.now(UTC) - timedelta(days=1)
-    print("ready", flush=True)
+    ready()
     i = seed
     while True:
         subject = f"s{i % SUBJECTS}"
@@ -45,21 +50,21 @@ def ceremonies(seed: int) -> None:
         i += 1
 
 
-def rotate(keydir: str) -> None:
+def rotate(keydir: str, *, ready: Callable[[], object] = _ready) -> None:
     n = len(list(Path(keydir).glob("key-*")))
     vault = open_from_env()
-    print("ready", flush=True)
+    ready()
     while True:
         new: MasterKey = init_master_key(Path(keydir) / f"key-{n:04d}")
         vault.rotate_master_key(new, actor="crash")
         n += 1
 
 
-def race(subject: str, role: str, count: int) -> None:
+def race(subject: str, role: str, count: int, *, wait: Callable[[], object] = sys.stdin.readline) -> None:
     vault = open_from_env()
     granted = datetime.now(UTC) - timedelta(days=1)
     print("ready", flush=True)
-    sys.stdin.readline()  # the parent's "go", sent to every racer at once
+    wait()  # the parent's "go", given to every racer at once
     outcomes = []
     for i in range(count):
         try:
@@ -85,6 +90,7 @@ def race(subject: str, role: str, count: int) -> None:
         except FaceVerifyError as exc:
             outcomes.append(type(exc).__name__)
     print(" ".join(outcomes), flush=True)
+    vault.close()
 
 
 if __name__ == "__main__":

@@ -8,51 +8,52 @@ key was gone (every verify then failed InvalidTemplateError while the audit said
 
 from __future__ import annotations
 
+import io
+import multiprocessing
 import os
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
+from contextlib import redirect_stdout
+from typing import Any
 
 import pytest
 from test_vault_crash import check_after_crash, settled_keys
-from vault_helpers import PACK, SRC, Where, consent_for, unit
+from vault_helpers import PACK, Where, consent_for, unit
 
 from faceverify._clock import SystemClock
 from faceverify._vault import MasterKey, Vault
 
-HERE = Path(__file__).parent
+
+def _racer(env: dict[str, str], subject: str, role: str, count: int, start: Any, results: Any) -> None:
+    """In a forked child: open the vault afresh (no handle crosses the fork), wait, race."""
+    os.environ.update(env)
+    from crash_child import race as run
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        run(subject, role, count, wait=lambda: start.wait(timeout=120))
+    results.put((role, os.getpid(), out.getvalue().split()[1:]))  # drop "ready"
 
 
 def race(
     where: Where, master: MasterKey, roles: list[tuple[str, int]], subject: str = "s0"
 ) -> list[list[str]]:
-    """Start one process per role, let them all go at once, return each one's outcomes."""
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + str(HERE), **where.env(master.encoded())}
+    """One real process per role (forked: a cold interpreter per racer costs seconds on a loaded
+    machine), released together once all have opened the vault; each one's outcomes, in order."""
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(len(roles) + 1), context.Queue()
+    env = where.env(master.encoded())
     children = [
-        subprocess.Popen(
-            [sys.executable, str(HERE / "crash_child.py"), "race", subject, role, str(count)],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        context.Process(target=_racer, args=(env, subject, role, count, start, results))
         for role, count in roles
     ]
     for child in children:
-        assert child.stdout is not None
-        line = child.stdout.readline().strip()
-        assert line == b"ready", (line, child.stderr.read() if child.stderr else b"")
+        child.start()
+    start.wait(timeout=120)  # the last racer to open its vault, and this, release them all
+    collected = {pid: outcomes for _, pid, outcomes in (results.get(timeout=120) for _ in children)}
     for child in children:
-        assert child.stdin is not None
-        child.stdin.write(b"go\n")
-        child.stdin.flush()
-    results = []
-    for child in children:
-        out, err = child.communicate(timeout=120)
-        assert child.returncode == 0, err.decode()
-        results.append(out.decode().split())
-    return results
+        child.join(timeout=60)
+        assert child.exitcode == 0
+    return [collected[child.pid] for child in children]  # type: ignore[index]
 
 
 @pytest.mark.parametrize("racers", [8, 16])

@@ -146,7 +146,8 @@ def model_options(p: argparse.ArgumentParser, *, profile: str = "photo-check") -
         "--threshold",
         type=float,
         default=None,
-        help="custom cosine threshold: uncalibrated, no false match rate is promised",
+        help="custom cosine threshold: uncalibrated, no false match rate is promised; no looser than "
+        "the pack's loosest calibrated point, and recorded as custom in the audit log",
     )
     p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its choice)")
 
@@ -356,10 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Subcommand groups of their own modules: calibrate; the vault ceremonies
     # (enroll, verify, revoke, purge, consent, keys, audit).
-    from . import _calibrate_cmd, _door_cmd, _vault_cmds
+    from . import _calibrate_cmd, _door_cmd, _serve_cmd, _vault_cmds
 
     _calibrate_cmd.register(sub)
     _vault_cmds.register(sub)
+    _serve_cmd.register(sub)  # serve, clients (the HTTP service)
     _door_cmd.register(sub)  # door, kiosk
     for child in _subparsers(parser):  # --debug after the subcommand too
         if "--debug" not in child._option_string_actions:

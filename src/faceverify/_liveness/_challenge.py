@@ -61,9 +61,10 @@ import numpy as np
 from .._clock import Clock, SystemClock
 from .._errors import ChallengeFailedError, ConfigurationError, FaceError, MultipleFacesError
 from .._pipeline._capture import RGBImage
-from .._pipeline._pipeline import FacePipeline, FaceSample, cosine
+from .._pipeline._pipeline import FacePipeline, FaceSample, FaceTracker, cosine
 from .._pipeline._quality import Quality, QualityPolicy, measure, pose_from_landmarks
 from . import _session_state as st
+from ._animation import Patch, TextureTrace, TraceFrame, TraceRules, face_patch, parallax
 from ._check import LivenessCheck, LivenessResult, cannot_assess, decide
 
 
@@ -199,6 +200,23 @@ class ChallengePolicy:
     browser or phone camera never delivers grayscale), ``"active-only"``
     records that it was not assessed and lets the active checks carry the
     decision (a door with an IR camera, knowingly).
+
+    **Animation and replay checks** (``animation_checks``, on by default, as
+    the ``app-login`` and ``door-access`` profiles use it; docs/liveness.md
+    has the measured figures). *Rigid texture*: the session keeps the face
+    patches of up to ``trace_frames`` frames (``trace_spacing`` apart) and
+    compares, after the best smooth warp, the ``compared_pairs`` pairs in the
+    same pose (within ``pair_yaw`` degrees, ``pair_pitch`` units and
+    ``pair_scale`` of scale) at least ``pair_gap`` apart
+    (:class:`~._animation.TextureTrace`); if none changed by at least
+    ``texture_change_min``, or no two frames were in the same pose, the face is
+    taken as one picture, warped or held, and the session fails. *Parallax*:
+    the frames that answered a turn or a nod must leave at least
+    ``parallax_min`` after the best warp (None: not checked).
+    *Timing*: a response met sooner than ``min_response`` after its prompt
+    is faster than a person reacts. Switch ``animation_checks`` off only for
+    synthetic frames (a warped photo is exactly what it refuses), never in a
+    deployment.
     """
 
     challenges: tuple[int, int] = (2, 3)
@@ -221,6 +239,17 @@ class ChallengePolicy:
     best_samples: int = 3
     passive_frames: int = 3
     unassessable: Literal["refuse", "active-only"] = "refuse"
+    animation_checks: bool = True
+    texture_change_min: float = 0.004
+    parallax_min: float | None = None
+    pair_yaw: float = 4.0
+    pair_pitch: float = 6.0
+    pair_scale: float = 0.2
+    pair_gap: timedelta = timedelta(milliseconds=300)
+    trace_spacing: timedelta = timedelta(milliseconds=200)
+    trace_frames: int = 16
+    compared_pairs: int = 6
+    min_response: timedelta = timedelta(milliseconds=200)
     quality: QualityPolicy = field(default_factory=QualityPolicy)
 
     def __post_init__(self) -> None:
@@ -231,10 +260,25 @@ class ChallengePolicy:
             )
         if self.hold_frames < 1 or self.best_samples < 1 or self.max_static < 1:
             raise ConfigurationError("hold_frames, best_samples and max_static must be at least 1")
+        if self.trace_frames < 2 or self.compared_pairs < 1:
+            raise ConfigurationError("trace_frames must be at least 2 and compared_pairs at least 1")
         if self.unassessable not in ("refuse", "active-only"):
             raise ConfigurationError(
                 f"unassessable must be 'refuse' or 'active-only', not {self.unassessable!r}"
             )
+
+    @property
+    def trace_rules(self) -> TraceRules:
+        """The rigid-texture check's frame and pair rules, from this policy."""
+        return TraceRules(
+            yaw=self.pair_yaw,
+            pitch=self.pair_pitch,
+            scale=self.pair_scale,
+            gap=self.pair_gap.total_seconds(),
+            spacing=self.trace_spacing.total_seconds(),
+            frames=self.trace_frames,
+            pairs=self.compared_pairs,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +394,7 @@ class ChallengeSession:
         challenges: Sequence[Challenge] | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._tracker = FaceTracker(pipeline)  # frames: tracked between whole-frame detections
         self._clock = clock or SystemClock()
         self.policy = policy or ChallengePolicy()
         self._passive = passive
@@ -380,6 +425,14 @@ class ChallengeSession:
         self._reasons: list[str] = []
         self._passive_result: LivenessResult | None = None
         self._feedback: tuple[FrameFeedback, ...] = ()
+        # The animation checks' evidence: 56x56 grey face patches, a few KiB each.
+        self._base_patch: Patch | None = None
+        self._trace = TextureTrace(self.policy.trace_rules)
+        self._posed: list[Patch] = []
+        self._prompt_at: datetime | None = None  # the frame time a challenge's prompt was issued
+        self._baseline_at: datetime | None = None
+        self._at = self.started  # the frame being processed: its time and patch
+        self._patch: Patch | None = None
 
     # -- what to show the user ------------------------------------------------
 
@@ -431,13 +484,13 @@ class ChallengeSession:
             return self._fail("deadline", self._late_reason())
         if at < self.started or (self._last_at is not None and at <= self._last_at):
             return self._fail("frame-order", "frame timestamps are out of order or precede the session")
-        self._last_at = at
+        self._last_at = self._at = at
         if self._frames > self.policy.max_frames:
             return self._fail("frames", f"more than {self.policy.max_frames} frames")
 
         image = self._pipeline.load(frame)
         try:
-            face = self._pipeline.locate(image, select="only")
+            face = self._tracker.locate(image)
         except MultipleFacesError:
             self._feedback = (FrameFeedback.SEVERAL_FACES,)
             return self._fail("one-face", "several faces in a frame: one person at a time")
@@ -454,9 +507,10 @@ class ChallengeSession:
                 )
             return self.state
         self._static = 0
+        self._patch = face_patch(crop)
         quality = measure(image, face, crop)
         self._feedback = tuple(quality_feedback(quality, self.policy.quality))
-        sample = FaceSample(embedding=self._pipeline.embedder.embed([crop])[0], quality=quality, face=face)
+        sample = self._pipeline.frame_sample(face, crop, quality)  # embedded when first read
         pose = _Pose.of(face.landmarks)
 
         if self._reference is None:
@@ -466,7 +520,13 @@ class ChallengeSession:
             return self._fail("same-face", f"a different face appeared mid-session ({swapped})")
         self._previous = sample
         self._consider(sample, pose, image)
+        self._trace_frame(pose)
         return self._respond(pose, now)
+
+    def _trace_frame(self, pose: _Pose) -> None:
+        assert self._patch is not None and self._baseline_at is not None
+        t = (self._at - self._baseline_at).total_seconds()
+        self._trace.add(t, pose.yaw, pose.pitch, pose.interocular, self._patch)
 
     def _swapped(self, sample: FaceSample, pose: _Pose) -> str:
         """Why this frame's face is not the tracked one ('' when it is).
@@ -514,6 +574,8 @@ class ChallengeSession:
         if self.policy.quality.reasons(sample.quality):
             return self.state  # wait for a frontal frame good enough to track from
         self._reference, self._previous, self._base = sample, sample, pose
+        self._base_patch, self._baseline_at = self._patch, self._at
+        self._trace_frame(pose)
         self._checks.append(CheckOutcome("baseline", True, "frontal face found"))
         self._consider(sample, pose, image)
         self._start_challenge(now)
@@ -522,6 +584,7 @@ class ChallengeSession:
     def _start_challenge(self, now: datetime) -> None:
         self.state = State.CHALLENGE
         self._armed, self._held = False, 0
+        self._prompt_at = self._at
         self._challenge_deadline = min(self.deadline, now + self.policy.time_per_challenge)
 
     def _deltas(self, pose: _Pose) -> dict[Challenge, float]:
@@ -548,9 +611,19 @@ class ChallengeSession:
         wanted = self.challenges[self._index]
         progress = self._deltas(pose)
         if progress[wanted] >= 1.0:
+            if self._held == 0 and self._prompt_at is not None:
+                latency = self._at - self._prompt_at
+                if latency < self.policy.min_response:
+                    return self._fail(
+                        "timing",
+                        f"{wanted.value} met {latency.total_seconds():.3f} s after its prompt: "
+                        "faster than a person reacts",
+                    )
             self._held += 1
             if self._held >= self.policy.hold_frames:
                 self._checks.append(CheckOutcome(f"challenge:{wanted.value}", True, "response seen"))
+                if wanted is not Challenge.MOVE_CLOSER and self._patch is not None:
+                    self._posed.append(self._patch)
                 self._index += 1
                 if self._index == len(self.challenges):
                     return self._finish()
@@ -603,9 +676,45 @@ class ChallengeSession:
         self.state = State.PASSED
         self._checks.append(CheckOutcome("same-face", True, "one face throughout"))
         self._checks.append(CheckOutcome("motion", True, "frames change like a live camera's"))
+        if self.policy.animation_checks:
+            self._animation_verdict()
+            if self.state is State.FAILED:
+                return self.state
         if self._passive is not None:
             return self._passive_verdict(self._passive)
         return self.state
+
+    def _animation_verdict(self) -> None:
+        """One picture, warped or held, or a live face? (see :mod:`._animation`)"""
+        assert self._base_patch is not None
+        p = self.policy
+        change = self._trace.change()
+        if change is None:
+            self._fail("rigid-texture", "no two frames in the same pose to compare: cannot tell a live face")
+            return
+        if change < p.texture_change_min:
+            self._fail(
+                "rigid-texture",
+                f"the face never changed between frames in the same pose (largest change {change:.4f} < "
+                f"{p.texture_change_min:.4f}): one picture warped or held, not a live face",
+            )
+            return
+        detail = (
+            f"the face changed between frames in the same pose ({change:.4f} >= {p.texture_change_min:.4f})"
+        )
+        self._checks.append(CheckOutcome("rigid-texture", True, detail))
+        if p.parallax_min is None:
+            return
+        shown = parallax(self._base_patch, self._posed)
+        if shown is None or shown < p.parallax_min:
+            got = "no posed frame" if shown is None else f"{shown:.4f}"
+            self._fail(
+                "parallax",
+                f"the turns were explained by one smooth warp of the first frame "
+                f"({got} < {p.parallax_min:.4f})",
+            )
+            return
+        self._checks.append(CheckOutcome("parallax", True, f"{shown:.4f} >= {p.parallax_min:.4f}"))
 
     def _passive_verdict(self, check: LivenessCheck) -> State:
         chosen = self._candidates[: self.policy.passive_frames]
@@ -711,6 +820,13 @@ class ChallengeSession:
             "reasons": list(self._reasons),
             "passive_result": _pack_liveness(self._passive_result),
             "feedback": [f.value for f in self._feedback],
+            "base_patch": None if self._base_patch is None else st.pack_array(self._base_patch),
+            "trace": [
+                [f.t, f.yaw, f.pitch, f.interocular, st.pack_array(f.patch)] for f in self._trace.frames
+            ],
+            "posed": [st.pack_array(r) for r in self._posed],
+            "baseline_at": st.pack_time(self._baseline_at),
+            "prompt_at": st.pack_time(self._prompt_at),
         }
 
     @classmethod
@@ -754,6 +870,7 @@ class ChallengeSession:
         if body["passive"] != (None if passive is None else passive.name):
             raise st.StateError("the session was started with another passive check")
         self._pipeline, self._clock, self.policy, self._passive = pipeline, clock, policy, passive
+        self._tracker = FaceTracker(pipeline)
         self.nonce = str(body["nonce"])
         self.challenges = tuple(Challenge(v) for v in body["challenges"])
         if not self.challenges:
@@ -789,6 +906,24 @@ class ChallengeSession:
         self._reasons = [str(r) for r in body["reasons"]]
         self._passive_result = _unpack_liveness(body["passive_result"])
         self._feedback = tuple(FrameFeedback(v) for v in body["feedback"])
+        patch = body["base_patch"]
+        self._base_patch = None if patch is None else _patch(patch)
+        frames = [
+            TraceFrame(float(t), float(y), float(p), float(i), _patch(a)) for t, y, p, i, a in body["trace"]
+        ]
+        self._trace = TextureTrace(policy.trace_rules, frames[: policy.trace_frames])
+        self._posed = [_patch(r) for r in body["posed"]][: len(self.challenges)]
+        self._baseline_at = st.unpack_time(body["baseline_at"])
+        self._prompt_at = st.unpack_time(body["prompt_at"])
+        self._at = self._last_at or self.started
+        self._patch = None
+
+
+def _patch(d: Any) -> Patch:
+    a = st.unpack_array(d, "uint8", ndim=2)
+    if a.shape != (56, 56):
+        raise st.StateError("a face patch of the wrong shape")
+    return a
 
 
 def _required_time(s: Any) -> datetime:

@@ -42,12 +42,12 @@ import numpy.typing as npt
 from .._errors import ModelError, ModelIntegrityError, ModelNotInstalledError
 from .._pipeline._align import ArcFaceAligner
 from .._pipeline._capture import DEFAULT_LIMITS, CaptureLimits, RGBImage
-from .._pipeline._detect import Detector, Face, YuNetDetector
+from .._pipeline._detect import Detector, Face
 from .._pipeline._embed import Embedder, InputSpec, OnnxEmbedder, l2_normalise, with_views
 from .._pipeline._onnx import OnnxSession
 from .._pipeline._pipeline import FacePipeline
 from ._install import sha256_file
-from ._manifest import DetectorSpec, Licence, ModelFile, ModelPack, OperatingPoint, RecognizerSpec, _flag
+from ._manifest import Licence, ModelFile, ModelPack, OperatingPoint, RecognizerSpec, _flag, detector_spec
 
 DETECTOR_KINDS = ("insightface", "yunet")
 RECOGNIZER_KINDS = ("insightface", "onnx")
@@ -150,13 +150,7 @@ def parse_insightface_manifest(data: dict[str, Any], directory: Path) -> Insight
                 ModelFile(name=f["name"], sha256=f["sha256"], size=int(f["size"]), source=None)
                 for f in data["files"]
             ),
-            detector=DetectorSpec(
-                kind="insightface" if det["kind"] == "insightface" else "yunet",
-                file=det["file"],
-                input_size=int(det["input_size"]),
-                score_threshold=float(det["score_threshold"]),
-                upscale=_flag(det, "upscale"),
-            ),
+            detector=detector_spec(det, "insightface" if det["kind"] == "insightface" else "yunet"),
             recognizer=RecognizerSpec(
                 kind="insightface" if rec["kind"] == "insightface" else "onnx",
                 file=rec["file"],
@@ -219,12 +213,9 @@ def load_insightface_pack(
     det, rec = pack.detector, pack.recognizer
     detector: Detector
     if det.kind == "yunet":
-        detector = YuNetDetector(
-            OnnxSession(paths[det.file], threads=threads, providers=providers),
-            score_threshold=det.score_threshold,
-            size=det.input_size,
-            upscale=det.upscale,
-        )
+        from ._load import yunet_detector
+
+        detector = yunet_detector(det, OnnxSession(paths[det.file], threads=threads, providers=providers))
     else:
         assert pack.detector_input is not None  # parse_insightface_manifest requires it
         detector = InsightFaceDetector(

@@ -13,10 +13,25 @@ from .._pipeline._embed import OnnxEmbedder, with_views
 from .._pipeline._onnx import OnnxSession
 from .._pipeline._pipeline import FacePipeline
 from ._install import cache_dir, verified_paths
-from ._manifest import DEFAULT_PACK, ModelPack, builtin_manifest
+from ._manifest import DEFAULT_PACK, DetectorSpec, ModelPack, builtin_manifest
 
 _lock = threading.Lock()
 _loaded: dict[tuple[str, Path, int], FacePipeline] = {}
+
+
+def yunet_detector(
+    spec: DetectorSpec, session: OnnxSession, *, score_threshold: float | None = None
+) -> YuNetDetector:
+    """The YuNet detector a pack's spec describes (``score_threshold`` overrides the spec's)."""
+    return YuNetDetector(
+        session,
+        score_threshold=spec.score_threshold if score_threshold is None else score_threshold,
+        size=spec.input_size,
+        upscale=spec.upscale,
+        canvas=spec.canvas,
+        min_scale=spec.min_scale,
+        refine=spec.refine,
+    )
 
 
 def load_pipeline(
@@ -55,12 +70,7 @@ def load_pipeline(
             )
         paths = verified_paths(manifest, root)
         pipeline = FacePipeline(
-            detector=YuNetDetector(
-                OnnxSession(paths[det.file], threads=threads),
-                score_threshold=det.score_threshold,
-                size=det.input_size,
-                upscale=det.upscale,
-            ),
+            detector=yunet_detector(det, OnnxSession(paths[det.file], threads=threads)),
             aligner=ArcFaceAligner(rec.input.size),
             embedder=with_views(
                 OnnxEmbedder(
@@ -71,6 +81,7 @@ def load_pipeline(
                 mirror=rec.mirror,
             ),
             limits=limits,
+            mirror_band=rec.mirror_band,
         )
         if limits is DEFAULT_LIMITS:
             _loaded[key] = pipeline

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._errors import ConfigurationError, LicenceNotAcceptedError, ModelError
+from .._pipeline._detect import Refinement
 from .._pipeline._embed import InputSpec
 
 
@@ -41,6 +42,8 @@ class ModelFile:
     size: int
     source: PackageSource | None
     repair: Literal["fold-dequantize"] | None = None
+    #: Exact graph rewrites after the repair (``_repair.REWRITES``): the same function, run faster.
+    rewrites: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,10 @@ class OperatingPoint:
     ``fmr`` is the target; ``fmr_measured`` what the threshold gave on the
     calibration data; ``fmr_upper`` a 95 % upper confidence bound on it (rule
     of three when no false match was seen). ``fnmr`` is the false non-match
-    rate there, on the same data.
+    rate there, on the same data. ``fmr`` is between unrelated people;
+    ``relatives_fmr`` is what the threshold gave between blood relatives
+    (``relatives_pairs`` image pairs of related people), stated apart because
+    it is far higher (benchmarks/conditions.py; None where not measured).
     """
 
     name: str
@@ -63,12 +69,64 @@ class OperatingPoint:
     genuine_pairs: int
     impostor_pairs: int
     calibrated: bool = True
+    relatives_fmr: float | None = None
+    relatives_pairs: int = 0
 
     @classmethod
     def uncalibrated(cls, threshold: float) -> OperatingPoint:
         """A caller's own threshold: allowed, but reported as promising nothing."""
         nan = float("nan")
         return cls("custom", threshold, nan, nan, nan, nan, "none", 0, 0, calibrated=False)
+
+    @property
+    def description(self) -> str:
+        """The promise in words: FMR between unrelated people, and between relatives apart.
+
+        For the household point (``relatives:household``) ``fmr`` is the bound between
+        relatives and ``fmr_measured`` the rate between unrelated people."""
+        if not self.calibrated:
+            return f"uncalibrated threshold {self.threshold:.4f}: no false match rate is promised"
+        n = self.relatives_pairs
+        if self.name.endswith("household") and self.relatives_fmr is not None:
+            return (
+                f"operating point {self.name!r}: FMR at most {self.fmr:.0e} between blood relatives "
+                f"(95 % bound; {self.relatives_fmr:.1%} of {n:,} LFW relative pairs matched), "
+                f"{self.fmr_measured:.1e} between unrelated people"
+            )
+        text = f"operating point {self.name!r}: FMR {self.fmr:.0e} between unrelated people"
+        if self.relatives_fmr is not None and n:
+            text += (
+                f"; between blood relatives far higher: {self.relatives_fmr:.1%} of {n:,} LFW relative "
+                "pairs matched (use 'relatives:household', Profile.for_relatives(), where relatives "
+                "are enrolled)"
+            )
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionPoints:
+    """Operating points for captures under one condition (``"grayscale"``: grayscale or
+    infrared captures), named ``condition:point``, with the embedding space they were
+    calibrated in (they are refused in any other: a new revision must recalibrate)."""
+
+    condition: str
+    embedding_space: str
+    operating_points: tuple[OperatingPoint, ...]
+    #: The quality-gate settings the points were calibrated under (``QualityPolicy`` fields).
+    quality: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CalibratedFor:
+    """The capture conditions the operating points were calibrated on, as quality bounds
+    (each admits ``admitted`` of the calibration captures; ``colour``: grayscale captures
+    were not among them). ``faceverify calibrate`` warns when a deployer's captures fall
+    outside; the default quality gate refuses them."""
+
+    bounds: dict[str, float]
+    admitted: float
+    colour: bool
+    dataset: str
 
 
 def find_operating_point(points: Sequence[OperatingPoint], name: str, owner: str) -> OperatingPoint:
@@ -84,13 +142,21 @@ def find_operating_point(points: Sequence[OperatingPoint], name: str, owner: str
 class DetectorSpec:
     """The detector and how it is run.
 
-    ``upscale``: a capture smaller than the detector's input is enlarged to fill
-    it (bicubic) instead of being placed at its own size. YuNet places landmarks
-    from a stride-8 grid, so on a small face they move by several pixels from
-    one scale to another, and the aligned crop with them: enlarging LFW's 250 px
-    captures cut FNMR at FMR 1e-5 from 4.60 % to 3.65 % (both with mirror views;
-    docs/accuracy.md). Faces too small for the quality gate stay too small: it
-    measures them in the capture's own pixels.
+    ``upscale`` (revision 2): a capture smaller than the detector's fixed input
+    is enlarged to fill it (bicubic) instead of being placed at its own size.
+    YuNet places landmarks from a stride-8 grid, so on a small face they move by
+    several pixels from one scale to another, and the aligned crop with them:
+    enlarging LFW's 250 px captures cut FNMR at FMR 1e-5 from 4.60 % to 3.65 %
+    (both with mirror views; docs/accuracy.md), at the price of a 640 x 640 run
+    for every capture.
+
+    ``canvas`` + ``refine`` (revision 3) buy that precision for the face alone:
+    the capture is searched on a small canvas (its longer side ``canvas`` px,
+    never scaled below ``min_scale`` so that a face of the quality gate's
+    minimum size stays findable), then each face is detected again on a crop
+    around it enlarged to ``refine.size`` px (docs/performance.md). Faces too
+    small for the quality gate stay too small: it measures them in the
+    capture's own pixels.
     """
 
     kind: Literal["yunet", "insightface"]
@@ -98,6 +164,12 @@ class DetectorSpec:
     input_size: int
     score_threshold: float
     upscale: bool = False
+    #: Revision 3: the capture scaled so its longer side is ``canvas`` px (never
+    #: below ``min_scale``; at most ``input_size``) on a graph with a dynamic input,
+    #: then each face's landmarks placed again on an enlarged crop (``refine``).
+    canvas: int | None = None
+    min_scale: float = 0.4
+    refine: Refinement | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +187,11 @@ class RecognizerSpec:
     input: InputSpec
     alignment: Literal["arcface-5pt"]
     mirror: bool = False
+    #: With ``mirror``: a probe's mirror image is embedded only when the crop alone
+    #: scores within this distance of the threshold (:class:`~faceverify._pipeline._pipeline.Probe`);
+    #: chosen on LFW so that decisions agree with both views' (``benchmarks/speed_band.py``).
+    #: It changes no embedding and no operating point. None: always both views.
+    mirror_band: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +266,8 @@ class ModelPack(Pack):
     operating_points: tuple[OperatingPoint, ...] = field(default=())
     revision: int = 1
     template_points: tuple[TemplatePoints, ...] = field(default=())
+    condition_points: tuple[ConditionPoints, ...] = field(default=())
+    calibrated_for: CalibratedFor | None = None
 
     def template_point(self, name: str, *, images: int) -> OperatingPoint | None:
         """The point ``name`` for a mean template of ``images`` images, if the pack states one.
@@ -208,7 +287,25 @@ class ModelPack(Pack):
         return embedding_space(self.id, self.revision)
 
     def operating_point(self, name: str) -> OperatingPoint:
-        return find_operating_point(self.operating_points, name, f"pack {self.id}")
+        """The point ``name``; ``condition:name`` for a condition's own points (``grayscale:default``).
+
+        A condition's points calibrated in another embedding space (another
+        revision) are refused, never applied to these embeddings.
+        """
+        condition, sep, _ = name.rpartition(":")
+        if not sep:
+            return find_operating_point(self.operating_points, name, f"pack {self.id}")
+        for cp in self.condition_points:
+            if cp.condition == condition:
+                if cp.embedding_space != self.embedding_space:
+                    raise ConfigurationError(
+                        f"pack {self.id}'s {condition} operating points were calibrated for "
+                        f"{cp.embedding_space!r}, not {self.embedding_space!r}: {condition} captures "
+                        "are refused until they are recalibrated (benchmarks/conditions.py --write-pack)"
+                    )
+                return find_operating_point(cp.operating_points, name, f"pack {self.id}")
+        known = ", ".join(c.condition for c in self.condition_points) or "none"
+        raise ConfigurationError(f"pack {self.id} has no {condition} operating points (has: {known})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +341,7 @@ def _common(data: dict[str, Any]) -> dict[str, Any]:
             size=int(f["size"]),
             source=PackageSource(**f["source"]) if f.get("source") else None,
             repair=f.get("repair"),
+            rewrites=_rewrites(f),
         )
         for f in data["files"]
     )
@@ -258,7 +356,19 @@ def _recognizer(rec: dict[str, Any]) -> RecognizerSpec:
         input=InputSpec(**rec["input"]),
         alignment=rec["alignment"],
         mirror=_flag(rec, "mirror"),
+        mirror_band=_band(rec),
     )
+
+
+def _band(rec: dict[str, Any]) -> float | None:
+    value = rec.get("mirror_band")
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+        raise ValueError(f"mirror_band must be a number in [0, 1), not {value!r}")
+    if not rec.get("mirror"):
+        raise ValueError("mirror_band needs mirror views")
+    return float(value)
 
 
 def _operating_points(points: list[dict[str, Any]]) -> tuple[OperatingPoint, ...]:
@@ -271,6 +381,41 @@ def _flag(spec: dict[str, Any], key: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{key} must be true or false, not {value!r}")
     return value
+
+
+def _rewrites(f: dict[str, Any]) -> tuple[str, ...]:
+    from ._repair import REWRITES
+
+    names = f.get("rewrites", [])
+    if not isinstance(names, list) or any(n not in REWRITES for n in names):
+        raise ValueError(f"rewrites must be a list of {sorted(REWRITES)}, not {names!r}")
+    if names and f.get("repair") != "fold-dequantize":
+        raise ValueError("rewrites apply after the fold-dequantize repair")
+    return tuple(names)
+
+
+def detector_spec(det: dict[str, Any], kind: Literal["yunet", "insightface"]) -> DetectorSpec:
+    """A manifest's ``detector`` object (any pack layout); malformed settings raise ValueError/KeyError."""
+    return DetectorSpec(
+        kind=kind,
+        file=det["file"],
+        input_size=int(det["input_size"]),
+        score_threshold=float(det["score_threshold"]),
+        upscale=_flag(det, "upscale"),
+        canvas=int(det["canvas"]) if det.get("canvas") is not None else None,
+        min_scale=float(det.get("min_scale", 0.4)),
+        refine=_refinement(det),
+    )
+
+
+def _refinement(det: dict[str, Any]) -> Refinement | None:
+    spec = det.get("refine")
+    if spec is None:
+        return None
+    size, margin = int(spec["size"]), float(spec["margin"])
+    if size % 32 or size <= 0 or margin < 1.0:
+        raise ValueError(f"refine needs a size that is a multiple of 32 and a margin >= 1, not {spec!r}")
+    return Refinement(size=size, margin=margin)
 
 
 def _revision(data: dict[str, Any]) -> int:
@@ -286,23 +431,32 @@ def _template_points(t: dict[str, Any]) -> TemplatePoints:
     return TemplatePoints(int(t["images"]), "mean", _operating_points(t["operating_points"]))
 
 
+def _condition_points(c: dict[str, Any]) -> ConditionPoints:
+    points = _operating_points(c["operating_points"])
+    quality = {str(k): float(v) for k, v in c.get("quality", {}).items()}
+    return ConditionPoints(str(c["condition"]), str(c["embedding_space"]), points, quality)
+
+
+def _calibrated_for(c: dict[str, Any] | None) -> CalibratedFor | None:
+    if c is None:
+        return None
+    bounds = {str(k): float(v) for k, v in c["bounds"].items()}
+    return CalibratedFor(bounds, float(c["admitted"]), _flag(c, "colour"), str(c["dataset"]))
+
+
 def parse_manifest(data: dict[str, Any]) -> ModelPack:
     """Build a :class:`ModelPack` from its JSON form; a malformed manifest is a ModelError."""
     try:
         det, rec = data["detector"], data["recognizer"]
         return ModelPack(
             **_common(data),
-            detector=DetectorSpec(
-                kind=det["kind"],
-                file=det["file"],
-                input_size=int(det["input_size"]),
-                score_threshold=float(det["score_threshold"]),
-                upscale=_flag(det, "upscale"),
-            ),
+            detector=detector_spec(det, det["kind"]),
             recognizer=_recognizer(rec),
             operating_points=_operating_points(data.get("operating_points", [])),
             revision=_revision(data),
             template_points=tuple(_template_points(t) for t in data.get("template_operating_points", [])),
+            condition_points=tuple(_condition_points(c) for c in data.get("condition_operating_points", [])),
+            calibrated_for=_calibrated_for(data.get("calibrated_for")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"malformed model pack manifest: {exc!r}") from None

@@ -13,7 +13,22 @@ crop the recognizer sees anyway:
 - ``brightness``/``clipped``: mean grey level and share of pixels at 0 or 255
   (exposure) on the face's central region;
 - ``yaw``/``roll``/``pitch``: pose from the 5 landmarks (degrees, approximate);
-- ``outside``: share of the face box beyond the image edge (cut-off faces).
+- ``outside``: share of the face box beyond the image edge (cut-off faces);
+- ``light_asymmetry``: how much darker one half of the face is than the other,
+  ``|L - R| / (L + R)`` of the mean grey levels of the aligned face's halves
+  (light from one side, a cast shadow);
+- ``dynamic_range``: the spread of the face's grey levels, ``(p98 - p2) / 255``
+  (flat, washed-out or low-contrast sensors);
+- ``shadow``: share of the face darker than a quarter of its bright level
+  (its 95th percentile): deep shadow the recognizer cannot see into;
+- ``colourfulness``: mean ``(max - min) / 255`` of the three channels over the
+  face: about 0 for a grayscale or infrared capture, 0.05-0.3 for colour skin;
+- ``padding``: share of the aligned crop that lies outside the capture (filled
+  with black): a face too close to the frame edge or cropped too tightly.
+
+Why these: ``benchmarks/conditions.py`` relights, decolours, crops and flattens
+LFW captures of people the operating points never saw and measures how far the
+impostor scores rise; these are the measures that predict it (docs/accuracy.md).
 """
 
 from __future__ import annotations
@@ -24,8 +39,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._errors import LowQualityError
+from ._align import ARCFACE_TEMPLATE, similarity_transform
 from ._capture import RGBImage
 from ._detect import Face
+
+#: Below this ``colourfulness`` a capture is grayscale or infrared. JPEG
+#: chroma noise on a grey image stays under 0.01; the least colourful LFW face
+#: (in 7,701) measures well above it (docs/accuracy.md).
+GRAYSCALE_BELOW = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +62,16 @@ class Quality:
     pitch: float
     roll: float
     outside: float
+    light_asymmetry: float
+    dynamic_range: float
+    shadow: float
+    colourfulness: float
+    padding: float
+
+    @property
+    def grayscale(self) -> bool:
+        """A grayscale or infrared capture (no colour on the face)."""
+        return self.colourfulness < GRAYSCALE_BELOW
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +85,25 @@ class QualityPolicy:
     min_brightness: float = 40.0
     max_brightness: float = 225.0
     max_clipped: float = 0.25
-    max_yaw: float = 65.0  # 45 admitted only 97.6 % of LFW (landmark yaw reads high); 65 admits 99 %
+    max_yaw: float = 45.0  # admits 99 % of LFW (the sine reading saturated: 65 then meant about 42)
     max_pitch: float = 40.0
     max_roll: float = 40.0
     max_outside: float = 0.15
+    # Capture conditions (issue 15): each bound admits 99 % of the LFW captures the
+    # operating points were calibrated on (padding: see benchmarks/conditions.py), and
+    # is what the pack states as ``calibrated_for``.
+    max_light_asymmetry: float = 0.32
+    min_dynamic_range: float = 0.31
+    max_shadow: float = 0.24
+    max_padding: float = 0.10
+    #: Admit grayscale / infrared captures. Only profiles whose operating points
+    #: were calibrated on such captures do (``door-access-ir``); the colour
+    #: points are never applied to them.
+    grayscale: bool = False
+    #: Off for colour (LFW-like) captures. The grayscale profile sets it: a face under
+    #: light from one side and cropped tight can pass every other bound while the
+    #: detector sees only its lit half, and such captures false-match each other.
+    min_detector_score: float = 0.0
 
     def reasons(self, q: Quality) -> list[str]:
         """Every minimum the capture misses, in words a user can act on."""
@@ -80,6 +126,38 @@ class QualityPolicy:
             out.append(f"head tilted: roll {q.roll:.0f}°, at most {self.max_roll:.0f}°")
         if q.outside > self.max_outside:
             out.append(f"face cut off by the image edge ({q.outside:.0%} of it outside)")
+        if q.padding > self.max_padding:
+            out.append(
+                f"face too close to the frame edge: {q.padding:.0%} of the face crop lies outside "
+                f"the image (at most {self.max_padding:.0%}); step back or centre the face"
+            )
+        if q.light_asymmetry > self.max_light_asymmetry:
+            darker = 2 * q.light_asymmetry / (1 + q.light_asymmetry)
+            limit = 2 * self.max_light_asymmetry / (1 + self.max_light_asymmetry)
+            out.append(
+                f"light from one side: one half of the face is {darker:.0%} darker than the other "
+                f"(at most {limit:.0%}); face the light or light the face from the front"
+            )
+        if q.shadow > self.max_shadow:
+            out.append(
+                f"deep shadow on the face: {q.shadow:.0%} of it (at most {self.max_shadow:.0%}); "
+                "light the face evenly"
+            )
+        if q.dynamic_range < self.min_dynamic_range:
+            out.append(
+                f"image too flat: the face spans {q.dynamic_range:.0%} of the grey levels "
+                f"(need {self.min_dynamic_range:.0%}); more light, or turn up the camera's contrast"
+            )
+        if q.detector_score < self.min_detector_score:
+            out.append(
+                f"face not clearly visible: detector confidence {q.detector_score:.2f}, need "
+                f"{self.min_detector_score:.2f}; light the whole face and show all of it to the camera"
+            )
+        if q.grayscale and not self.grayscale:
+            out.append(
+                "grayscale or infrared image: these operating points were calibrated on colour captures; "
+                "use a colour camera, or a profile calibrated for grayscale (door-access-ir)"
+            )
         return out
 
     def check(self, q: Quality) -> None:
@@ -89,9 +167,12 @@ class QualityPolicy:
 
 
 def measure(image: RGBImage, face: Face, crop: RGBImage) -> Quality:
-    """Measure a face from its capture and its aligned 112×112 crop."""
-    grey = crop.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    centre = grey[28:100, 24:88]  # eyes to chin in the ArcFace template
+    """Measure a face from its capture and its aligned crop (112×112 or a multiple)."""
+    k = crop.shape[0] / 112.0
+    rgb = crop.astype(np.float32)
+    grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    r0, r1, c0, c1, cm = (round(v * k) for v in (28, 100, 24, 88, 56))
+    centre = grey[r0:r1, c0:c1]  # eyes to chin in the ArcFace template
     lap = (
         -4 * centre[1:-1, 1:-1] + centre[:-2, 1:-1] + centre[2:, 1:-1] + centre[1:-1, :-2] + centre[1:-1, 2:]
     )
@@ -101,6 +182,9 @@ def measure(image: RGBImage, face: Face, crop: RGBImage) -> Quality:
     inside_w = max(0.0, min(x + bw, w) - max(x, 0.0))
     inside_h = max(0.0, min(y + bh, h) - max(y, 0.0))
     outside = 1.0 - (inside_w * inside_h) / max(bw * bh, 1e-6)
+    left, right = float(grey[r0:r1, c0:cm].mean()), float(grey[r0:r1, cm:c1].mean())
+    lo, hi, bright = np.percentile(centre, [2.0, 98.0, 95.0])
+    face_rgb = rgb[r0:r1, c0:c1]
     return Quality(
         detector_score=face.score,
         interocular=face.interocular,
@@ -111,17 +195,48 @@ def measure(image: RGBImage, face: Face, crop: RGBImage) -> Quality:
         pitch=pitch,
         roll=roll,
         outside=float(outside),
+        light_asymmetry=abs(left - right) / max(left + right, 1e-6),
+        dynamic_range=float(hi - lo) / 255.0,
+        shadow=float(np.mean(centre < 0.25 * max(float(bright), 1.0))),
+        colourfulness=float(np.mean(face_rgb.max(axis=2) - face_rgb.min(axis=2))) / 255.0,
+        padding=crop_padding(face.landmarks, (h, w), crop.shape[0]),
     )
+
+
+def crop_padding(landmarks: np.ndarray, shape: tuple[int, int], size: int = 112) -> float:
+    """Share of the aligned ``size``-pixel crop that falls outside a capture of ``shape`` (h, w).
+
+    The aligner fills those pixels with black; the recognizer was never trained on them.
+    """
+    m = similarity_transform(landmarks, ARCFACE_TEMPLATE * (size / 112.0))
+    inverse = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
+    step = max(1, size // 56)  # a 56×56 grid of the crop is exact enough
+    ys, xs = np.mgrid[0:size:step, 0:size:step].astype(np.float64)
+    sx = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
+    sy = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
+    h, w = shape
+    out = (sx < 0) | (sy < 0) | (sx > w - 1) | (sy > h - 1)
+    return float(out.mean())
+
+
+#: How far the nose tip stands in front of the eyes, in eye distances (adult
+#: anthropometry: 25-35 mm against 60-65 mm between the pupils).
+NOSE_DEPTH = 0.5
 
 
 def pose_from_landmarks(points: np.ndarray) -> tuple[float, float, float]:
     """Approximate yaw, pitch and roll (degrees) from the five points.
 
-    Roll is the angle of the eye line. Yaw: the nose moves toward the eye on
-    the side the head turns to; its offset from the eyes' midpoint, over half
-    the eye distance, is read as a sine. Pitch: the nose's height between the
-    eye line and the mouth line, against the ArcFace template's 0.49 ratio.
-    These are coarse (±10°) but monotone, which is all a gate needs.
+    Roll is the angle of the eye line. Yaw: a head turned by ``y`` moves the
+    nose tip (``NOSE_DEPTH`` eye distances in front of the eyes) sideways by
+    ``NOSE_DEPTH·sin(y)`` while the eye line shortens to ``cos(y)``, both in
+    units of the frontal eye distance; so ``y = atan2(offset, NOSE_DEPTH · eye
+    distance)``. It does not saturate: reading the offset alone as a sine (the
+    estimate before) ignored the foreshortened eye line, and a 3/4 profile
+    (``Colin_Powell_0071``, about 50°) read -90°. For small turns both agree,
+    so the live challenge's turn thresholds keep their meaning. Pitch: the
+    nose's height between the eye line and the mouth line, against the ArcFace
+    template's 0.49 ratio. These are coarse (±10°) but monotone.
     """
     re, le, nose, rm, lm = (np.asarray(p, dtype=np.float64) for p in points)
     eye_vec = le - re
@@ -134,7 +249,7 @@ def pose_from_landmarks(points: np.ndarray) -> tuple[float, float, float]:
     mouth_mid = (rm + lm) / 2
     n = rot @ (nose - eyes_mid)
     m = rot @ (mouth_mid - eyes_mid)
-    yaw = math.degrees(math.asin(max(-1.0, min(1.0, n[0] / (iod / 2)))))
+    yaw = math.degrees(math.atan2(n[0], NOSE_DEPTH * iod))
     ratio = n[1] / m[1] if abs(m[1]) > 1e-6 else 0.5
     pitch = (ratio - 0.49) * 150.0  # ~ degrees per unit of ratio, fitted on the template
     return yaw, float(pitch), roll

@@ -55,6 +55,9 @@ class PostgresEngine:
             raise ConfigurationError("a PostgreSQL pool needs at least one connection")
         self._local = threading.local()
         try:
+            # One direct attempt first: a server that is not there is an error now, not after
+            # the pool has retried for its whole timeout.
+            psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT_S)).close()
             self._pool = psycopg_pool.ConnectionPool(
                 url,
                 min_size=1,

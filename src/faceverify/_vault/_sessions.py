@@ -101,7 +101,7 @@ class SessionStore:
     ) -> None:
         """Store a new session (a random id of 16-128 characters, chosen by the caller)."""
         _check_session_id(session_id)
-        check_subject_id(subject_id)
+        subject_id = check_subject_id(subject_id)
         now = self._clock.now()
         if expires_at <= now:
             raise ValueError("a session must expire in the future")

@@ -1,0 +1,689 @@
+"""Live-capture attack benchmark: one photo animated, printed, thin-plated, replayed, re-captured.
+
+    nice python benchmarks/live_attacks.py [--sessions N] [--quick]
+        → benchmarks/out/live_attacks.json and a markdown table on stdout (docs/liveness.md)
+
+**Attacks** (APCER: share of attack sessions accepted). Each attack session is
+a bot that reads the real :class:`ChallengeSession`'s prompt after every frame
+and answers it, as an attacker with one photo and a script would over HTTP:
+it waits a human-like reaction time (0.3-0.9 s), moves to the asked pose over
+a few frames, holds, and comes back to rest, at 7-12 frames a second. The
+photo is one LFW image of a person (never enrolled anywhere). Families:
+
+- ``depth-warp``: the depth warp of ``tests/liveness/liveness_frames.py`` (the
+  one the issue's attacker used), its own parameters;
+- ``depth-warp-random``: the same idea with random head depth, nose size,
+  amplitudes, per-frame noise (σ 1-8), blur, JPEG (q 55-95) and exposure flicker;
+- ``print-tilted``: the photo as a flat print, turned and tilted in 3-D
+  (a homography with perspective), moved closer;
+- ``thin-plate``: a thin-plate spline moving the five landmarks (and four
+  contour points) along the trajectories a 3-D head's would follow, random depths;
+- ``screen-recapture``: the depth-warp frames shown on a screen and filmed:
+  camera shake, gamma, colour cast, moiré, blur, sensor noise, JPEG;
+- ``replay``: a recorded session that passed the challenge (a depth-warp bot's,
+  the only passing sessions there are to record) replayed frame for frame,
+  with its timing, against a new random challenge;
+- ``replay-real-video``: the real speaker video (a real head, natural motion)
+  replayed as the camera against random challenges.
+
+**Bona fide** (BPCER: share rejected): the face tracks of the two real videos
+in ``../shared/data/video`` (natural head motion of real people, not
+cooperative answers). They cannot answer prompts, so the challenge itself is
+not measured on them; the animation checks are, on pseudo-sessions: a
+baseline (the first frontal frame meeting the quality minimums, as the
+session takes it), then the next 8 s of the track, kept exactly as the
+session keeps frames at rest and posed frames.
+
+**Split**: attack photos of people A–M and odd-numbered real tracks are the
+*tuning* half; N–Z and even tracks the *test* half. Thresholds (the policy's
+defaults) were chosen on the tuning half; every figure in the docs' table is
+from the test half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "liveness"))
+from liveness_frames import Poser, _sample  # noqa: E402  (the tests' own depth warp)
+
+from faceverify import FrozenClock  # noqa: E402
+from faceverify._errors import FaceError  # noqa: E402
+from faceverify._liveness import Challenge, ChallengePolicy, ChallengeSession, FeaturePADCheck  # noqa: E402
+from faceverify._liveness._animation import TextureTrace, face_patch, parallax  # noqa: E402
+from faceverify._liveness._challenge import _Pose  # noqa: E402
+from faceverify.hazmat import FacePipeline, builtin_manifest, load_image, load_pipeline  # noqa: E402
+
+SHARED = Path(os.environ.get("FACEVERIFY_SHARED", ROOT.parent / "shared"))
+LFW = SHARED / "data" / "lfw"
+VIDEO = SHARED / "data" / "video"
+OUT = ROOT / "benchmarks" / "out"
+CACHE = Path(os.environ.get("FACEVERIFY_TEST_CACHE", ROOT / ".fv-cache")) / "models"
+
+RGB = npt.NDArray[np.uint8]
+F = npt.NDArray[np.float64]
+POLICY = ChallengePolicy()  # the shipped defaults (animation checks on)
+CHALLENGE_ONLY = replace(POLICY, animation_checks=False)
+
+# -- attack animators: (yaw°, pitch°, zoom) -> frame ----------------------------------
+
+
+def _jpeg(img: RGB, quality: int) -> RGB:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def _blur(img: RGB, sigma: float) -> RGB:
+    if sigma <= 0.05:
+        return img
+    from PIL import ImageFilter
+
+    return np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(sigma)))
+
+
+class DepthWarp:
+    """The tests' Poser, as it is."""
+
+    amplitudes = (25.0, 38.0, -30.0, 1.4)  # turn, look up, look down, closer
+
+    def __init__(self, pipeline: FacePipeline, image: RGB, rng: Random) -> None:
+        self.poser = Poser(pipeline, image, seed=rng.randrange(1 << 30))
+        self.rng = rng
+
+    def frame(self, yaw: float, pitch: float, zoom: float) -> RGB:
+        return self.poser.frame(yaw=yaw, pitch=pitch, zoom=zoom)
+
+
+class RandomDepthWarp(DepthWarp):
+    """Random head depth, nose, amplitudes, noise, blur, JPEG and exposure flicker."""
+
+    def __init__(self, pipeline: FacePipeline, image: RGB, rng: Random) -> None:
+        super().__init__(pipeline, image, rng)
+        self.head = rng.uniform(0.6, 1.3)
+        self.nose = rng.uniform(0.2, 0.7)
+        self.amplitudes = (
+            rng.uniform(20, 35),
+            rng.uniform(25, 42),
+            -rng.uniform(22, 35),
+            rng.uniform(1.3, 1.6),
+        )
+        self.noise, self.sigma, self.quality = rng.uniform(1, 8), rng.uniform(0, 1.2), rng.randint(55, 95)
+        poser, iod = self.poser, self.poser.iod
+        cx, cy = poser.centre
+        nose_pt = poser.points[2]
+
+        def depth(x: F, y: F) -> F:
+            u, v = (x - cx) / (1.1 * iod), (y - cy) / (1.6 * iod)
+            head = self.head * iod * np.sqrt(np.clip(1 - u**2 - v**2, 0, None))
+            r2 = (x - nose_pt[0]) ** 2 + (y - nose_pt[1]) ** 2
+            out: F = head + self.nose * iod * np.exp(-r2 / (2 * (0.3 * iod) ** 2))
+            return out
+
+        poser._depth = depth  # type: ignore[method-assign]
+
+    def frame(self, yaw: float, pitch: float, zoom: float) -> RGB:
+        f = self.poser.frame(yaw=yaw, pitch=pitch, zoom=zoom, noise=False).astype(np.float64)
+        f = f * self.rng.uniform(0.92, 1.08) + self.rng.uniform(-6, 6)
+        f = f + np.random.default_rng(self.rng.randrange(1 << 30)).normal(0, self.noise, f.shape)
+        out = np.clip(f, 0, 255).astype(np.uint8)
+        return _jpeg(_blur(out, self.sigma), self.quality)
+
+
+def _homography_frame(image: RGB, centre: tuple[float, float], yaw: float, pitch: float, zoom: float) -> RGB:
+    """The image as a flat print rotated in 3-D about its centre, seen by a pinhole camera."""
+    h, w = image.shape[:2]
+    f = 2.0 * max(h, w)
+    a, b = np.radians(yaw), np.radians(pitch)
+    ry = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    rot = ry @ rx
+    cx, cy = centre
+    yy, xx = np.mgrid[:h, :w].astype(np.float64)
+    # Ray through each output pixel, intersected with the rotated print plane at depth f / zoom.
+    d = np.stack([(xx - cx), (yy - cy), np.full_like(xx, f)], axis=-1)
+    normal = rot @ np.array([0.0, 0.0, 1.0])
+    dist = f / zoom
+    t = dist * normal[2] / (d @ normal)
+    p = d * t[..., None] - np.array([0, 0, dist])
+    local = p @ rot  # into print coordinates (rot is orthonormal: inverse = transpose)
+    return _sample(image, cx + local[..., 0] * zoom, cy + local[..., 1] * zoom)
+
+
+class PrintTilted(DepthWarp):
+    """A flat print turned about its vertical axis, tilted about its horizontal one, moved closer."""
+
+    def __init__(self, pipeline: FacePipeline, image: RGB, rng: Random) -> None:
+        super().__init__(pipeline, image, rng)
+        self.amplitudes = (
+            rng.uniform(30, 60),
+            rng.uniform(25, 50),
+            -rng.uniform(25, 50),
+            rng.uniform(1.3, 1.6),
+        )
+        self.image = image
+
+    def frame(self, yaw: float, pitch: float, zoom: float) -> RGB:
+        jitter = self.rng.uniform(-1.5, 1.5)
+        out = _homography_frame(self.image, self.poser.centre, yaw + jitter, -pitch + jitter, zoom)
+        noisy = out + np.random.default_rng(self.rng.randrange(1 << 30)).normal(0, 2.0, out.shape)
+        return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def _tps_frame(image: RGB, src: F, dst: F) -> RGB:
+    """Thin-plate spline warp taking points ``src`` to ``dst`` (inverse map: dst → src)."""
+    n = len(dst)
+
+    def u(r2: F) -> F:
+        out: F = np.where(r2 > 0, r2 * np.log(r2 + 1e-12), 0.0)
+        return out
+
+    k = u(((dst[:, None, :] - dst[None, :, :]) ** 2).sum(-1))
+    p = np.hstack([np.ones((n, 1)), dst])
+    a = np.zeros((n + 3, n + 3))
+    a[:n, :n], a[:n, n:], a[n:, :n] = k + 1e-6 * np.eye(n), p, p.T
+    coef = np.linalg.solve(a, np.vstack([src, np.zeros((3, 2))]))
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[:h, :w].astype(np.float64)
+    grid = np.stack([xx.ravel(), yy.ravel()], axis=1)
+    kk = u(((grid[:, None, :] - dst[None, :, :]) ** 2).sum(-1))
+    mapped = kk @ coef[:n] + np.hstack([np.ones((len(grid), 1)), grid]) @ coef[n:]
+    return _sample(image, mapped[:, 0].reshape(h, w), mapped[:, 1].reshape(h, w))
+
+
+class ThinPlate(DepthWarp):
+    """Landmarks (and four contour points) moved as a 3-D head's would; TPS for the rest."""
+
+    def __init__(self, pipeline: FacePipeline, image: RGB, rng: Random) -> None:
+        super().__init__(pipeline, image, rng)
+        self.image = image
+        p, iod = self.poser.points, self.poser.iod
+        cx, cy = self.poser.centre
+        contour = np.array(
+            [[cx - 1.1 * iod, cy], [cx + 1.1 * iod, cy], [cx, cy - 1.5 * iod], [cx, cy + 1.5 * iod]]
+        )
+        h, w = image.shape[:2]
+        frame_pts = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1], [w / 2, 0], [w / 2, h - 1]])
+        self.src = np.vstack([p, contour, frame_pts]).astype(np.float64)
+        eyes, nose, mouth = rng.uniform(0.5, 0.9), rng.uniform(1.0, 1.5), rng.uniform(0.5, 0.9)
+        self.depth = np.array([eyes, eyes, nose, mouth, mouth, 0.1, 0.1, 0.3, 0.3] + [0.0] * 6) * iod
+        self.centre = np.array([cx, cy])
+        self.amplitudes = (
+            rng.uniform(20, 35),
+            rng.uniform(25, 40),
+            -rng.uniform(22, 35),
+            rng.uniform(1.3, 1.6),
+        )
+
+    def frame(self, yaw: float, pitch: float, zoom: float) -> RGB:
+        a, b = np.radians(yaw), np.radians(pitch)
+        dst = self.src.copy()
+        moving = slice(0, 9)
+        rel = dst[moving] - self.centre
+        z = self.depth[moving]
+        dst[moving, 0] = self.centre[0] + (rel[:, 0] * np.cos(a) + z * np.sin(a)) * zoom
+        dst[moving, 1] = self.centre[1] + (rel[:, 1] * np.cos(b) - z * np.sin(b)) * zoom
+        dst[moving] += np.array([self.rng.uniform(-1, 1), self.rng.uniform(-1, 1)])
+        out = _tps_frame(self.image, self.src, dst).astype(np.float64)
+        out += np.random.default_rng(self.rng.randrange(1 << 30)).normal(0, 2.0, out.shape)
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+
+class ScreenRecapture(DepthWarp):
+    """Depth-warp frames on a screen, filmed: shake, gamma, colour cast, moiré, blur, noise, JPEG."""
+
+    def __init__(self, pipeline: FacePipeline, image: RGB, rng: Random) -> None:
+        super().__init__(pipeline, image, rng)
+        self.gamma = rng.uniform(0.8, 1.25)
+        self.cast = np.array([rng.uniform(0.9, 1.1), 1.0, rng.uniform(0.9, 1.15)])
+        self.period = rng.uniform(2.5, 5.0)
+        self.depth_moire = rng.uniform(0.03, 0.10)
+
+    def frame(self, yaw: float, pitch: float, zoom: float) -> RGB:
+        shown = self.poser.frame(yaw=yaw, pitch=pitch, zoom=zoom, noise=False)
+        shake = self.rng.uniform(-3, 3), self.rng.uniform(-3, 3)
+        filmed = _homography_frame(shown, self.poser.centre, shake[0], shake[1], self.rng.uniform(0.97, 1.03))
+        h, w = filmed.shape[:2]
+        yy, xx = np.mgrid[:h, :w].astype(np.float64)
+        angle, phase = self.rng.uniform(0, np.pi), self.rng.uniform(0, 2 * np.pi)
+        moire = 1 + self.depth_moire * np.sin(
+            2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / self.period + phase
+        )
+        f = (filmed.astype(np.float64) / 255.0) ** self.gamma * 255.0 * self.cast * moire[..., None]
+        f = np.asarray(_blur(np.clip(f, 0, 255).astype(np.uint8), 0.8), dtype=np.float64)
+        f += np.random.default_rng(self.rng.randrange(1 << 30)).normal(0, 3.0, f.shape)
+        return _jpeg(np.clip(f, 0, 255).astype(np.uint8), self.rng.randint(60, 90))
+
+
+FAMILIES: dict[str, type[DepthWarp]] = {
+    "depth-warp": DepthWarp,
+    "depth-warp-random": RandomDepthWarp,
+    "print-tilted": PrintTilted,
+    "thin-plate": ThinPlate,
+    "screen-recapture": ScreenRecapture,
+}
+
+# -- the bot: answers the session's prompts -----------------------------------------
+
+
+def _target(animator: DepthWarp, challenge: Challenge | None) -> tuple[float, float, float]:
+    turn, up, down, closer = animator.amplitudes
+    return {
+        None: (0.0, 0.0, 1.0),
+        Challenge.TURN_LEFT: (turn, 0.0, 1.0),
+        Challenge.TURN_RIGHT: (-turn, 0.0, 1.0),
+        Challenge.LOOK_UP: (0.0, up, 1.0),
+        Challenge.LOOK_DOWN: (0.0, down, 1.0),
+        Challenge.MOVE_CLOSER: (0.0, 0.0, closer),
+    }[challenge]
+
+
+@dataclass
+class Recorded:
+    frames: list[tuple[RGB, float]]  # frame, seconds since the first
+    challenges: tuple[Challenge, ...]
+
+
+def bot_frames(animator: DepthWarp, session: ChallengeSession, rng: Random) -> Iterator[tuple[RGB, float]]:
+    """Frames answering the session's current prompt, and the time step before each."""
+    pose = (0.0, 0.0, 1.0)
+    for _ in range(3):  # the camera starts: a few frames at rest
+        yield animator.frame(*pose), rng.uniform(0.08, 0.14)
+    while not session.finished:
+        asked = session.current
+        wait = rng.uniform(0.3, 0.9)
+        while wait > 0 and not session.finished:  # reaction time: still at rest
+            step = rng.uniform(0.08, 0.14)
+            wait -= step
+            yield animator.frame(0.0, 0.0, 1.0), step
+        goal = _target(animator, asked)
+        for k in (0.5, 1.0, 1.0, 1.0, 1.0):  # move there, hold
+            pose = tuple(0.0 + (g - r) * k + r for g, r in zip(goal, (0.0, 0.0, 1.0), strict=True))  # type: ignore[assignment]
+            yield animator.frame(*pose), rng.uniform(0.08, 0.14)
+            if session.finished or session.current is not asked:
+                break
+        for _ in range(2):  # back to rest
+            yield animator.frame(0.0, 0.0, 1.0), rng.uniform(0.08, 0.14)
+        if asked is None and session.state.value == "baseline":
+            continue
+
+
+def run_session(
+    pipeline: FacePipeline,
+    frames: Callable[[ChallengeSession], Iterator[tuple[RGB, float]]],
+    challenges: tuple[Challenge, ...],
+    *,
+    passive: FeaturePADCheck | None,
+    record: bool = False,
+) -> tuple[dict[str, Any], Recorded | None]:
+    """Feed a session (challenge-only policy: the animation checks are computed from its evidence)."""
+    clock = FrozenClock(datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
+    session = ChallengeSession(
+        pipeline, clock=clock, policy=CHALLENGE_ONLY, passive=passive, challenges=challenges
+    )
+    kept: list[tuple[RGB, float]] = []
+    t = 0.0
+    for frame, step in frames(session):
+        clock.advance(timedelta(seconds=step))
+        t += step
+        if record:
+            kept.append((frame, t))
+        session.feed(frame, at=clock.now())
+        if session.finished or clock.now() > session.deadline:
+            break
+    result = session.result()
+    # The evidence the animation checks decide from, as the session kept it.
+    base = session._base_patch
+    rc = session._trace.change()
+    px = parallax(base, session._posed) if base is not None else None
+    out = {
+        "challenge": result.passed,
+        "reasons": list(result.reasons),
+        "rest_change": rc,
+        "parallax": px,
+        "passive": None if result.passive is None else result.passive.live,
+        "frames": result.frames,
+    }
+    return out, (Recorded(kept, challenges) if record and result.passed else None)
+
+
+# -- bona fide: face tracks of the real videos ------------------------------------
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter)
+
+
+def video_tracks(pipeline: FacePipeline) -> list[dict[str, Any]]:
+    """Face tracks (IoU-linked detections, >= 15 frames) of each real video."""
+    from faceverify._liveness import frames_from_video
+    from faceverify._pipeline._quality import measure
+
+    tracks: list[dict[str, Any]] = []
+    for name in ("speaker-stage", "walking-crowd"):
+        path = VIDEO / f"{name}.mp4"
+        fps = 29.97 if name == "speaker-stage" else 25.0
+        live: list[dict[str, Any]] = []
+        done: list[dict[str, Any]] = []
+        for k, (image, _) in enumerate(frames_from_video(path)):
+            nxt = []
+            for face in pipeline.detector.detect(image):
+                if face.interocular < 18:
+                    continue
+                crop = pipeline.aligner.align(image, face.landmarks)
+                rec = {
+                    "t": k / fps,
+                    "box": face.box,
+                    "pose": _Pose.of(face.landmarks),
+                    "patch": face_patch(crop),
+                    "quality": measure(image, face, crop),
+                    "k": k,
+                }
+                match = max(live, key=lambda tr: _iou(tr["frames"][-1]["box"], face.box), default=None)
+                if (
+                    match is not None
+                    and match["frames"][-1]["k"] == k - 1
+                    and _iou(match["frames"][-1]["box"], face.box) > 0.3
+                ):
+                    match["frames"].append(rec)
+                    nxt.append(match)
+                else:
+                    track = {"video": name, "frames": [rec]}
+                    done.append(track)
+                    nxt.append(track)
+            live = nxt
+        kept = [tr for tr in done if len(tr["frames"]) >= 15]
+        for i, tr in enumerate(kept):
+            tr["id"] = f"{name}#{i}"
+            tr["half"] = "tune" if i % 2 else "test"
+        tracks += kept
+    return tracks
+
+
+def pseudo_sessions(track: dict[str, Any], policy: ChallengePolicy) -> list[dict[str, Any]]:
+    """Sessions' evidence from a real track: a baseline every half second, the 8 s after it."""
+    frames = track["frames"]
+    out = []
+    start_at = -1e9
+    for i, base in enumerate(frames):
+        pose: _Pose = base["pose"]
+        frontal = abs(pose.yaw) <= policy.frontal_yaw and abs(pose.pitch) <= policy.frontal_pitch
+        if not frontal or policy.quality.reasons(base["quality"]) or base["t"] - start_at < 0.5:
+            continue
+        if frames[-1]["t"] - base["t"] < MIN_SESSION:
+            break  # too little of the track left for a session (reaction + two challenges)
+        start_at = base["t"]
+        trace, posed = TextureTrace(policy.trace_rules), []
+        trace.add(0.0, pose.yaw, pose.pitch, pose.interocular, base["patch"])
+        for f in frames[i + 1 :]:
+            if f["t"] - base["t"] > 8.0:
+                break
+            p: _Pose = f["pose"]
+            trace.add(f["t"] - base["t"], p.yaw, p.pitch, p.interocular, f["patch"])
+            dyaw, dpitch = p.yaw - pose.yaw, p.pitch - pose.pitch
+            turned = abs(dyaw) >= policy.turn_yaw and p.width >= policy.min_turn_width * pose.width
+            if (turned or abs(dpitch) >= policy.nod_pitch) and len(posed) < 3:
+                posed.append(f["patch"])
+        out.append(
+            {
+                "track": track["id"],
+                "half": track["half"],
+                "rest_change": trace.change(),
+                "parallax": parallax(base["patch"], posed),
+                "pairs": len(trace.pairs()),
+            }
+        )
+    return out
+
+
+#: The shortest session a person can give: a reaction time and two challenges answered.
+MIN_SESSION = 2.0
+
+# -- figures -----------------------------------------------------------------------
+
+
+def _accepts(row: dict[str, Any], check: str, policy: ChallengePolicy) -> bool:
+    if check == "challenge":
+        return bool(row["challenge"])
+    if check == "passive":
+        return row["passive"] is not False
+    if check == "rigid-texture":
+        return row["rest_change"] is not None and row["rest_change"] >= policy.texture_change_min
+    if check == "parallax":
+        if policy.parallax_min is None:
+            return True
+        return row["parallax"] is not None and row["parallax"] >= policy.parallax_min
+    raise ValueError(check)
+
+
+CHECKS = ("challenge", "rigid-texture", "parallax", "passive")
+
+
+def combined(row: dict[str, Any], policy: ChallengePolicy, *, passive: bool) -> bool:
+    checks = [c for c in CHECKS if passive or c != "passive"]
+    return all(_accepts(row, c, policy) for c in checks)
+
+
+def lfw_photos(rng: Random, count: int, half: str) -> list[Path]:
+    with (LFW / "pairs.csv").open() as fh:
+        paths = sorted({r["path1"] for r in csv.DictReader(fh)} | set())
+    side = [p for p in paths if (p[0].upper() <= "M") == (half == "tune")]
+    rng.shuffle(side)
+    return [LFW / p for p in side[: count * 4]]
+
+
+def usable(pipeline: FacePipeline, image: RGB) -> bool:
+    """A photo an attacker would pick: one clear face, not small."""
+    faces = [f for f in pipeline.detector.detect(image) if f.interocular >= 12]
+    return len(faces) == 1 and faces[0].interocular >= 30
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sessions", type=int, default=24, help="attack sessions per family and half")
+    ap.add_argument("--halves", default="tune,test")
+    ap.add_argument("--families", default=",".join([*FAMILIES, "replay", "replay-real-video"]))
+    ap.add_argument("--no-passive", action="store_true", help="skip the passive colour check")
+    ap.add_argument("--out", type=Path, default=OUT / "live_attacks.json")
+    ap.add_argument(
+        "--merge", type=Path, nargs="*", default=[], help="summarise these runs' JSON together, run nothing"
+    )
+    args = ap.parse_args()
+    if args.merge:
+        merged: dict[str, Any] = {"attacks": {}, "bona_fide": {"sessions": []}}
+        for path in args.merge:
+            run = json.loads(path.read_text())
+            for family, halves in run["attacks"].items():
+                merged["attacks"].setdefault(family, {}).update(halves)
+            if not merged["bona_fide"]["sessions"]:
+                merged["bona_fide"]["sessions"] = run["bona_fide"]["sessions"]
+        merged["policy"] = _policy_figures()
+        merged["summary"] = summarise(merged, passive=True)
+        args.out.write_text(json.dumps(merged, indent=1, default=_json))
+        print(table(merged["summary"]))
+        return
+    if not (LFW / "pairs.csv").exists() or not (VIDEO / "speaker-stage.mp4").exists():
+        sys.exit(f"needs ../shared/data/lfw and ../shared/data/video (looked in {SHARED})")
+    pipeline = load_pipeline(builtin_manifest("yunet-sface"), cache=CACHE if CACHE.exists() else None)
+    passive = None if args.no_passive else FeaturePADCheck()
+    started = time.time()
+    report: dict[str, Any] = {
+        "policy": _policy_figures(),
+        "attacks": {},
+        "bona_fide": {},
+    }
+
+    tracks = video_tracks(pipeline)
+    bona = [s for tr in tracks for s in pseudo_sessions(tr, POLICY)]
+    report["bona_fide"]["sessions"] = bona
+    print(
+        f"bona fide: {len(tracks)} tracks, {len(bona)} pseudo-sessions ({time.time() - started:.0f} s)",
+        flush=True,
+    )
+
+    families = args.families.split(",")
+    recorded: dict[str, list[Recorded]] = {}
+    for half in args.halves.split(","):
+        rng = Random(f"live-attacks-{half}")
+        photos = lfw_photos(rng, args.sessions, half)
+        for family in families:
+            rows: list[dict[str, Any]] = []
+            if family in FAMILIES:
+                for path in photos:
+                    if len(rows) >= args.sessions:
+                        break
+                    image = load_image(path)
+                    if not usable(pipeline, image):
+                        continue
+                    try:
+                        animator = FAMILIES[family](pipeline, image, rng)
+                    except FaceError:
+                        continue
+                    challenges = tuple(rng.sample(list(Challenge), rng.randint(2, 3)))
+                    if not {Challenge.TURN_LEFT, Challenge.TURN_RIGHT} & set(challenges):
+                        challenges = (
+                            rng.choice([Challenge.TURN_LEFT, Challenge.TURN_RIGHT]),
+                            *challenges[1:],
+                        )
+                    row, rec = run_session(
+                        pipeline,
+                        lambda s, a=animator, r=rng: bot_frames(a, s, r),
+                        challenges,
+                        passive=passive,
+                        record=family == "depth-warp",
+                    )
+                    row["photo"] = path.parent.name
+                    rows.append(row)
+                    if rec is not None:
+                        recorded.setdefault(half, []).append(rec)
+            elif family == "replay":
+                for rec in recorded.get(half, [])[: args.sessions]:
+                    from faceverify._liveness._challenge import _draw
+
+                    draw = tuple(_draw(rng, *POLICY.challenges))
+                    steps = [
+                        t - s
+                        for (_, t), (_, s) in zip(rec.frames, [(None, 0.0), *rec.frames[:-1]], strict=True)
+                    ]
+                    replay = list(zip([f for f, _ in rec.frames], steps, strict=True))
+                    row, _ = run_session(pipeline, lambda s, r=replay: iter(r), draw, passive=passive)
+                    row["same_draw"] = draw == rec.challenges
+                    rows.append(row)
+            elif family == "replay-real-video":
+                from faceverify._liveness import frames_from_video
+                from faceverify._liveness._challenge import _draw
+
+                clip = [f for f, _ in frames_from_video(VIDEO / "speaker-stage.mp4")]
+                offset = 0 if half == "tune" else 1
+                for _ in range(args.sessions):
+                    draw = tuple(_draw(rng, *POLICY.challenges))
+                    start = rng.randrange(offset, 60, 2)
+                    replay = [(f, 1 / 29.97) for f in clip[start:]]
+                    row, _ = run_session(pipeline, lambda s, r=replay: iter(r), draw, passive=passive)
+                    rows.append(row)
+            report["attacks"].setdefault(family, {})[half] = rows
+            print(f"{half} {family}: {len(rows)} sessions ({time.time() - started:.0f} s)", flush=True)
+
+    summary = summarise(report, passive=passive is not None)
+    report["summary"] = summary
+    report["seconds"] = round(time.time() - started)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1, default=_json))
+    print(table(summary))
+
+
+def _policy_figures() -> dict[str, Any]:
+    return {
+        "texture_change_min": POLICY.texture_change_min,
+        "parallax_min": POLICY.parallax_min,
+        "min_response_s": POLICY.min_response.total_seconds(),
+        "pair": [POLICY.pair_yaw, POLICY.pair_pitch, POLICY.pair_scale, POLICY.pair_gap.total_seconds()],
+    }
+
+
+def _json(o: object) -> object:
+    if isinstance(o, np.floating | np.integer):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o))
+
+
+def summarise(report: dict[str, Any], *, passive: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"apcer": {}, "bpcer": {}}
+    for family, halves in report["attacks"].items():
+        for half, rows in halves.items():
+            if not rows:
+                continue
+            fig = {c: float(np.mean([_accepts(r, c, POLICY) for r in rows])) for c in CHECKS}
+            fig["combined"] = float(np.mean([combined(r, POLICY, passive=passive) for r in rows]))
+            fig["combined-no-passive"] = float(np.mean([combined(r, POLICY, passive=False) for r in rows]))
+            fig["n"] = len(rows)
+            out["apcer"].setdefault(family, {})[half] = fig
+    for half in ("tune", "test"):
+        rows = [s for s in report["bona_fide"]["sessions"] if s["half"] == half]
+        if rows:
+            rej = {
+                c: float(np.mean([not _accepts(r, c, POLICY) for r in rows]))
+                for c in ("rigid-texture", "parallax")
+            }
+            rej["combined-animation"] = float(
+                np.mean(
+                    [
+                        not (_accepts(r, "rigid-texture", POLICY) and _accepts(r, "parallax", POLICY))
+                        for r in rows
+                    ]
+                )
+            )
+            rej["n"] = len(rows)
+            rej["tracks"] = len({r["track"] for r in rows})
+            out["bpcer"][half] = rej
+    return out
+
+
+def table(summary: dict[str, Any]) -> str:
+    head = "| family (test half) | n | challenge alone | rigid texture | parallax | passive | **combined** |"
+    lines = [head + " combined w/o passive |", "|---|---|---|---|---|---|---|---|"]
+    for family, halves in summary["apcer"].items():
+        f = halves.get("test")
+        if f is None:
+            continue
+        cells = [f"{100 * f[c]:.1f} %" for c in ("challenge", "rigid-texture", "parallax", "passive")]
+        lines.append(
+            f"| {family} | {f['n']} | "
+            + " | ".join(cells)
+            + f" | **{100 * f['combined']:.1f} %** | {100 * f['combined-no-passive']:.1f} % |"
+        )
+    for half, b in summary["bpcer"].items():
+        lines.append(
+            f"| BPCER, real videos ({half}, {b['n']} pseudo-sessions of {b['tracks']} tracks) | | n/a | "
+            f"{100 * b['rigid-texture']:.1f} % | {100 * b['parallax']:.1f} % | | "
+            f"{100 * b['combined-animation']:.1f} % (animation checks) | |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

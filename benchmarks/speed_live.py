@@ -1,0 +1,150 @@
+"""Per live-session frame: what a challenge session spends on each camera frame, on a real video.
+
+    python benchmarks/speed_live.py [--frames 120 --start 90]
+
+Frames: ``../shared/data/video/speaker-stage.mp4`` (640x360, real head motion),
+frames 90-210 where the speaker is the one face in view (before and after, the
+audience is), decoded up front (a camera hands over decoded frames). Per
+frame, the vision work a live session does (``_liveness/_challenge.py``):
+locate the one face, align it, measure its quality, and embed it for the
+same-face check. Configurations, interleaved frame by frame, one onnxruntime
+thread:
+
+- ``rev2, every frame``: revision 2's detector (the frame enlarged to 640 px) with
+  both views embedded on every frame, as sessions ran before revision 3;
+- ``rev3, every frame``: revision 3's whole-frame detector and both views every frame;
+- ``rev3 tracked``: :class:`FaceTracker` (a whole-frame detection every 5th frame,
+  else one small run around the last face) and :meth:`FacePipeline.frame_sample`,
+  its embedding read on every frame (a session checking the face on each);
+- ``rev3 tracked, embedded every 5th``: the same, the embedding read on every 5th
+  frame only (a session checking identity on the frames its decisions use).
+
+Writes ``benchmarks/out/speed_live.json`` and ``.md``: median and p90 ms per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _lfw import OUT
+from speed_peers import rev2_pipeline
+
+from faceverify import FaceVerifyError
+from faceverify.hazmat import FacePipeline, FaceTracker, builtin_manifest, load_pipeline, measure
+
+VIDEO = (
+    Path(os.environ.get("FACEVERIFY_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+    / "data"
+    / "video"
+)
+
+
+def frames(count: int, start: int = 0) -> list[np.ndarray]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(VIDEO / "speaker-stage.mp4"))
+    out: list[np.ndarray] = []
+    seen = 0
+    while len(out) < count:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        seen += 1
+        if seen > start:
+            out.append(np.ascontiguousarray(bgr[:, :, ::-1]))
+    cap.release()
+    if not out:
+        raise SystemExit(f"no frames read from {VIDEO / 'speaker-stage.mp4'}")
+    return out
+
+
+def every_frame(pipe: FacePipeline) -> Callable[[int, np.ndarray], Any]:
+    def step(_i: int, frame: np.ndarray) -> Any:
+        face = pipe.locate(frame, select="only")
+        crop = pipe.aligner.align(frame, face.landmarks)
+        measure(frame, face, crop)
+        return pipe.embedder.embed([crop])[0]
+
+    return step
+
+
+def tracked(pipe: FacePipeline, read_every: int) -> Callable[[int, np.ndarray], Any]:
+    tracker = FaceTracker(pipe)
+
+    def step(i: int, frame: np.ndarray) -> Any:
+        face = tracker.locate(frame)
+        crop = pipe.aligner.align(frame, face.landmarks)
+        sample = pipe.frame_sample(face, crop, measure(frame, face, crop))
+        return sample.embedding if i % read_every == 0 else None
+
+    return step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--start", type=int, default=90, help="frames 90-210: the speaker alone in view")
+    args = ap.parse_args()
+    video = frames(args.frames, args.start)
+    rev3 = load_pipeline(builtin_manifest("yunet-sface"), threads=1)
+    configs: dict[str, Callable[[int, np.ndarray], Any]] = {}
+    rev2 = rev2_pipeline()
+    if rev2 is not None:
+        configs["rev2, every frame"] = every_frame(rev2)
+    configs["rev3, every frame"] = every_frame(rev3)
+    configs["rev3 tracked"] = tracked(rev3, 1)
+    configs["rev3 tracked, embedded every 5th"] = tracked(rev3, 5)
+    times: dict[str, list[float]] = {k: [] for k in configs}
+    refused: dict[str, int] = dict.fromkeys(configs, 0)
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    for i, frame in enumerate(video):
+        for name, step in configs.items():
+            t0 = time.perf_counter()
+            try:
+                step(i, frame)
+            except FaceVerifyError:
+                refused[name] += 1
+            times[name].append(1000 * (time.perf_counter() - t0))
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "frames": len(video),
+        "frame_size": f"{video[0].shape[1]}x{video[0].shape[0]}",
+        "load_before": load_before,
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "median_ms": {k: float(np.median(v[5:])) for k, v in times.items()},
+        "p90_ms": {k: float(np.percentile(v[5:], 90)) for k, v in times.items()},
+        "frames_without_one_face": refused,
+    }
+    lines = [
+        f"{result['date']}, {result['frames']} frames of speaker-stage.mp4 ({result['frame_size']}), "
+        f"interleaved, one thread; load average {load_before} → {result['load_after']}",
+        "",
+        "| per frame | median ms | p90 ms | frames without one face |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in configs:
+        lines.append(
+            f"| {name} | {result['median_ms'][name]:.1f} | {result['p90_ms'][name]:.1f} | {refused[name]} |"
+        )
+    md = "\n".join(lines) + "\n"
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "speed_live.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    (OUT / "speed_live.md").write_text(md, encoding="utf-8")
+    with contextlib.suppress(Exception):
+        print(md)
+
+
+if __name__ == "__main__":
+    main()

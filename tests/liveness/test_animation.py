@@ -1,0 +1,185 @@
+"""Animation and replay checks: one photo animated, a still, a repeated frame, a replay.
+
+The synthetic frames of ``liveness_frames.py`` are the issue's attack itself:
+one photo animated by a depth warp. They answer the challenges (the session
+with the animation checks off passes them); the default session must refuse
+them, and a still image, a repeated frame and a replayed recording of a
+passing session must never pass. Figures on many attack families and on real
+videos are the benchmark's (``benchmarks/live_attacks.py``), not asserted here.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from random import Random
+
+import numpy as np
+import pytest
+from liveness_frames import Poser
+from test_challenge import CLOSER, DOWN, STEP, SYNTHETIC, UP, L, R, answer, failed_check, feed
+
+from faceverify import FrozenClock
+from faceverify._liveness import Challenge, ChallengePolicy, ChallengeSession
+from faceverify._liveness._animation import (
+    TextureTrace,
+    TraceRules,
+    face_patch,
+    texture_residual,
+)
+from faceverify._liveness._challenge import _draw
+from faceverify.hazmat import FacePipeline
+
+DEFAULT = ChallengePolicy()
+ROOT = Path(__file__).resolve().parents[2]
+VIDEO = Path(os.environ.get("FACEVERIFY_SHARED", ROOT.parent / "shared")) / "data" / "video"
+
+
+def patch_of(pipeline: FacePipeline, frame: np.ndarray) -> np.ndarray:
+    face = pipeline.locate(frame, select="dominant")
+    return face_patch(pipeline.aligner.align(frame, face.landmarks))
+
+
+def test_a_smooth_warp_of_one_texture_leaves_nothing_a_new_texture_does(
+    pipeline: FacePipeline, obama: Poser, biden: Poser
+) -> None:
+    base = patch_of(pipeline, obama.frame())
+    assert texture_residual(base, base) < 1e-3
+    again = patch_of(pipeline, obama.frame())  # the same photo: new jitter, new noise
+    assert texture_residual(base, again, blur=1.0) < DEFAULT.texture_change_min
+    turned = patch_of(pipeline, obama.frame(yaw=20))  # the photo warped: explained by a smooth warp
+    other = patch_of(pipeline, biden.frame())  # another texture altogether
+    assert texture_residual(base, other) > 5 * texture_residual(base, turned)
+    # A blink (the eyes' band darkened) is a change no warp of the open eyes makes.
+    blink = again.copy()
+    blink[22:30, 12:44] = (blink[22:30, 12:44] * 0.55).astype(np.uint8)
+    assert texture_residual(base, blink, blur=1.0) > DEFAULT.texture_change_min
+
+
+def test_the_trace_compares_frames_in_the_same_pose_far_enough_apart() -> None:
+    rng = np.random.default_rng(0)
+    patch = rng.integers(0, 255, (56, 56), dtype=np.uint8)
+    trace = TextureTrace(TraceRules(gap=0.3, spacing=0.2, frames=4, pairs=2))
+    trace.add(0.0, 0.0, 0.0, 60.0, patch)
+    trace.add(0.1, 0.0, 0.0, 60.0, patch)  # too soon after the last: not kept
+    trace.add(0.25, 25.0, 0.0, 60.0, patch)  # turned: pairs with nothing
+    assert len(trace.frames) == 2 and trace.pairs() == [] and trace.change() is None
+    trace.add(0.5, 2.0, 1.0, 62.0, patch)  # back at rest: pairs with the baseline
+    trace.add(0.8, 24.0, 0.0, 61.0, patch)  # turned again: pairs with the first turn
+    assert trace.pairs() == [(1, 3), (0, 2)]  # widest apart first
+    trace.add(1.1, 0.0, 0.0, 60.0, patch)  # the oldest after the baseline goes
+    assert len(trace.frames) == 4 and trace.frames[0].t == 0.0 and trace.frames[1].t == 0.5
+    assert trace.change() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("challenges", [[L, CLOSER], [R, UP], [DOWN, L, R]])
+def test_the_issue_s_animated_photo_answers_the_challenges_but_is_refused(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser, challenges: list[Challenge]
+) -> None:
+    frames = answer(obama, challenges)
+    alone = ChallengeSession(pipeline, clock=clock, policy=SYNTHETIC, challenges=challenges)
+    feed(alone, clock, frames)
+    assert alone.result().passed, alone.result().reasons  # the challenge alone falls to it
+    s = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=challenges)
+    feed(s, clock, frames)
+    result = s.result()
+    assert not result.passed and failed_check(result) == "rigid-texture", result.reasons
+    assert "one picture warped or held" in result.reasons[0]
+
+
+def test_an_animated_photo_with_heavy_noise_and_flicker_is_refused(
+    pipeline: FacePipeline, clock: FrozenClock, samples: dict[str, Path]
+) -> None:
+    """Noise (σ 6) and exposure flicker on every frame do not make one photo a face."""
+    from conftest import small
+
+    poser = Poser(pipeline, small(samples["obama3"]), seed=7)
+    rng = np.random.default_rng(7)
+    frames = [
+        np.clip(f * rng.uniform(0.9, 1.1) + rng.normal(0, 6, f.shape), 0, 255).astype(np.uint8)
+        for f in answer(poser, [L, R])
+    ]
+    s = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=[L, R])
+    feed(s, clock, frames)
+    assert failed_check(s.result()) == "rigid-texture", s.result().reasons
+
+
+def test_a_still_image_and_a_repeated_frame_never_pass(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+) -> None:
+    still = obama.frame(noise=False)
+    s = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=[L, R])
+    feed(s, clock, [still] * 8)
+    assert failed_check(s.result()) == "motion"
+    # The same frame with fresh sensor noise each time passes the motion check, answers nothing.
+    noisy = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=[L, R])
+    feed(noisy, clock, [obama.frame() for _ in range(8)])
+    clock.advance(DEFAULT.time_per_challenge)
+    assert failed_check(noisy.result()) == "deadline"
+    # A frame repeated between fresh ones: the fresh ones are one photo, and nothing is answered.
+    mixed = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=[L, R])
+    feed(mixed, clock, [still, obama.frame()] * 5)
+    clock.advance(DEFAULT.time_per_challenge)
+    assert not mixed.result().passed
+
+
+def test_a_replayed_recording_of_a_passing_session_never_passes(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+) -> None:
+    """A recording of a session that passed (with the animation checks off: the only passing
+    sessions a test can record), replayed with its own timing against new draws."""
+    recorded = [L, CLOSER]
+    frames = answer(obama, recorded)
+    original = ChallengeSession(pipeline, clock=clock, policy=SYNTHETIC, challenges=recorded)
+    feed(original, clock, frames)
+    assert original.result().passed
+    draws = {tuple(_draw(Random(seed), 2, 3)) for seed in range(40)}
+    draws = {d for d in draws if d != tuple(recorded)}
+    for draw in sorted(draws, key=str)[:6]:  # another draw: the recording answers the wrong thing
+        s = ChallengeSession(pipeline, clock=clock, policy=SYNTHETIC, challenges=draw)
+        feed(s, clock, frames)
+        clock.advance(timedelta(seconds=30))
+        assert not s.result().passed, draw
+    # The same draw by chance: the challenge alone cannot tell; the default session can.
+    s = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=recorded)
+    feed(s, clock, frames)
+    assert failed_check(s.result()) == "rigid-texture"
+
+
+def test_a_response_faster_than_a_person_fails_on_timing(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+) -> None:
+    s = ChallengeSession(pipeline, clock=clock, policy=SYNTHETIC, challenges=[L, R])
+    clock.advance(STEP)
+    s.feed(obama.frame(), at=clock.now())
+    assert s.current is L
+    clock.advance(timedelta(milliseconds=40))  # a script answering the very next frame
+    s.feed(obama.frame(yaw=25), at=clock.now())
+    assert failed_check(s.result()) == "timing" and "faster than a person" in s.result().reasons[0]
+
+
+def test_the_animation_checks_are_a_documented_switch() -> None:
+    assert DEFAULT.animation_checks and not SYNTHETIC.animation_checks
+    with pytest.raises(Exception, match="trace_frames"):
+        ChallengePolicy(trace_frames=1)
+
+
+@pytest.mark.skipif(not (VIDEO / "speaker-stage.mp4").exists(), reason=f"real videos not found at {VIDEO}")
+def test_a_real_face_in_a_real_video_changes_between_frames_in_the_same_pose(pipeline: FacePipeline) -> None:
+    """The speaker of the real video (natural motion, not a cooperative session): the
+    rigid-texture check must see a live face's changes."""
+    pytest.importorskip("cv2", reason="OpenCV (the video extra) is not installed")
+    from faceverify._liveness import frames_from_video
+    from faceverify._liveness._challenge import _Pose
+
+    trace = TextureTrace(DEFAULT.trace_rules)
+    for k, (frame, _) in enumerate(frames_from_video(VIDEO / "speaker-stage.mp4", max_frames=200)):
+        if k < 100:
+            continue
+        face = pipeline.locate(frame, select="dominant")
+        pose = _Pose.of(face.landmarks)
+        patch = face_patch(pipeline.aligner.align(frame, face.landmarks))
+        trace.add((k - 100) / 29.97, pose.yaw, pose.pitch, pose.interocular, patch)
+    change = trace.change()
+    assert change is not None and change >= DEFAULT.texture_change_min

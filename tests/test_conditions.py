@@ -1,0 +1,199 @@
+"""Capture conditions the operating points were not calibrated for are refused, with
+reasons a person can act on; grayscale gets its own points or is refused; pose is
+estimated without saturating; relatives are stated apart. Real models, real photos."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from faceverify import LowQualityError, QualityPolicy
+from faceverify._compare import compare_with
+from faceverify._errors import ConfigurationError
+from faceverify._models._manifest import ModelPack, _builtin_json, parse_manifest
+from faceverify._pipeline._quality import pose_from_landmarks
+from faceverify._profiles import get_profile
+from faceverify.hazmat import FacePipeline
+
+#: A 3-D five-point face in eye distances: eyes, nose tip (in front), mouth corners.
+MODEL = np.array([[-0.5, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.57, 0.5], [-0.41, 1.15, 0.2], [0.41, 1.15, 0.2]])
+
+
+def _project(yaw: float, roll: float = 0.0, scale: float = 40.0) -> np.ndarray:
+    """Orthographic image of MODEL turned ``yaw`` degrees (+: nose toward the image's right)."""
+    a, r = math.radians(yaw), math.radians(roll)
+    turn = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    p = (MODEL @ turn.T)[:, :2]
+    spin = np.array([[math.cos(r), -math.sin(r)], [math.sin(r), math.cos(r)]])
+    return p @ spin.T * scale + 100.0
+
+
+@pytest.mark.parametrize("yaw", [-75, -55, -30, -10, 0, 10, 30, 55, 75])
+def test_yaw_follows_the_head_turn_without_saturating(yaw: float) -> None:
+    est, _pitch, roll = pose_from_landmarks(_project(yaw, roll=12.0))
+    assert est == pytest.approx(yaw, abs=2.0)
+    assert roll == pytest.approx(12.0, abs=0.5)
+
+
+def test_a_three_quarter_profile_does_not_read_as_a_full_profile(pipeline: FacePipeline, lfw: Path) -> None:
+    """Colin_Powell_0071 is a 3/4 profile; the sine reading made it -90°."""
+    path = lfw / "Colin_Powell" / "Colin_Powell_0071.jpg"
+    if not path.exists():
+        pytest.skip(f"{path} not in this LFW copy")
+    q = pipeline.sample(path, policy=None, select="dominant").quality
+    assert -75.0 < q.yaw < -35.0
+
+
+def _refusal(pipeline: FacePipeline, image: np.ndarray, policy: QualityPolicy) -> list[str]:
+    with pytest.raises(LowQualityError) as info:
+        pipeline.sample(image, policy=policy)
+    return info.value.reasons
+
+
+def _photo(samples: dict[str, Path], name: str = "obama") -> np.ndarray:
+    return np.asarray(Image.open(samples[name]).convert("RGB"))
+
+
+def test_grayscale_is_refused_at_colour_points_and_says_why(
+    pipeline: FacePipeline, samples: dict[str, Path]
+) -> None:
+    img = _photo(samples)
+    grey = np.repeat((img @ np.array([0.299, 0.587, 0.114]))[..., None], 3, axis=2).astype(np.uint8)
+    assert pipeline.sample(img, policy=QualityPolicy()).quality.grayscale is False
+    reasons = _refusal(pipeline, grey, QualityPolicy())
+    assert any(r.startswith("grayscale or infrared image") for r in reasons)
+    assert pipeline.sample(grey, policy=QualityPolicy(grayscale=True)).quality.grayscale
+
+
+def test_light_from_one_side_is_refused_and_named(pipeline: FacePipeline, samples: dict[str, Path]) -> None:
+    img = _photo(samples).astype(np.float64)
+    face = pipeline.locate(img.astype(np.uint8), select="dominant")
+    x, _, w, _ = face.box
+    cols = np.arange(img.shape[1], dtype=np.float64)
+    ramp = np.clip((cols - x - w / 4) / (w / 2), 0.0, 1.0)  # dark on the left half of the face
+    relit = np.clip(img * (0.08 + 0.92 * ramp)[None, :, None], 0, 255).astype(np.uint8)
+    policy = QualityPolicy()
+    reasons = _refusal(pipeline, relit, policy)
+    assert any(r.startswith("light from one side") for r in reasons), reasons
+    assert pipeline.sample(img.astype(np.uint8), policy=policy)  # the same photo lit evenly passes
+
+
+def test_a_face_cropped_tight_is_refused_as_too_close_to_the_edge(
+    pipeline: FacePipeline, samples: dict[str, Path]
+) -> None:
+    img = _photo(samples)
+    face = pipeline.locate(img, select="dominant")
+    x, y, w, h = (round(v) for v in face.box)
+    tight = np.ascontiguousarray(img[y + h // 10 : y + h, x + w // 10 : x + w - w // 10])
+    reasons = _refusal(pipeline, tight, QualityPolicy())
+    assert any(r.startswith("face too close to the frame edge") for r in reasons), reasons
+
+
+def test_a_flat_image_is_refused_and_named(pipeline: FacePipeline, samples: dict[str, Path]) -> None:
+    img = _photo(samples).astype(np.float64)
+    flat = np.clip(img.mean() + (img - img.mean()) * 0.15, 0, 255).astype(np.uint8)
+    reasons = _refusal(pipeline, flat, QualityPolicy())
+    assert any(r.startswith("image too flat") for r in reasons), reasons
+
+
+def _grey_file(samples: dict[str, Path], name: str, tmp: Path) -> Path:
+    out = tmp / f"{name}-grey.png"
+    Image.open(samples[name]).convert("L").save(out)
+    return out
+
+
+def test_grayscale_profile_scores_at_its_own_points(
+    pipeline: FacePipeline, pack: ModelPack, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    a, b = _grey_file(samples, "obama", tmp_path), _grey_file(samples, "obama2", tmp_path)
+    with pytest.raises(LowQualityError):
+        compare_with(pipeline, pack, a, b, profile="photo-check")
+    prof = get_profile("photo-check").for_grayscale()
+    r = compare_with(pipeline, pack, a, b, profile=prof)
+    assert r.operating_point.name == "grayscale:default"
+    assert r.threshold >= pack.operating_point("default").threshold
+    assert r.match
+    impostor = compare_with(pipeline, pack, a, _grey_file(samples, "biden", tmp_path), profile=prof)
+    assert not impostor.match
+
+
+def test_condition_points_of_another_revision_are_refused_not_applied() -> None:
+    data = copy.deepcopy(_builtin_json("yunet-sface"))
+    assert parse_manifest(data).operating_point("grayscale:default").calibrated
+    data["revision"] = data["revision"] + 1
+    newer = parse_manifest(data)
+    with pytest.raises(ConfigurationError, match="recalibrated"):
+        newer.operating_point("grayscale:default")
+    with pytest.raises(ConfigurationError, match="recalibrated"):
+        newer.operating_point("relatives:household")
+    assert (
+        newer.operating_point("default").threshold
+        == parse_manifest(_builtin_json("yunet-sface")).operating_point("default").threshold
+    )
+
+
+def test_relatives_are_stated_apart_and_household_is_stricter(pack: ModelPack) -> None:
+    default = pack.operating_point("default")
+    assert default.relatives_pairs > 0 and default.relatives_fmr is not None
+    assert default.relatives_fmr > 10 * default.fmr
+    assert "relatives" in default.description and "household" in default.description
+    household = pack.operating_point(get_profile("app-login").for_relatives().operating_point)
+    assert household.threshold > pack.operating_point("strict").threshold - 1e-9
+    assert household.relatives_fmr == 0.0
+
+
+def test_grayscale_points_are_recorded_like_the_others(pack: ModelPack) -> None:
+    for name in ("convenience", "default", "strict"):
+        colour, grey = pack.operating_point(name), pack.operating_point(f"grayscale:{name}")
+        assert grey.fmr == colour.fmr
+        assert grey.threshold >= colour.threshold
+        assert grey.impostor_pairs > 3 / grey.fmr or name == "strict"
+        assert dataclasses.asdict(grey).keys() == dataclasses.asdict(colour).keys()
+    assert pack.calibrated_for is not None and pack.calibrated_for.colour
+    json.dumps(pack.calibrated_for.bounds)
+
+
+def test_default_gate_refuses_beyond_the_calibrated_conditions(pack: ModelPack) -> None:
+    """The default gate's new bounds are the ones the pack states it was calibrated for."""
+    assert pack.calibrated_for is not None
+    policy = QualityPolicy()
+    for bound, value in pack.calibrated_for.bounds.items():
+        assert getattr(policy, bound) == pytest.approx(value), bound
+    assert policy.grayscale is False
+
+
+def test_calibrate_warns_when_the_deployers_captures_are_grayscale(
+    samples: dict[str, Path], model_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from faceverify._cli._main import main
+
+    names = ["obama", "obama2", "obama3", "biden"]
+    files = {n: _grey_file(samples, n, tmp_path) for n in names}
+    pairs = tmp_path / "pairs.csv"
+    rows = ["path1,path2,same"]
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            rows.append(
+                f"{files[a].name},{files[b].name},{int(a.startswith('obama') and b.startswith('obama'))}"
+            )
+    pairs.write_text("\n".join(rows) + "\n", "utf-8")
+    rc = main(
+        ["calibrate", str(pairs), "--cache", str(model_cache), "--quiet", "--json", "--target", "x=1e-1"]
+    )
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert any("grayscale or infrared" in w and "door-access-ir" in w for w in summary["warnings"])
+
+
+def test_grayscale_profiles_gate_as_the_grayscale_points_were_calibrated(pack: ModelPack) -> None:
+    grey = next(c for c in pack.condition_points if c.condition == "grayscale")
+    for prof in (get_profile("door-access-ir"), get_profile("photo-check").for_grayscale()):
+        for name, value in grey.quality.items():
+            assert float(getattr(prof.quality, name)) == pytest.approx(value), (prof.name, name)
