@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import platform
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -301,6 +302,7 @@ def main() -> int:
             }
             print(f"{backend}: SIGKILL {report['sigkill'][backend]['trials']} trials, "
                   f"{len(bad)} failed", flush=True)  # fmt: skip
+    shutil.rmtree(base, ignore_errors=True)
     report["machine"]["load_after"] = os.getloadavg()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "vault.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -18,6 +18,8 @@ import pytest
 from faceverify._cli._main import EXIT_CODES
 
 TIMEOUT = 60
+#: A consent purpose that allows still images (app-login and door-access subjects are verified live only).
+PURPOSE = "id-check"
 
 
 def fv(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -63,16 +65,21 @@ def vault(
     env.update(
         FACEVERIFY_VAULT=str(root / "vault"),
         FACEVERIFY_KEY_FILE=str(root / "master.key"),
+        FACEVERIFY_KEYS_DATABASE_URL=f"sqlite:///{root / 'keys.db'}",
         FACEVERIFY_HOME=str(model_cache),
+        XDG_DATA_HOME=str(root / "data"),
+        XDG_STATE_HOME=str(root / "state"),
+        XDG_CONFIG_HOME=str(root / "config"),
     )
     (root / "consent.txt").write_text("I consent to my face being used to log in.\n")
     assert fv("keys", "init", env=env).returncode == 0
     done = fv(
-        "enroll", "alice", str(samples["obama"]), "--purpose", "app-login",
+        "enroll", "alice", str(samples["obama"]), "--purpose", PURPOSE,
         "--consent-evidence", str(root / "consent.txt"), env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     env["CONSENT"] = str(root / "consent.txt")
+    env["KEYS"] = str(root / "keys.db")
     return env
 
 
@@ -96,7 +103,7 @@ def test_directory_is_refused(vault: dict[str, str], tmp_path: Path) -> None:
 
 def test_six_image_enrolment_is_bad_input(vault: dict[str, str], samples: dict[str, Path]) -> None:
     images = [str(samples[n]) for n in ("obama", "obama2", "obama3", "obama", "obama2", "obama3")]
-    args = ["enroll", "bob", *images, "--purpose", "app-login", "--consent-evidence", vault["CONSENT"]]
+    args = ["enroll", "bob", *images, "--purpose", PURPOSE, "--consent-evidence", vault["CONSENT"]]
     one_line(fv(*args, env=vault), "1 to 5 images, got 6")
     json_error(fv(*args, "--json", env=vault), "bad_input")
 
@@ -105,32 +112,38 @@ def test_vault_path_that_is_a_file(vault: dict[str, str], samples: dict[str, Pat
     not_a_dir = tmp_path / "vault"
     not_a_dir.write_text("a file where the vault folder should be\n")
     args = ["verify", "alice", str(samples["obama2"]), "--vault", str(not_a_dir)]
-    line = one_line(fv(*args, env=vault), str(not_a_dir))
+    line = one_line(fv(*args, env=vault), str(not_a_dir), "not a database")
     assert "Traceback" not in line
-    json_error(fv(*args, "--json", env=vault), "bad_input")
+    json_error(fv(*args, "--json", env=vault), "store_corrupt")  # exit 2: a text file is no vault
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])
-@pytest.mark.parametrize("database", ["templates.db", "audit.db"])
+@pytest.mark.parametrize("database", ["vault", "keys"])
 def test_damaged_database(
     vault: dict[str, str], samples: dict[str, Path], tmp_path: Path, damage: str, database: str
 ) -> None:
-    copy = tmp_path / "vault"
-    original = Path(vault["FACEVERIFY_VAULT"])
-    copy.mkdir()
-    for f in original.iterdir():
-        (copy / f.name).write_bytes(f.read_bytes())
-    for extra in copy.glob("*.db-*"):  # WAL files of the original: the damage is to the main file
-        extra.unlink()
-    data = (original / database).read_bytes()
+    """A garbage or truncated vault: store_corrupt (exit 2), not 'unavailable, retry', no traceback.
+
+    A damaged key store is the key store's failure (key_store, exit 10), like a wrong master key.
+    """
+    original_vault, original_keys = Path(vault["FACEVERIFY_VAULT"]), Path(vault["KEYS"])
+    (tmp_path / "vault").mkdir()
+    for f in original_vault.glob("*.db"):
+        (tmp_path / "vault" / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "keys.db").write_bytes(original_keys.read_bytes())
+    target = tmp_path / "vault" / "vault.db" if database == "vault" else tmp_path / "keys.db"
+    data = target.read_bytes()
     # Garbage: random bytes past an intact first page (SQLite reads the header and then meets junk).
-    bad = data[:4096] + os.urandom(8192) if damage == "garbage" else data[: len(data) // 3]
-    (copy / database).write_bytes(bad)
-    env = {**vault, "FACEVERIFY_VAULT": str(copy)}
+    target.write_bytes(data[:4096] + os.urandom(8192) if damage == "garbage" else data[: len(data) // 3])
+    env = {
+        **vault,
+        "FACEVERIFY_VAULT": str(tmp_path / "vault"),
+        "FACEVERIFY_KEYS_DATABASE_URL": f"sqlite:///{tmp_path / 'keys.db'}",
+    }
     args = ["verify", "alice", str(samples["obama2"])]
-    done = fv(*args, env=env)
-    one_line(done, "damaged", status=EXIT_CODES["store_corrupt"])
-    json_error(fv(*args, "--json", env=env), "store_corrupt")
+    code = "store_corrupt" if database == "vault" else "key_store"
+    one_line(fv(*args, env=env), "damaged", status=EXIT_CODES[code])
+    json_error(fv(*args, "--json", env=env), code)
 
 
 def test_usage_errors_are_one_line_or_json(vault: dict[str, str], samples: dict[str, Path]) -> None:
@@ -202,10 +215,23 @@ def test_operating_point_flag(vault: dict[str, str], samples: dict[str, Path]) -
 
 
 def test_expiry_capped_by_retention_says_so(vault: dict[str, str], samples: dict[str, Path]) -> None:
-    args = ["enroll", "carol", str(samples["biden"]), "--purpose", "app-login"]
+    args = ["enroll", "carol", str(samples["biden"]), "--purpose", PURPOSE]
     done = fv(*args, "--consent-evidence", vault["CONSENT"], "--expires", "2099-01-01", "--json", env=vault)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["expiry_limited_by"] == "retention"
     done = fv(*args, "--consent-evidence", vault["CONSENT"], "--expires", "2099-01-01", env=vault)
     assert done.returncode == 0, done.stderr
     assert "retention" in done.stdout and "2099-01-01" in done.stdout
+
+
+def test_consent_evidence_from_a_device_is_refused(vault: dict[str, str], samples: dict[str, Path]) -> None:
+    args = [
+        "enroll",
+        "dave",
+        str(samples["obama"]),
+        "--purpose",
+        "app-login",
+        "--consent-evidence",
+        "/dev/zero",
+    ]
+    one_line(fv(*args, env=vault), "consent evidence", "not a regular file")

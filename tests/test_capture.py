@@ -282,7 +282,7 @@ def test_large_jpeg_is_decoded_at_reduced_scale(pipeline: FacePipeline, samples:
     assert max(reduced.shape[:2]) < max(big.size)
     full = load_image(data, limits=CaptureLimits(draft_side=None))
     assert full.shape == (big.height, big.width, 3)
-    # PNGs and small JPEGs are never reduced.
+    # Small JPEGs are never reduced (a JPEG is reduced from twice draft_side, as every format is).
     assert load_image(samples["obama3"]).shape == (2333, 1434, 3)
     a = pipeline.sample(data, policy=None)
     b = pipeline.sample(samples["obama"], policy=None)

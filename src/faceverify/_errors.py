@@ -37,26 +37,24 @@ only care that *something* refused can catch the branch above it::
     │                                to open (opaque)
     ├── StoreCorruptError            a vault database is not store_corrupt
     │                                one, or is damaged
-    ├── StoreUnavailableError        the database cannot be  store_unavailable
-    │                                reached now
-    ├── UnknownSessionError          no such live session    unknown_session
-    │                                (absent, expired, tampered)
     ├── KeyStoreError                master key wrong, ...   key_store
-    ├── StoreUnavailableError        the database cannot be  store_unavailable
-    │                                reached now
+    ├── StoreUnavailableError        the vault's database    store_unavailable
+    │                                cannot be reached now
     ├── UnknownSessionError          no such live session    unknown_session
     │                                (absent, expired, tampered)
     ├── ConfigurationError           a setting outside what  configuration
     │                                faceverify allows
     ├── CameraError                  a door's camera is lost camera_lost
     │                                or its frames are stale
-    └── ActuatorError                a door's relay did not  actuator
-                                     confirm it acted
+    ├── ActuatorError                a door's relay did not  actuator
+    │                                confirm it acted
+    └── InvalidCeremonyTokenError    a browser ceremony      invalid_token
+                                     token will not do (opaque)
 
 ``code`` is part of the API: the CLI maps it to its exit status, the HTTP
 service to a problem type, the door to an event reason (docs/cli.md has the
-table). Other modules add classes with codes of their own
-(``store_unavailable``, ``unknown_session``, ``camera_lost``, ``timeout``...).
+table). Other modules add classes with codes of their own (the door's
+``camera_lost``, ``timeout``...).
 
 Refusals are never silent scores: a capture that cannot be judged raises. The
 messages carry no biometric data, only what the caller needs to fix the input.
@@ -301,3 +299,13 @@ class ActuatorError(FaceVerifyError):
     """The door's relay (command hook, HTTP callback, GPIO) did not confirm it acted; the door stays shut."""
 
     code: ClassVar[str] = "actuator"
+
+
+class InvalidCeremonyTokenError(FaceVerifyError):
+    """A browser ceremony token (or receipt) is malformed, forged, expired or used out of scope.
+
+    One opaque error for every cause, like ``cryptography.fernet.InvalidToken``:
+    the caller learns only that the token will not do.
+    """
+
+    code: ClassVar[str] = "invalid_token"

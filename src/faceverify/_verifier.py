@@ -78,6 +78,7 @@ from ._errors import (
     LowQualityError,
     UnknownSessionError,
 )
+from ._limits import Limits
 from ._liveness._challenge import (
     Challenge,
     ChallengePolicy,
@@ -88,7 +89,7 @@ from ._liveness._challenge import (
 )
 from ._liveness._check import LivenessCheck
 from ._models._manifest import ModelPack, OperatingPoint
-from ._pipeline._capture import CaptureSource, RGBImage
+from ._pipeline._capture import CaptureSource, RGBImage, load_image
 from ._pipeline._embed import Embedding
 from ._pipeline._pipeline import FacePipeline, FaceSample, cosine
 from ._pipeline._quality import Quality
@@ -230,8 +231,8 @@ class LiveSession(ChallengeSession):
     Feed it frames as any :class:`ChallengeSession` (``feed``, ``prompt``,
     ``current``, ``finished``), then hand it, once, to ``Verifier.finish``
     (``purpose="verify"``) or ``Verifier.enroll_live`` (``purpose="enroll"``).
-    ``snapshot()`` / ``LiveSession.restore(...)`` carry the claimed subject and the
-    purpose too.
+    ``snapshot()`` / ``LiveSession.restore(...)`` carry the claimed subject and
+    the purpose too (restore with ``Verifier.session_policy(purpose)``).
     """
 
     SNAPSHOT_KIND = "live"
@@ -546,15 +547,11 @@ class Verifier:
         looked up until then.
         """
         subject_id = check_subject_id(subject_id)
-        if purpose not in ("verify", "enroll"):
-            from ._errors import ConfigurationError
-
-            raise ConfigurationError(f"a live session is for 'verify' or 'enroll', not {purpose!r}")
         session = LiveSession(
             subject_id,
             self.pipeline,
             clock=clock or self.vault.clock,
-            policy=self._session_policy(purpose),
+            policy=self.session_policy(purpose),
             passive=self.passive,
             rng=rng,
             challenges=challenges,
@@ -564,13 +561,17 @@ class Verifier:
             self._open_sessions.add(session)
         return session
 
-    def _session_policy(self, purpose: SessionPurpose) -> ChallengePolicy:
+    def session_policy(self, purpose: SessionPurpose = "verify") -> ChallengePolicy:
+        """The ChallengePolicy of this Verifier's sessions for ``purpose`` (an enrolment
+        session keeps more frontal frames as candidates); restore snapshots with it."""
+        if purpose not in ("verify", "enroll"):
+            raise ConfigurationError(f"a live session is for 'verify' or 'enroll', not {purpose!r}")
         policy = self.challenge_policy
         if purpose == "enroll":
             policy = replace(policy, best_samples=max(policy.best_samples, ENROLMENT_CANDIDATES))
         return policy
 
-    def _claim(self, session: LiveSession, purpose: SessionPurpose, actor: str | None = None) -> None:
+    def _claim(self, session: LiveSession, purpose: SessionPurpose, actor: str | None) -> None:
         """Take ``session`` out of the open ones (decided once, even with two threads
         racing); refuse one this Verifier did not start, already decided, or
         started for the other ceremony."""
@@ -676,7 +677,7 @@ class Verifier:
                 "enroll",
                 subject=subject_id,
                 outcome="refused",
-                reason="liveness: " + "; ".join(result.reasons),
+                reason=f"liveness, {result.binding}: " + "; ".join(result.reasons),
                 actor=actor,
             )
             result.raise_if_failed()
@@ -814,7 +815,8 @@ class Verifier:
         that cannot be decoded changes nothing. ``UnknownSessionError`` for a
         session that is absent, expired, decided, or started by another actor.
         """
-        image = self.pipeline.load(frame)  # decoded before the row is locked
+        # Decoded before the row is locked, within a live frame's limits (bytes, pixels: _limits.py).
+        image = load_image(frame, limits=Limits(capture=self.pipeline.limits).frame_capture())
         with self.vault.sessions.hold(session_id) as slot:
             envelope = _SessionEnvelope.load(slot.state, actor)
             session = self._restore(envelope)
@@ -855,7 +857,7 @@ class Verifier:
             envelope.snapshot,
             self.pipeline,
             clock=self.vault.clock,
-            policy=self._session_policy(envelope.purpose),
+            policy=self.session_policy(envelope.purpose),
             passive=self.passive,
         )
 

@@ -20,7 +20,7 @@ import pytest
 from liveness_frames import Poser
 from test_challenge import CLOSER, DOWN, STEP, SYNTHETIC, UP, L, R, answer, failed_check, feed
 
-from faceverify import FrozenClock
+from faceverify import ConfigurationError, FrozenClock
 from faceverify._liveness import Challenge, ChallengePolicy, ChallengeSession
 from faceverify._liveness._animation import (
     TextureTrace,
@@ -161,8 +161,9 @@ def test_a_response_faster_than_a_person_fails_on_timing(
 
 def test_the_animation_checks_are_a_documented_switch() -> None:
     assert DEFAULT.animation_checks and not SYNTHETIC.animation_checks
-    with pytest.raises(Exception, match="trace_frames"):
-        ChallengePolicy(trace_frames=1)
+    for frames in (1, 33):
+        with pytest.raises(ConfigurationError, match="trace_frames"):
+            ChallengePolicy(trace_frames=frames)
 
 
 @pytest.mark.skipif(not (VIDEO / "speaker-stage.mp4").exists(), reason=f"real videos not found at {VIDEO}")

@@ -258,3 +258,20 @@ def test_a_grayscale_capture_cannot_be_assessed_for_colour_and_policy_decides(
     assert carried.passed, carried.reasons
     assert carried.checks[-1].name == "passive-pad-not-assessed" and carried.passive is not None
     assert not carried.passive.assessed
+
+
+def test_a_snapshot_stays_bounded_with_the_largest_trace_allowed(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+) -> None:
+    from faceverify._liveness._challenge import MAX_TRACE_FRAMES
+
+    policy = ChallengePolicy(trace_frames=MAX_TRACE_FRAMES, trace_spacing=timedelta(milliseconds=50))
+    s = ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[L, R])
+    for _ in range(MAX_TRACE_FRAMES + 3):
+        clock.advance(timedelta(milliseconds=100))
+        s.feed(obama.frame(), at=clock.now())
+    assert not s.finished and len(s._trace.frames) == MAX_TRACE_FRAMES
+    data = s.snapshot()
+    assert len(data) <= MAX_SNAPSHOT_BYTES
+    back = ChallengeSession.restore(data, pipeline, clock=clock, policy=policy, passive=None)
+    assert back.snapshot() == data

@@ -28,14 +28,26 @@ from faceverify.hazmat import FacePipeline
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "liveness"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from liveness_frames import Poser
-from test_verify_live import STEP, answer, poser
+from test_verify_live import STEP, poser
 
 from faceverify._clock import FrozenClock
 from faceverify._liveness import Challenge
 
 #: Test-only fixed challenges (docs/service.md): the frames below are prepared for them.
 CHALLENGES = (Challenge.TURN_RIGHT, Challenge.TURN_LEFT)
+#: A live person's answer to each turn (yaw in degrees), held for three frames, then back to rest:
+#: well past the 15-degree threshold, so the decision never hangs on one frame's noise.
+TURNS = {Challenge.TURN_LEFT: 28.0, Challenge.TURN_RIGHT: -28.0}
 __all__ = ["STEP", "answer"]
+
+
+def answer(poser: Poser, challenges: tuple[Challenge, ...]) -> list[np.ndarray]:
+    yaws = [0.0, 0.0]
+    for challenge in challenges:
+        turn = TURNS[challenge]
+        yaws += [turn / 2, turn, turn, turn, 0.0, 0.0]
+    return [poser.frame(yaw=yaw) for yaw in yaws]
+
 
 RELEASE = hashlib.sha256(b"I agree to face login").hexdigest()
 
@@ -118,7 +130,10 @@ def open_service(
 def service(database: tuple[str, str], master_key: MasterKey, pipeline: FacePipeline) -> Iterator[Service]:
     svc = open_service(database, master_key, pipeline)
     yield svc
-    svc.app.state.faceverify.db.close()  # type: ignore[attr-defined]
+    state = svc.app.state.faceverify  # type: ignore[attr-defined]
+    # No request of any test may have ended in an internal error.
+    assert 'status="500"' not in state.metrics.render().decode(), "a request answered 500"
+    state.db.close()
 
 
 def consent_body(purpose: str = "app-login", days: int = 365) -> dict[str, object]:
@@ -137,12 +152,12 @@ def jpeg(array: np.ndarray, quality: int = 92) -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def obama3(pipeline: FacePipeline, samples: dict[str, Path]) -> Poser:
     """Frames of a third photo of the enrolled person (not an enrolment image coming back)."""
     return poser(pipeline, samples["obama3"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def biden(pipeline: FacePipeline, samples: dict[str, Path]) -> Poser:
     return poser(pipeline, samples["biden"])

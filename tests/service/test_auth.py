@@ -25,6 +25,9 @@ NEEDS: dict[tuple[str, str], set[str]] = {
     ("post", "/v1/sessions/{session_id}/frames"): {"verify", "enroll"},
     ("post", "/v1/sessions/{session_id}/finish"): {"verify", "enroll"},
     ("get", "/metrics"): {"metrics"},
+    # The browser ceremonies (docs/browser.md): minting a token, redeeming a receipt.
+    ("post", "/v1/ceremonies"): {"verify", "enroll"},
+    ("post", "/v1/ceremonies/receipts"): {"verify", "enroll"},
 }
 UNAUTHENTICATED = {("get", "/healthz"), ("get", "/readyz")}
 SCOPES = ("enroll", "verify", "revoke", "metrics")
@@ -43,6 +46,10 @@ def request(service: Service, method: str, path: str, key: str | None) -> Any:
         kwargs["json"] = consent_body()
     elif path == "/v1/sessions":
         kwargs["json"] = {"subject_id": "acct-1"}
+    elif path == "/v1/ceremonies":
+        kwargs["json"] = {"ceremony": "verify", "subject_id": "acct-1", "purpose": "app-login"}
+    elif path == "/v1/ceremonies/receipts":
+        kwargs["json"] = {"receipt": "fvr1.not-a-receipt"}
     elif path.endswith("/frames"):
         kwargs["content"] = b"\xff\xd8not-a-jpeg"
         headers["Content-Type"] = "image/jpeg"

@@ -126,7 +126,10 @@ def test_a_verify_only_client_learns_nothing_about_who_is_enrolled(
     # acct-4 is enrolled and may start a session; revoked and unknown look alike.
     assert answers[0][0] == 201
     assert answers[1] == answers[2], answers
-    assert answers[1][1]["code"] == "not_verifiable" and "detail" not in answers[1][1]
+    assert answers[1][:2] == (409, answers[1][1]) and answers[1][1]["code"] == "not_verifiable"
+    assert "detail" not in answers[1][1]
+    # This service's profile (app-login) takes no still at all: the same refusal for everyone.
+    assert {(a[2], a[3]["code"]) for a in answers} == {(422, "not_live")}, answers
 
 
 def test_frames_in_png_and_webp_and_feedback_for_a_frame_without_a_face(

@@ -100,9 +100,9 @@ def emit_json(data: Any) -> None:
     print(json.dumps(clean(data), indent=2, default=_json_default))
 
 
-def models_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile, FacePipeline]:
-    """The pack, profile (with any custom threshold) and loaded pipeline a command asked for."""
-    from .._models._load import load_pipeline
+def decision_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile]:
+    """The pack and the profile (operating point or custom threshold) a command asked for."""
+    from .._errors import ConfigurationError
     from .._models._manifest import builtin_manifest
     from .._profiles import get_profile
 
@@ -110,8 +110,6 @@ def models_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile, Face
     profile = get_profile(args.profile)
     point = getattr(args, "operating_point", None)
     if point is not None:
-        from .._errors import ConfigurationError
-
         if args.threshold is not None:
             raise ConfigurationError("give --operating-point or --threshold, not both")
         if not pack.operating_point(point).calibrated:  # raises, naming the pack's points, if absent
@@ -119,7 +117,32 @@ def models_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile, Face
         profile = replace(profile, operating_point=point)
     if args.threshold is not None:
         profile = profile.with_threshold(args.threshold)
+    return pack, profile
+
+
+def models_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile, FacePipeline]:
+    """The pack, profile and loaded pipeline a command asked for."""
+    from .._models._load import load_pipeline
+
+    pack, profile = decision_from_args(args)
     return pack, profile, load_pipeline(pack, cache=args.cache, threads=args.threads)
+
+
+def check_images(paths: Sequence[str | Path]) -> None:
+    """Refuse what load_image would refuse before reading (a device, a FIFO, a directory, a
+    missing or oversized file) now, before the models load: bad input fails in well under a second."""
+    from .._errors import ImageTooLargeError, UnreadableImageError
+    from .._io import check_regular_file
+    from .._limits import LIMITS
+
+    for path in paths:
+        check_regular_file(
+            path,
+            max_bytes=LIMITS.capture.max_bytes,
+            what="",
+            error=UnreadableImageError,
+            too_large=ImageTooLargeError,
+        )
 
 
 def model_options(p: argparse.ArgumentParser, *, profile: str = "photo-check") -> None:
@@ -175,6 +198,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             profile = replace(profile, operating_point=args.operating_point)
         result = compare_fused_with(fused, args.a, args.b, profile=profile)
     else:
+        check_images([args.a, args.b])
         pack, profile, pipeline = models_from_args(args)
         result = compare_with(pipeline, pack, args.a, args.b, profile=profile)
     op = result.operating_point

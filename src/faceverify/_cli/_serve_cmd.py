@@ -36,6 +36,7 @@ def _config(args: argparse.Namespace) -> Any:
             "rate_per_client",
             "rate_per_source",
             "threads",
+            "pages",
         )
     }
     if flags.get("cache") is not None:
@@ -153,6 +154,14 @@ def register(sub: Any) -> None:
     serve.add_argument("--rate-per-client", type=int, default=None, help="requests/minute per client")
     serve.add_argument("--rate-per-source", type=int, default=None, help="requests/minute per address")
     serve.add_argument("--threads", type=int, default=None, help="onnxruntime threads per worker")
+    serve.add_argument(
+        "--no-pages",
+        dest="pages",
+        action="store_const",
+        const=False,
+        default=None,
+        help="serve no browser pages nor their ceremony routes (docs/browser.md)",
+    )
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action="store_true", help="log each request line (no bodies)")
     serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For from proxies")

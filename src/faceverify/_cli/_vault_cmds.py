@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from ._main import EXIT_MATCH, EXIT_NO_MATCH, emit_json, model_options, models_from_args
+from ._main import EXIT_MATCH, EXIT_NO_MATCH, check_images, emit_json, model_options, models_from_args
 
 DEFAULT_CONSENT_DAYS = 365
 
@@ -87,8 +87,9 @@ def _vault(args: argparse.Namespace, *, create: bool = False) -> Any:
 def _verifier(args: argparse.Namespace, *, create: bool = False) -> Any:
     from .._verifier import Verifier
 
+    vault = _vault(args, create=create)  # before the models: a bad path or database fails at once
     pack, profile, pipeline = models_from_args(args)
-    return Verifier(pipeline=pipeline, pack=pack, vault=_vault(args, create=create), profile=profile)
+    return Verifier(pipeline=pipeline, pack=pack, vault=vault, profile=profile)
 
 
 def _expiry(text: str) -> datetime:
@@ -105,16 +106,24 @@ def _expiry(text: str) -> datetime:
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
+    from .._errors import ConfigurationError
+    from .._io import read_regular_file
+    from .._limits import LIMITS
     from .._vault import ConsentEvidence, ConsentRecord
 
-    try:
-        document = Path(args.consent_evidence).read_bytes()
-    except OSError as exc:
-        from .._errors import ConsentError
+    document = read_regular_file(
+        args.consent_evidence, max_bytes=LIMITS.consent_evidence_bytes, what="the consent evidence"
+    )
+    if len(args.images) > LIMITS.enroll_images:  # before the models load (none: Verifier.enroll says so)
+        from .._errors import InvalidInputError
 
-        raise ConsentError(
-            f"cannot read the consent evidence {args.consent_evidence}: {exc.strerror}"
-        ) from None
+        raise InvalidInputError(f"enrolment takes 1 to {LIMITS.enroll_images} images, got {len(args.images)}")
+    live = args.camera is not None or args.video is not None
+    if live and args.images:
+        raise ConfigurationError("give enrolment images or --camera/--video, not both")
+    if not live and not args.images:
+        raise ConfigurationError("give 1-5 enrolment images, or --camera INDEX for a live enrolment")
+    check_images(args.images)
     verifier = _verifier(args, create=True)
     now = verifier.vault.clock.now()
     consent = ConsentRecord(
@@ -125,7 +134,11 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
         evidence=ConsentEvidence(hashlib.sha256(document).hexdigest(), args.method, args.collected_by),
         scope=tuple(args.scope or ()),
     )
-    result = verifier.enroll(args.subject, args.images, consent=consent, actor=ACTOR)
+    if live:
+        session = _live_session(args, verifier, purpose="enroll")
+        result = verifier.enroll_live(args.subject, session, consent=consent, actor=ACTOR)
+    else:
+        result = verifier.enroll(args.subject, args.images, consent=consent, actor=ACTOR)
     # The template lives until consent expires or a retention window after its last match, whichever
     # is first: an --expires beyond the window is capped, and the person running the command is told.
     limited_by = "retention" if result.expires_at < consent.expires_at else "consent"
@@ -159,8 +172,8 @@ def _challenge_list(text: str) -> list[Any]:
     return [known[n] for n in names]
 
 
-def _verify_live(args: argparse.Namespace) -> Any:
-    """A challenge session from ``--video`` (timed on the video's own clock) or ``--camera``."""
+def _live_session(args: argparse.Namespace, verifier: Any, *, purpose: str = "verify") -> Any:
+    """A challenge session run on ``--video`` (timed on the video's own clock) or ``--camera``."""
     import sys
 
     from .._clock import FrozenClock, SystemClock
@@ -172,11 +185,12 @@ def _verify_live(args: argparse.Namespace) -> Any:
             "--challenges fixes the sequence a recording was prepared for: only with --video; "
             "a live camera always gets challenges drawn at random"
         )
-    verifier = _verifier(args)
     if args.video is not None:
         # A file is timed by its own frame positions, not by how fast this machine decodes it.
         clock = FrozenClock(SystemClock().now())
-        session = verifier.start_session(args.subject, challenges=args.challenges, clock=clock)
+        session = verifier.start_session(
+            args.subject, challenges=args.challenges, clock=clock, purpose=purpose
+        )
         asked = ", ".join(c.value for c in session.challenges)
         how = "fixed by --challenges" if args.challenges is not None else "drawn at random"
         print(f"faceverify: challenges ({how}): {asked}", file=sys.stderr)
@@ -186,8 +200,8 @@ def _verify_live(args: argparse.Namespace) -> Any:
             session.feed(frame, at=at)
             if session.finished:
                 break
-        return verifier.finish(session, actor=ACTOR)
-    session = verifier.start_session(args.subject)  # live: the system clock, random challenges
+        return session
+    session = verifier.start_session(args.subject, purpose=purpose)  # live: system clock, random challenges
     from .._verifier import run_session
 
     run_session(
@@ -195,7 +209,12 @@ def _verify_live(args: argparse.Namespace) -> Any:
         frames_from_video(args.camera),
         on_prompt=lambda prompt: print(f">> {prompt}", file=sys.stderr, flush=True),
     )
-    return verifier.finish(session, actor=ACTOR)
+    return session
+
+
+def _verify_live(args: argparse.Namespace) -> Any:
+    verifier = _verifier(args)
+    return verifier.finish(_live_session(args, verifier), actor=ACTOR)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -207,6 +226,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.image is not None:
         if args.challenges is not None:
             raise ConfigurationError("--challenges applies to --video only")
+        check_images([args.image])
         result = _verifier(args).verify(args.subject, args.image, actor=ACTOR)
     else:
         result = _verify_live(args)
@@ -391,9 +411,27 @@ def register(sub: Any) -> None:
             p.add_argument("--cache", type=Path, default=None, help="model cache (default: $FACEVERIFY_HOME)")
             model_options(p)
 
-    enroll = sub.add_parser("enroll", help="enrol a consenting subject from 1-5 images")
+    enroll = sub.add_parser(
+        "enroll",
+        help="enrol a consenting subject from 1-5 images, or live from a camera (--camera)",
+        description="With --camera (or --video) the subject answers a liveness challenge session and "
+        "the template is made from several distinct best frontal frames of it: sign-up is live too.",
+    )
     enroll.add_argument("subject")
-    enroll.add_argument("images", nargs="+", metavar="IMG")
+    enroll.add_argument("images", nargs="*", metavar="IMG")
+    enroll.add_argument(
+        "--camera", type=int, default=None, metavar="INDEX", help="enrol live from this camera"
+    )
+    enroll.add_argument(
+        "--video", type=Path, default=None, metavar="FILE", help="enrol live from a recorded video"
+    )
+    enroll.add_argument(
+        "--challenges",
+        type=_challenge_list,
+        default=None,
+        metavar="LIST",
+        help="with --video only: a fixed sequence (tests and demos; WEAKER). Default: drawn at random",
+    )
     common(enroll, models=True, purpose_required=True)
     enroll.add_argument(
         "--consent-evidence",

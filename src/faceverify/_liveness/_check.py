@@ -73,9 +73,9 @@ def cannot_assess(check: LivenessCheck, image: RGBImage, face: Face) -> str:
 
 
 #: Mean chroma distance from grey (|Cr - 128| + |Cb - 128|, 8-bit levels) on the
-#: face box below which a capture is taken as grayscale. Skin in colour sits at
-#: 15-40 (Cr alone is 135-170 for every skin tone); a monochrome or IR camera's
-#: frames, even JPEG-compressed, at 0-1.
+#: face box below which a capture is taken as grayscale. Measured: colour faces of
+#: 150 LFW photos sit at 13 or more (1st percentile; median 37), 98 PAD crops at
+#: 11.7 or more; a grayscale capture at 0 (one LFW news photo is black and white: 0.3).
 GRAYSCALE_CHROMA = 4.0
 
 

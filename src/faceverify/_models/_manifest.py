@@ -9,6 +9,7 @@ operating points. Nothing about a model is guessed from its graph.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -332,20 +333,50 @@ class LivenessPack(Pack):
     liveness: LivenessSpec
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_FILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+
+
+def _pinned(value: Any, what: str) -> str:
+    """A digest a manifest pins: 64 lowercase hex digits, or the manifest is malformed."""
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise ValueError(f"{what} must be a SHA-256 of 64 lowercase hex digits")
+    return value
+
+
+def _plain_name(value: Any, what: str) -> str:
+    """A pack id or file name becomes a path in the cache: one plain component, never ``..`` or ``/``."""
+    if not isinstance(value, str) or not _FILE_NAME.fullmatch(value):
+        raise ValueError(f"{what} must be a plain file name (letters, digits, . _ -)")
+    return value
+
+
+def _source(src: dict[str, Any]) -> PackageSource:
+    source = PackageSource(**src)
+    _pinned(source.sha256, "a package's sha256")
+    _pinned(source.member_sha256, "a package member's sha256")
+    return source
+
+
 def _common(data: dict[str, Any]) -> dict[str, Any]:
     """The fields every pack kind has (see :class:`Pack`)."""
     files = tuple(
         ModelFile(
-            name=f["name"],
-            sha256=f["sha256"],
+            name=_plain_name(f["name"], "a file's name"),
+            sha256=_pinned(f["sha256"], "a file's sha256"),
             size=int(f["size"]),
-            source=PackageSource(**f["source"]) if f.get("source") else None,
+            source=_source(f["source"]) if f.get("source") else None,
             repair=f.get("repair"),
             rewrites=_rewrites(f),
         )
         for f in data["files"]
     )
-    return {"id": data["id"], "title": data["title"], "licence": Licence(**data["licence"]), "files": files}
+    return {
+        "id": _plain_name(data["id"], "a pack id"),
+        "title": data["title"],
+        "licence": Licence(**data["licence"]),
+        "files": files,
+    }
 
 
 def _recognizer(rec: dict[str, Any]) -> RecognizerSpec:

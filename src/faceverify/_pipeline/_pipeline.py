@@ -13,9 +13,10 @@ import numpy as np
 
 from .._errors import MultipleFacesError, NoFaceError
 from ._align import Aligner
-from ._capture import DEFAULT_LIMITS, CaptureLimits, CaptureSource, RGBImage, load_image
+from ._capture import DEFAULT_LIMITS, CaptureLimits, CaptureSource, RGBImage, load_image, load_oriented
 from ._detect import Detector, Face
 from ._embed import Embedder, Embedding, l2_normalise
+from ._orientation import check_upright
 from ._quality import Quality, QualityPolicy, measure
 
 #: A second face counts as "comparable" (so the capture is ambiguous) when its
@@ -153,8 +154,10 @@ class FacePipeline:
 
         For embedders beside the pipeline's own (score fusion), which must see the same crop.
         """
-        image = self.load(source)
+        oriented = load_oriented(source, limits=self.limits)
+        image = oriented.image
         face = self.locate(image, select=select)
+        check_upright(self.detector, oriented, face)  # a wrong EXIF tag is refused, not scored
         crop = self.aligner.align(image, face.landmarks)
         quality = measure(image, face, crop)
         if policy is not None:

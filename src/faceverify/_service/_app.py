@@ -136,7 +136,7 @@ def create_app(
         """Prometheus metrics (a key with the ``metrics`` scope): counts and latencies, nothing biometric."""
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
-    if pages:
+    if pages and config.pages:
         try:
             module = importlib.import_module("faceverify._service._pages")
         except ModuleNotFoundError as exc:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ConfigurationError
+from .._limits import LIMITS
 
 FIXED_CHALLENGES_ENV = "FACEVERIFY_TEST_FIXED_CHALLENGES"
 _ENV_PREFIX = "FACEVERIFY_"
@@ -48,9 +49,11 @@ class ServiceConfig:
     rate_per_client: int = 600
     rate_per_source: int = 120
     rate_window: int = 60
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int = LIMITS.request_bytes
     threads: int = 0
     fixed_challenges: tuple[str, ...] = field(default=())
+    #: The browser pages and their ceremony routes (docs/browser.md); ``--no-pages`` turns them off.
+    pages: bool = True
 
     def __post_init__(self) -> None:
         if self.workers < 1 or not 0 < self.port < 65536:
@@ -124,6 +127,10 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
             out[name] = int(out[name])
         if out.get("threshold") is not None:
             out["threshold"] = float(out["threshold"])
+        if isinstance(out.get("pages"), str):
+            if out["pages"].lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError(f"pages must be true or false, not {out['pages']!r}")
+            out["pages"] = out["pages"].lower() in ("true", "1", "yes", "on")
         for name in ("database", "keys_database", "key_file", "cache", "host", "pack", "profile", "purpose"):
             if out.get(name) is not None:
                 out[name] = str(out[name])

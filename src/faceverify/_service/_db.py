@@ -1,10 +1,11 @@
 """The service's own tables, on the vault's database: one URL selects the engine.
 
-The service keeps two kinds of state that must outlive a request and be shared by
-every worker on every host: its API clients and its rate-limit windows. They
-live beside the vault's tables (``postgresql://...``: the same database, tables
-prefixed ``fv_service_``; a SQLite vault: ``service.db`` in its folder), never
-in one process.
+The service keeps state that must outlive a request and be shared by every
+worker on every host: its API clients, its rate-limit windows and consent given
+before enrolment. It lives beside the vault's tables (``postgresql://...``: the
+same database, tables prefixed ``fv_service_``; a SQLite vault: ``vault-service.db``
+beside its ``vault.db``, so the service's per-request writes do not queue behind
+the vault's write lock), never in one process. The vault must exist first.
 
 SQL is written once with ``%s`` placeholders; the SQLite engine rewrites them to
 ``?``. Both engines support ``INSERT ... ON CONFLICT ... DO UPDATE ... RETURNING``,
@@ -20,7 +21,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .._errors import FaceVerifyError
+from .._errors import ConfigurationError, FaceVerifyError
+from .._vault._engine import redact
+from .._vault._store import VAULT_SCHEMA
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS fv_service_clients ("
@@ -155,6 +158,13 @@ class PostgresServiceDatabase:
         )
         self._pool.open(wait=False)
         with self.transaction() as tx:
+            found = tx.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()
+            query = "SELECT value FROM meta WHERE name='schema'"
+            schema = found and found[0] and tx.execute(query).fetchone()
+        if not schema or schema[0] != VAULT_SCHEMA.name:
+            self._pool.close()
+            raise ConfigurationError(f"no vault at {redact(url)}: create it first (faceverify keys init)")
+        with self.transaction() as tx:
             tx.execute("SELECT pg_advisory_xact_lock(7242)")  # two workers creating the schema at once
             for statement in _SCHEMA:
                 tx.execute(statement)
@@ -179,13 +189,18 @@ class PostgresServiceDatabase:
 
 
 def open_service_database(database: str | Path) -> ServiceDatabase:
-    """The service's tables on the vault's ``database`` (a URL, or a SQLite vault folder)."""
+    """The service's tables on the vault's ``database`` (a URL, or a SQLite vault folder or file).
+
+    The vault must exist (``faceverify keys init`` or an enrolment creates it): a mistyped
+    URL is an error, not a new empty database of API keys.
+    """
+    from .._vault._engine import is_postgres, sqlite_path
+
     text = str(database)
-    if text.startswith(("postgresql://", "postgres://")):
+    if is_postgres(text):
         return PostgresServiceDatabase(text)
-    path = Path(text.removeprefix("sqlite://")) if text.startswith("sqlite://") else Path(text)
-    if path.suffix in (".db", ".sqlite", ".sqlite3"):
-        path = path.with_name(path.stem + "-service.db")
-    else:
-        path = path / "service.db"
-    return SQLiteServiceDatabase(path)
+    path = sqlite_path(database)
+    vault_file = path if path.suffix in (".db", ".sqlite", ".sqlite3") else path / "vault.db"
+    if not vault_file.is_file():
+        raise ConfigurationError(f"no vault at {vault_file}: create it first (faceverify keys init)")
+    return SQLiteServiceDatabase(vault_file.with_name(vault_file.stem + "-service.db"))

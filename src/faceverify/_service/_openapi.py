@@ -17,10 +17,10 @@ def openapi_document() -> dict[str, Any]:
     """The schema of a standalone app (no pages), built on a throwaway SQLite folder."""
     from ._app import create_app
     from ._config import ServiceConfig
-    from ._db import open_service_database
+    from ._db import SQLiteServiceDatabase
 
     with tempfile.TemporaryDirectory() as tmp:
-        db = open_service_database(Path(tmp))
+        db = SQLiteServiceDatabase(Path(tmp) / "service.db")  # no vault needed for the schema
         try:
             app = create_app(ServiceConfig(database=tmp), database=db, pages=False, preload=False)
             return app.openapi()

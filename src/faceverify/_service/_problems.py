@@ -18,7 +18,6 @@ the precise code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from .._errors import FaceVerifyError
@@ -75,14 +74,22 @@ def code_of(exc: FaceVerifyError) -> str:
     return exc.code
 
 
-@dataclass(frozen=True, slots=True)
 class Problem(Exception):  # noqa: N818 - a response, raised to end a request
-    """A refusal as the client will see it."""
+    """A refusal as the client will see it (raised by a route, rendered by the app's handler)."""
 
-    code: str
-    detail: str | None = None
-    retry_after: int | None = None
-    reasons: tuple[str, ...] = ()
+    def __init__(
+        self,
+        code: str,
+        *,
+        detail: str | None = None,
+        retry_after: int | None = None,
+        reasons: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(code)
+        self.code = code
+        self.detail = detail
+        self.retry_after = retry_after
+        self.reasons = reasons
 
     @property
     def status(self) -> int:

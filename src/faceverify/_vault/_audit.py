@@ -173,7 +173,7 @@ class AuditLog:
     def entries(self, *, subject: str | None = None) -> list[AuditEntry]:
         """All entries in order, or one subject's (for that subject's access request)."""
         query = "SELECT seq, at, event, subject, actor, outcome, reason, prev_mac, mac FROM audit"
-        with self._engine.unit() as tx:
+        with self._engine.unit(read_only=True) as tx:
             if subject is None:
                 rows = tx.all(query + " ORDER BY seq")
             else:
@@ -182,7 +182,7 @@ class AuditLog:
 
     def head(self) -> tuple[int, str]:
         """``(seq, mac)`` of the newest entry."""
-        with self._engine.unit() as tx:
+        with self._engine.unit(read_only=True) as tx:
             row = tx.one("SELECT seq, mac FROM audit_head WHERE id=1")
         return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
 

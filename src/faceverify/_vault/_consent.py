@@ -46,7 +46,7 @@ def check_subject_id(subject_id: object) -> str:
         raise InvalidSubjectIdError(f"a subject id is a string, not {type(subject_id).__name__}")
     canonical = unicodedata.normalize("NFKC", subject_id).strip()
     if not _SUBJECT_ID.fullmatch(canonical):
-        shown = ascii(subject_id[:40]) + ("..." if len(subject_id) > 40 else "")
+        shown = ascii(subject_id[:24]) + ("..." if len(subject_id) > 24 else "")  # escaped, bounded
         raise InvalidSubjectIdError(
             f"subject id {shown} is refused: a subject id is 1 to {MAX_SUBJECT_ID} characters of "
             "A-Z a-z 0-9 . _ @ + -, starting with a letter or digit and not ending with a dot "

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, InvalidInputError
 
 #: One migration: the statements taking a schema from version ``n - 1`` to ``n``, per dialect.
 Migration = dict[str, Sequence[str]]
@@ -140,8 +140,13 @@ class Engine(Protocol):
     #: The vault folder a SQLite database lives in (None for a server).
     folder: Path | None
 
-    def unit(self, lock: Iterable[str | bytes] = ()) -> AbstractContextManager[Tx]:
-        """A transaction holding ``lock``'s names until it commits (joined if already in one)."""
+    def unit(
+        self, lock: Iterable[str | bytes] = (), *, read_only: bool = False
+    ) -> AbstractContextManager[Tx]:
+        """A transaction holding ``lock``'s names until it commits (joined if already in one).
+
+        ``read_only``: the unit only reads (a consistent snapshot; on SQLite it then takes
+        no write lock, so readers do not queue behind writers)."""
         ...
 
     def translate(self, call: Callable[[], Any]) -> Any:
@@ -236,7 +241,8 @@ def redact(url: str) -> str:
 
 
 def open_engine(url: str | Path, *, folder_file: str, pool_size: int | None = None) -> Engine:
-    """The engine a URL selects. A SQLite folder holds ``folder_file``; a file path is used as is."""
+    """The engine a URL selects: ``postgresql://``; ``sqlite:///file`` or a ``*.db`` path (the
+    database file itself); or any other path, a folder holding ``folder_file``."""
     if is_postgres(url):
         from ._postgres import PostgresEngine
 
@@ -244,8 +250,10 @@ def open_engine(url: str | Path, *, folder_file: str, pool_size: int | None = No
     from ._sqlite import SQLiteEngine
 
     path = sqlite_path(url)
-    if path.suffix in {".db", ".sqlite", ".sqlite3"} or path.is_file():
+    if path.suffix in {".db", ".sqlite", ".sqlite3"} or (isinstance(url, str) and url.startswith("sqlite:")):
         return SQLiteEngine(path, folder=path.parent)
+    if path.exists() and not path.is_dir():
+        raise InvalidInputError(f"{path} is a file, not a vault folder (a database file is named *.db)")
     return SQLiteEngine(path / folder_file, folder=path)
 
 

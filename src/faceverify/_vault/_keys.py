@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .._errors import ConfigurationError, KeyStoreError, StoreUnavailableError
+from .._errors import ConfigurationError, KeyStoreError, StoreCorruptError, StoreUnavailableError
 from ._engine import Engine, Migration, Schema, Tx, ensure_schema, redact
 
 ENV_VAR = "FACEVERIFY_MASTER_KEY"
@@ -214,7 +214,7 @@ class KeyStore:
             ensure_schema(engine, KEYS_SCHEMA, create=create, what="key store")
         except ConfigurationError as exc:
             raise KeyStoreError(str(exc)) from None
-        except StoreUnavailableError as exc:
+        except (StoreUnavailableError, StoreCorruptError) as exc:
             raise KeyStoreError(f"cannot open key store {redact(engine.url)}: {exc}") from None
         with engine.unit() as tx:
             meta = dict(tx.all("SELECT name, value FROM meta"))
@@ -244,7 +244,7 @@ class KeyStore:
         self._secret = self._unwrap_secret()
 
     def _unwrap_secret(self) -> bytes:
-        with self._engine.unit() as tx:
+        with self._engine.unit(read_only=True) as tx:
             row = tx.one("SELECT wrapped FROM secrets WHERE name=?", (_VAULT_SECRET,))
         secret = None if row is None else self._master.unwrap("", _VAULT_SECRET, _blob(row[0]))
         if secret is None:
@@ -264,7 +264,7 @@ class KeyStore:
 
     def get(self, subject_id: str, key_id: str) -> bytes | None:
         """The unwrapped data key, or ``None`` if it was shredded (or its wrapping altered)."""
-        with self._engine.unit() as tx:
+        with self._engine.unit(read_only=True) as tx:
             self._check_master(tx)
             row = tx.one(
                 "SELECT wrapped FROM subject_keys WHERE subject_id=? AND key_id=?", (subject_id, key_id)
@@ -293,11 +293,11 @@ class KeyStore:
 
     def subjects(self) -> list[str]:
         """Subject ids holding a key (to find keys orphaned by an interrupted ceremony)."""
-        with self._engine.unit() as tx:
+        with self._engine.unit(read_only=True) as tx:
             return [r[0] for r in tx.all("SELECT DISTINCT subject_id FROM subject_keys ORDER BY 1")]
 
     def key_ids(self, subject_id: str) -> list[str]:
-        with self._engine.unit() as tx:
+        with self._engine.unit(read_only=True) as tx:
             rows = tx.all("SELECT key_id FROM subject_keys WHERE subject_id=? ORDER BY key_id", (subject_id,))
         return [r[0] for r in rows]
 
@@ -334,7 +334,7 @@ class KeyStore:
 
     def last_rotation(self) -> tuple[str, str] | None:
         """``(old, new)`` master-key fingerprints of the newest rotation, if any."""
-        with self._engine.unit() as tx:
+        with self._engine.unit(read_only=True) as tx:
             row = tx.one("SELECT old_fingerprint, new_fingerprint FROM rotations ORDER BY seq DESC LIMIT 1")
         return None if row is None else (str(row[0]), str(row[1]))
 
@@ -362,7 +362,7 @@ class KeyStore:
 
     def anchor(self) -> tuple[int, str]:
         """``(seq, mac)`` of the newest anchored audit entry (``(0, "")`` before the first)."""
-        with self._engine.unit() as tx:
+        with self._engine.unit(read_only=True) as tx:
             row = tx.one("SELECT seq, mac, tag FROM audit_anchor WHERE id=1")
         if row is None:
             return 0, ""

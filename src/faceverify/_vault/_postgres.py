@@ -79,7 +79,7 @@ class PostgresEngine:
             raise StoreUnavailableError(f"{redact(self.url)}: {_short(exc)}") from None
 
     @contextlib.contextmanager
-    def unit(self, lock: Iterable[str | bytes] = ()) -> Iterator[Tx]:
+    def unit(self, lock: Iterable[str | bytes] = (), *, read_only: bool = False) -> Iterator[Tx]:
         wanted = sorted_locks(lock)
         outer: Tx | None = getattr(self._local, "tx", None)
         if outer is not None:  # joined: a savepoint of the enclosing unit

@@ -7,7 +7,8 @@
   check-and-count sequences (lockout, the audit chain's head, enumeration probes) cannot
   interleave across processes; names to lock are therefore not needed, the whole file is.
 - a busy timeout, so a second process waits for the lock instead of failing; past it,
-  ``StoreUnavailableError``.
+  ``StoreUnavailableError``. A garbage or truncated file is ``StoreCorruptError``: no retry
+  will open it.
 - ``secure_delete=ON``, and ``scrub()`` folds the WAL into the file and truncates it, so
   erased rows (blobs, wrapped keys) do not linger in free pages or the log.
 
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .._errors import StoreUnavailableError
+from .._errors import StoreCorruptError, StoreUnavailableError
 from ._engine import Dialect, Tx
 
 BUSY_TIMEOUT_MS = 15_000
@@ -63,26 +64,35 @@ class SQLiteEngine:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("PRAGMA secure_delete=ON")
-            except (OSError, sqlite3.Error) as exc:
-                raise StoreUnavailableError(f"cannot open {self.path}: {exc}") from None
+            except OSError as exc:
+                raise StoreUnavailableError(f"cannot open {self.path}: {exc.strerror or exc}") from None
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
             self._conn = conn
         return self._conn
 
     def translate(self, call: Callable[[], Any]) -> Any:
         try:
             return call()
-        except sqlite3.OperationalError as exc:
-            text = str(exc)
-            if any(s in text for s in ("locked", "unable to open", "disk I/O", "readonly", "busy")):
-                raise StoreUnavailableError(f"{self.path}: {text}") from None
-            raise
-        except sqlite3.DatabaseError as exc:
-            if "not a database" in str(exc) or "malformed" in str(exc):
-                raise StoreUnavailableError(f"{self.path} is not a faceverify database: {exc}") from None
-            raise
+        except sqlite3.Error as exc:
+            error = self._error(exc)
+            if error is exc:
+                raise
+            raise error from None
+
+    def _error(self, exc: sqlite3.Error) -> Exception:
+        """A SQLite error as faceverify's: damaged, unreachable, or (a bug) itself."""
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            return StoreCorruptError(
+                f"{self.path} is damaged or is not a faceverify database ({text}); restore it from a backup"
+            )
+        if any(s in text for s in ("locked", "unable to open", "disk I/O", "readonly", "busy")):
+            return StoreUnavailableError(f"{self.path}: {text}")
+        return exc
 
     @contextlib.contextmanager
-    def unit(self, lock: Iterable[str | bytes] = ()) -> Iterator[Tx]:
+    def unit(self, lock: Iterable[str | bytes] = (), *, read_only: bool = False) -> Iterator[Tx]:
         with self._lock:
             outer = self._tx
             if outer is not None:  # joined: a savepoint of the enclosing unit
@@ -102,7 +112,7 @@ class SQLiteEngine:
                 return
             conn = self._connect()
             tx = Tx(conn, SQLITE, self)
-            tx.execute("BEGIN IMMEDIATE")
+            tx.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
             self._tx = tx
             try:
                 yield tx
@@ -145,3 +155,4 @@ class SQLiteEngine:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+

@@ -139,7 +139,7 @@ class _StoreView:
         self.path = getattr(vault.engine, "path", None)
 
     def get(self, subject_id: str) -> StoredSubject | None:
-        with self._vault._unit() as records:
+        with self._vault._unit(read_only=True) as records:
             return records.get(subject_id)
 
 
@@ -267,8 +267,9 @@ class Vault:
         self.engine.close()
 
     @contextlib.contextmanager
-    def _unit(self, subject_id: str | None = None) -> Iterator[Records]:
-        with self.engine.unit([] if subject_id is None else ["subject:" + subject_id]) as tx:
+    def _unit(self, subject_id: str | None = None, *, read_only: bool = False) -> Iterator[Records]:
+        locks = [] if subject_id is None or read_only else ["subject:" + subject_id]
+        with self.engine.unit(locks, read_only=read_only) as tx:
             yield Records(tx, state_key=self._state_key)
 
     def _audit(  # noqa: PLR0917 - private helper
@@ -725,7 +726,7 @@ class Vault:
 
     def consents(self) -> Iterator[ConsentRecord]:
         """Every active subject's consent record: records of processing. No templates."""
-        with self._unit() as records:
+        with self._unit(read_only=True) as records:
             rows = list(records.consents())
         for _, consent_json in rows:
             yield ConsentRecord.from_json(consent_json)
@@ -733,7 +734,7 @@ class Vault:
     def needs_reenroll(self, subject_id: str, model_pack_id: str) -> bool:
         """Whether the subject's template was made with another pack or format (no decryption)."""
         subject_id = check_subject_id(subject_id)
-        with self._unit(subject_id) as records:
+        with self._unit(subject_id, read_only=True) as records:
             row = records.get(subject_id)
             refusal = self._inactive(records, row, subject_id, None, None)
         if refusal is not None:
@@ -790,7 +791,8 @@ def _open_keys(
             raise KeyStoreError("the key store must be another database than the vault's")
     else:
         path = sqlite_path(keys_database)
-        target = path if path.suffix in {".db", ".sqlite", ".sqlite3"} or path.is_file() else path / "keys.db"
+        is_file = path.suffix in {".db", ".sqlite", ".sqlite3"} or str(keys_database).startswith("sqlite:")
+        target = path if is_file else path / "keys.db"
         if vault.folder is not None and target.resolve().is_relative_to(vault.folder.resolve()):
             raise KeyStoreError(
                 f"key store {target} is inside the vault folder {vault.folder}: a backup of the folder would"
