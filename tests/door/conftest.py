@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from door_frames import Poser, poser
+from door_frames import Poser, poser, synthetic_policy
 from door_helpers import KEY, T0
 
 from faceverify._clock import FrozenClock
@@ -38,7 +38,10 @@ def vault(tmp_path: Path, clock: FrozenClock) -> Vault:
 
 @pytest.fixture
 def verifier(vault: Vault, pipeline: FacePipeline, pack: ModelPack) -> Verifier:
-    return Verifier(pipeline=pipeline, pack=pack, vault=vault, profile="door-access")
+    """The door-access Verifier, animation checks off: the frames are synthesized (``synthetic_policy``)."""
+    return Verifier(
+        pipeline=pipeline, pack=pack, vault=vault, profile="door-access", challenge_policy=synthetic_policy()
+    )
 
 
 @pytest.fixture(scope="session")

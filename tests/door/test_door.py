@@ -248,3 +248,18 @@ def test_a_timeout_when_nobody_answers(
     )
     event = door_on(hurried, video, clock).handle(claim("1001"))
     assert (event.reason, event.opened) == ("timeout", False), event.detail
+
+
+def test_the_doors_own_checks_refuse_a_recording_warped_from_a_photo(
+    enrolled: Verifier, clock: FrozenClock, videos: dict[str, Path]
+) -> None:
+    """The same recording that opens the door in the flow tests, under the door-access profile's
+    own session policy (animation checks on): a photo warped into head turns is not live."""
+    guarded = Verifier(
+        pipeline=enrolled.pipeline, pack=enrolled.pack, vault=enrolled.vault, profile="door-access"
+    )
+    assert guarded.challenge_policy.animation_checks
+    relay = FakeRelay()
+    event = door_on(guarded, videos["alice"], clock, relay).handle(claim("1001"))
+    assert (event.reason, event.opened) == ("not_live", False), event.detail
+    assert relay.opened == []

@@ -68,7 +68,8 @@ def site(
     hook = f"{sys.executable} -c \"import sys; open(sys.argv[1], 'a').write(sys.argv[2] + chr(10))\""
     relay = f"cmd:{hook} {shlex.quote(str(relay_log))} {{seconds}}"
     door = ["door", *where, "--cache", str(model_cache), "--badges", str(badges), "--relay", relay,
-            "--recorded", "--challenges", ASKED, "--name", "front", "--open-seconds", "3"]  # fmt: skip
+            "--recorded", "--synthetic-frames", "--challenges", ASKED, "--name", "front",
+            "--open-seconds", "3"]  # fmt: skip
     return {"door": door, "where": where, "relay_log": relay_log, "tmp": tmp_path}
 
 
@@ -116,6 +117,10 @@ def test_door_settings_that_would_weaken_it_are_refused(
     live = [a for a in door if a not in ("--recorded",)]
     code, _, err = run([*live, "--camera", str(clips["alice"])], "", monkeypatch)
     assert code == 2 and "only with --recorded" in err
+    # The door's own checks refuse a recording warped from a photo: shut, not_live.
+    guarded = [a for a in door if a != "--synthetic-frames"]
+    code, out, err = run([*guarded, "--camera", str(clips["alice"])], "1001\n", monkeypatch)
+    assert code == 0 and [e["reason"] for e in events(out) if e["kind"] == "decision"] == ["not_live"]
     code, _, err = run([*door, "--camera", str(clips["alice"]), "--profile", "photo-check"], "", monkeypatch)
     assert code == 2 and "does not require a live capture" in err
     code, _, err = run([*door, "--camera", str(clips["alice"]), "--threshold", "0.3"], "", monkeypatch)
@@ -138,7 +143,8 @@ def test_kiosk_enrols_a_consenting_person_then_the_door_opens(
     text = tmp / "consent.txt"
     text.write_text("Your face will be used to open the doors of HQ, compared only with your own template.")
     kiosk = ["kiosk", "carol", *where, "--cache", str(model_cache), "--camera", str(clips["kiosk"]),
-             "--recorded", "--challenges", ASKED, "--consent-text", str(text), "--operator", "op-7",
+             "--recorded", "--synthetic-frames", "--challenges", ASKED, "--consent-text", str(text),
+             "--operator", "op-7",
              "--evidence-dir", str(tmp / "receipts"), "--json"]  # fmt: skip
     # No agreement: nothing captured, nothing stored, exit 9 (consent).
     code, out, err = run(kiosk, "no thanks\n", monkeypatch)

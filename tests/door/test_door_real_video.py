@@ -4,7 +4,8 @@ These clips are bona fide recordings that answer no challenge (docs: the
 video README). They hold what a door camera sees that synthetic frames do
 not: small faces, perspective, people walking past, compression. A replay of
 the enrolled person's own real video must not open the door, and a crowd in
-front of it must not either.
+front of it must not either. Real footage: the door-access profile's own session
+policy, animation checks on.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ from faceverify._clock import FrozenClock
 from faceverify._door import BadgeMap, Claim, Door, DoorConfig, ListSink, RecordedCamera
 from faceverify._liveness import Challenge, frames_from_video
 from faceverify._verifier import Verifier
+
+
+@pytest.fixture
+def guarded(verifier: Verifier) -> Verifier:
+    """The door-access Verifier with its own session policy (the animation checks on)."""
+    return Verifier(
+        pipeline=verifier.pipeline, pack=verifier.pack, vault=verifier.vault, profile="door-access"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +52,7 @@ class Relay:
 
 
 def test_a_replay_of_the_enrolled_persons_real_video_does_not_open(
-    verifier: Verifier, clock: FrozenClock, video_dir: Path, tmp_path: Path
+    guarded: Verifier, clock: FrozenClock, video_dir: Path, tmp_path: Path
 ) -> None:
     frames = [f for f, _ in frames_from_video(video_dir / "speaker-stage.mp4", max_frames=215)][90:]
     # The speaker is enrolled from two stills of this very recording (one face in view, frames 100 and 180).
@@ -51,11 +60,11 @@ def test_a_replay_of_the_enrolled_persons_real_video_does_not_open(
     for i in (10, 90):
         stills.append(tmp_path / f"still{i}.png")
         Image.fromarray(frames[i]).save(stills[-1])
-    verifier.enroll("speaker", stills, consent=consent("speaker"))
+    guarded.enroll("speaker", stills, consent=consent("speaker"))
     replay = write_video(tmp_path / "replay.avi", frames[::2], fps=15)
     relay = Relay()
     door = Door(
-        verifier,
+        guarded,
         RecordedCamera(replay, clock=clock),
         BadgeMap({"42": "speaker"}),
         relay,
@@ -70,12 +79,12 @@ def test_a_replay_of_the_enrolled_persons_real_video_does_not_open(
 
 
 def test_a_crowd_walking_past_does_not_open(
-    verifier: Verifier, clock: FrozenClock, video_dir: Path, samples: dict[str, Path]
+    guarded: Verifier, clock: FrozenClock, video_dir: Path, samples: dict[str, Path]
 ) -> None:
-    verifier.enroll("alice", [samples["obama"], samples["obama2"]], consent=consent("alice"))
+    guarded.enroll("alice", [samples["obama"], samples["obama2"]], consent=consent("alice"))
     relay = Relay()
     door = Door(
-        verifier,
+        guarded,
         RecordedCamera(video_dir / "walking-crowd.mp4", clock=clock, every=2),
         BadgeMap({"1001": "alice"}),
         relay,

@@ -4,7 +4,8 @@ The shared vault is a real PostgreSQL server (``postgres_database``), reached
 through a Unix-socket relay this test can cut: a network partition as a door
 sees it (connections refused, pooled ones broken). Each door has its own
 replica, a local SQLite vault. The PostgreSQL pool's wait for a connection is
-shortened from 10 s to 1 s so that the test does not sit out each outage.
+shortened from 10 s to 1 s so that the test does not sit out each outage. The frames
+are synthesized from photos: the sessions' animation checks are off (``synthetic_policy``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import pytest
-from door_frames import FPS, Poser, answer, write_video
+from door_frames import FPS, Poser, answer, synthetic_policy, write_video
 from door_helpers import KEY, consent
 
 from faceverify._clock import FrozenClock
@@ -165,7 +166,13 @@ def test_a_revoked_subject_is_refused_at_every_door_within_the_stated_time(
     shared_vault = Vault.open(
         vault_url, KEY, keys_database=keys_url, clock=clock, purpose="door-access", create=True
     )
-    shared = Verifier(pipeline=pipeline, pack=pack, vault=shared_vault, profile="door-access")
+    shared = Verifier(
+        pipeline=pipeline,
+        pack=pack,
+        vault=shared_vault,
+        profile="door-access",
+        challenge_policy=synthetic_policy(),
+    )
     shared.enroll(
         "alice", [samples["obama"], samples["obama2"]], consent=consent("alice"), actor="kiosk:op-1"
     )
@@ -180,7 +187,13 @@ def test_a_revoked_subject_is_refused_at_every_door_within_the_stated_time(
             purpose="door-access",
             create=True,
         )
-        local = Verifier(pipeline=pipeline, pack=pack, vault=local_vault, profile="door-access")
+        local = Verifier(
+            pipeline=pipeline,
+            pack=pack,
+            vault=local_vault,
+            profile="door-access",
+            challenge_policy=synthetic_policy(),
+        )
         return Replica(
             shared, local, BADGES.subjects(), door=name, max_staleness=timedelta(minutes=5), clock=clock
         )
@@ -238,7 +251,13 @@ def test_without_the_vault_or_a_replica_the_door_stays_shut(
     shared_vault = Vault.open(
         vault_url, KEY, keys_database=keys_url, clock=clock, purpose="door-access", create=True
     )
-    shared = Verifier(pipeline=pipeline, pack=pack, vault=shared_vault, profile="door-access")
+    shared = Verifier(
+        pipeline=pipeline,
+        pack=pack,
+        vault=shared_vault,
+        profile="door-access",
+        challenge_policy=synthetic_policy(),
+    )
     shared.enroll("alice", [samples["obama"], samples["obama2"]], consent=consent("alice"))
     relay.cut()
     gate = door("gate", shared, None, alice_video, clock)

@@ -17,7 +17,8 @@ usual ones (docs/cli.md) for what stops it (a camera that cannot be opened:
 video file (played at its frame rate, looping). ``--recorded`` reads a file
 as fast as it decodes, timed by its own frame positions, for replaying a
 recording (tests, benchmarks, incidents) — the only case where
-``--challenges`` may fix the sequence.
+``--challenges`` may fix the sequence, and ``--synthetic-frames`` switch off
+the animation checks for frames warped from photos.
 
 The kiosk::
 
@@ -54,11 +55,22 @@ def _verifier(args: argparse.Namespace) -> Any:
     pack, profile, pipeline = models_from_args(args)
     if not profile.liveness_required:
         raise ConfigurationError(f"profile {profile.name!r} does not require a live capture: not at a door")
+    if args.synthetic_frames and not args.recorded:
+        raise ConfigurationError("--synthetic-frames describes a recording: only with --recorded")
     if profile.custom_threshold is not None:
         raise ConfigurationError(
             "a door decides at a calibrated operating point (--operating-point), not --threshold"
         )
-    return Verifier(pipeline=pipeline, pack=pack, vault=_vault(args), profile=profile)
+    policy = None
+    if args.synthetic_frames:
+        from dataclasses import replace
+
+        from .._liveness import ChallengePolicy
+
+        policy = replace(ChallengePolicy(), quality=profile.quality, animation_checks=False)
+    return Verifier(
+        pipeline=pipeline, pack=pack, vault=_vault(args), profile=profile, challenge_policy=policy
+    )
 
 
 def _camera(args: argparse.Namespace, clock: Any, on_status: Any = None) -> Any:
@@ -282,6 +294,12 @@ def register(sub: Any) -> None:
             default=None,
             metavar="LIST",
             help="with --recorded only: the sequence the recording answers (WEAKER: tests and demos)",
+        )
+        p.add_argument(
+            "--synthetic-frames",
+            action="store_true",
+            help="with --recorded only: the recording was synthesized from photos (tests): the animation "
+            "checks, which refuse exactly that, are off (WEAKER: never for a camera)",
         )
         p.add_argument("--no-display", action="store_true", help="no prompts on stderr")
         p.add_argument(
