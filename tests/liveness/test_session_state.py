@@ -18,7 +18,7 @@ import pytest
 from liveness_frames import Poser
 from test_challenge import CLOSER, DOWN, STEP, UP, FixedCheck, L, R, answer
 
-from faceverify import ConfigurationError, FrozenClock
+from faceverify import ConfigurationError, FrozenClock, QualityPolicy
 from faceverify._liveness import (
     ChallengePolicy,
     ChallengeResult,
@@ -246,10 +246,12 @@ def test_a_grayscale_capture_cannot_be_assessed_for_colour_and_policy_decides(
             s.feed(frame, at=clock.now())
         return s.result()
 
-    refused = run(ChallengePolicy())
+    # The gate admits grayscale only where asked (an IR camera's profile, issue 15).
+    ir = QualityPolicy(grayscale=True)
+    refused = run(ChallengePolicy(quality=ir))
     assert not refused.passed and refused.checks[-1].name == "passive-pad"
     assert "cannot assess colour" in refused.reasons[0] and "refuse" in refused.reasons[0]
-    carried = run(ChallengePolicy(unassessable="active-only"))
+    carried = run(ChallengePolicy(unassessable="active-only", quality=ir))
     assert carried.passed, carried.reasons
     assert carried.checks[-1].name == "passive-pad-not-assessed" and carried.passive is not None
     assert not carried.passive.assessed
