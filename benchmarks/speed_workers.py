@@ -71,7 +71,7 @@ def worker(barrier: Any, seconds: float, queue: Any) -> None:
     rss = _status("VmRSS")
     barrier.wait()
     done = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         i = done % len(work)
         try:
@@ -80,8 +80,8 @@ def worker(barrier: Any, seconds: float, queue: Any) -> None:
         except FaceVerifyError:
             pass  # a refusal is a completed verification too
         done += 1
-    elapsed = time.perf_counter() - t0
-    queue.put({"done": done, "seconds": elapsed, "rss_mb": rss, "peak_mb": _status("VmHWM")})
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    queue.put({"done": done, "seconds": elapsed, "cpu": cpu, "rss_mb": rss, "peak_mb": _status("VmHWM")})
 
 
 def run(workers: int, seconds: float) -> dict[str, Any]:
@@ -97,6 +97,10 @@ def run(workers: int, seconds: float) -> dict[str, Any]:
     return {
         "workers": workers,
         "per_second": sum(r["done"] / r["seconds"] for r in results),
+        # what each worker completes per second of CPU it got: flat across worker counts means
+        # the workers share nothing (no lock, no contention), so throughput scales with free cores
+        "per_cpu_second": [round(r["done"] / r["cpu"], 2) for r in results],
+        "cpu_share": round(sum(r["cpu"] / r["seconds"] for r in results), 2),
         "rss_mb": [round(r["rss_mb"], 1) for r in results],
         "peak_mb": [round(r["peak_mb"], 1) for r in results],
         "load": [round(x, 2) for x in os.getloadavg()],
@@ -113,9 +117,19 @@ def main() -> None:
         for n in (1, 2):
             r = run(n, args.seconds)
             runs.append(r)
-            print(f"{n} worker(s): {r['per_second']:.1f}/s, load {r['load']}", file=sys.stderr, flush=True)
+            print(
+                f"{n} worker(s): {r['per_second']:.1f}/s, per CPU s {r['per_cpu_second']}, "
+                f"CPUs used {r['cpu_share']}, load {r['load']}",
+                file=sys.stderr,
+                flush=True,
+            )
     one = statistics.median(r["per_second"] for r in runs if r["workers"] == 1)
     two = statistics.median(r["per_second"] for r in runs if r["workers"] == 2)
+    per_cpu = {
+        n: statistics.median(x for r in runs if r["workers"] == n for x in r["per_cpu_second"])
+        for n in (1, 2)
+    }
+    share = {n: statistics.median(r["cpu_share"] for r in runs if r["workers"] == n) for n in (1, 2)}
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpus": os.cpu_count(),
@@ -123,6 +137,8 @@ def main() -> None:
         "one_worker_per_second": one,
         "two_workers_per_second": two,
         "scaling": two / one,
+        "per_cpu_second": per_cpu,
+        "cpus_used": share,
         "rss_mb_median": statistics.median(x for r in runs for x in r["rss_mb"]),
         "peak_mb_median": statistics.median(x for r in runs for x in r["peak_mb"]),
     }
@@ -131,10 +147,12 @@ def main() -> None:
     md = (
         f"{result['date']}, {result['cpus']} CPUs; {args.repeats} alternations of {args.seconds:.0f} s runs; "
         f"load averages {[r['load'][0] for r in runs]}\n\n"
-        "| workers | verifications / s (median) | scaling | RSS per worker after warm-up | peak |\n"
-        "|---|---:|---:|---:|---:|\n"
-        f"| 1 | {one:.1f} | 1.00× | {result['rss_mb_median']:.0f} MB | {result['peak_mb_median']:.0f} MB |\n"
-        f"| 2 | {two:.1f} | {two / one:.2f}× | | |\n"
+        "| workers | verifications / s (median) | scaling | CPUs the workers got | per worker per CPU-second "
+        "| RSS per worker after warm-up | peak |\n"
+        "|---|---:|---:|---:|---:|---:|---:|\n"
+        f"| 1 | {one:.1f} | 1.00× | {share[1]:.2f} | {per_cpu[1]:.1f} | {result['rss_mb_median']:.0f} MB "
+        f"| {result['peak_mb_median']:.0f} MB |\n"
+        f"| 2 | {two:.1f} | {two / one:.2f}× | {share[2]:.2f} | {per_cpu[2]:.1f} | | |\n"
     )
     (OUT / "speed_workers.md").write_text(md, encoding="utf-8")
     print(md)
