@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from random import Random
 
@@ -18,7 +19,7 @@ import pytest
 from liveness_frames import Poser
 from test_challenge import CLOSER, DOWN, STEP, SYNTHETIC, UP, FixedCheck, L, R, answer
 
-from faceverify import ConfigurationError, FrozenClock
+from faceverify import ConfigurationError, FrozenClock, QualityPolicy
 from faceverify._liveness import (
     ChallengePolicy,
     ChallengeResult,
@@ -251,10 +252,13 @@ def test_a_grayscale_capture_cannot_be_assessed_for_colour_and_policy_decides(
             s.feed(frame, at=clock.now())
         return s.result()
 
-    refused = run(SYNTHETIC)  # the frames are a warped photo: only the passive policy is at issue here
+    # The gate admits grayscale only where asked (an IR camera's profile, issue 15); the frames are a
+    # warped photo, so the animation checks are off: only the passive policy is at issue here.
+    ir = QualityPolicy(grayscale=True)
+    refused = run(replace(SYNTHETIC, quality=ir))
     assert not refused.passed and refused.checks[-1].name == "passive-pad"
     assert "cannot assess colour" in refused.reasons[0] and "refuse" in refused.reasons[0]
-    carried = run(ChallengePolicy(unassessable="active-only", animation_checks=False))
+    carried = run(ChallengePolicy(unassessable="active-only", animation_checks=False, quality=ir))
     assert carried.passed, carried.reasons
     assert carried.checks[-1].name == "passive-pad-not-assessed" and carried.passive is not None
     assert not carried.passive.assessed

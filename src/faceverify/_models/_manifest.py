@@ -97,11 +97,12 @@ class OperatingPoint:
         text = f"operating point {self.name!r}: FMR {self.fmr:.0e} between unrelated people"
         if self.relatives_fmr is not None and n:
             text += (
-                f"; between blood relatives far higher: {self.relatives_fmr:.1%} of {n:,} LFW relative "
-                "pairs matched (use 'relatives:household', Profile.for_relatives(), where relatives "
-                "are enrolled)"
+                f"; between blood relatives far higher: {self.relatives_fmr:.1%} of {n:,} LFW "
+                "relative pairs matched"
             )
-        return text
+        else:
+            text += "; between blood relatives far higher (not measured at this threshold; docs/accuracy.md)"
+        return text + " (use 'relatives:household', Profile.for_relatives(), where relatives are enrolled)"
 
 
 @dataclass(frozen=True, slots=True)
