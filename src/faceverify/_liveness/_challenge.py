@@ -795,6 +795,7 @@ class ChallengeSession:
 
     def _state(self) -> dict[str, Any]:
         pose = self._base
+        last, since_full = self._tracker.position
         return {
             "policy": st.fingerprint(self.policy),
             "passive": None if self._passive is None else self._passive.name,
@@ -827,6 +828,7 @@ class ChallengeSession:
             "reasons": list(self._reasons),
             "passive_result": _pack_liveness(self._passive_result),
             "feedback": [f.value for f in self._feedback],
+            "tracker": None if last is None else {"face": st.pack_face(last), "since_full": since_full},
             "base_patch": None if self._base_patch is None else st.pack_array(self._base_patch),
             "trace": [
                 [f.t, f.yaw, f.pitch, f.interocular, st.pack_array(f.patch)] for f in self._trace.frames
@@ -878,6 +880,9 @@ class ChallengeSession:
             raise st.StateError("the session was started with another passive check")
         self._pipeline, self._clock, self.policy, self._passive = pipeline, clock, policy, passive
         self._tracker = FaceTracker(pipeline)
+        tracked = body.get("tracker")
+        if tracked is not None:  # track on from where the original was (same detections, same poses)
+            self._tracker.resume(st.unpack_face(tracked["face"]), int(tracked["since_full"]))
         self.nonce = str(body["nonce"])
         self.challenges = tuple(Challenge(v) for v in body["challenges"])
         if not self.challenges:

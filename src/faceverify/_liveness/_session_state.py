@@ -101,6 +101,25 @@ def pack_sample(s: FaceSample) -> dict[str, Any]:
     }
 
 
+def pack_face(face: Face) -> dict[str, Any]:
+    return {
+        "box": [float(v) for v in face.box],
+        "landmarks": pack_array(np.asarray(face.landmarks, dtype=np.float32)),
+        "score": float(face.score),
+    }
+
+
+def unpack_face(d: Any) -> Face:
+    try:
+        x, y, w, h = (float(v) for v in d["box"])
+        landmarks = unpack_array(d["landmarks"], "float32", ndim=2)
+        if landmarks.shape != (5, 2):
+            raise StateError("landmarks of the wrong shape")
+        return Face(box=(x, y, w, h), landmarks=landmarks, score=float(d["score"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateError(f"malformed face in a session snapshot: {exc!r}") from None
+
+
 def unpack_sample(d: Any) -> FaceSample:
     try:
         quality = Quality(*(float(v) for v in d["quality"]))

@@ -264,6 +264,18 @@ class FaceTracker:
     def reset(self) -> None:
         self._last, self._since_full = None, 0
 
+    @property
+    def position(self) -> tuple[Face | None, int]:
+        """Where the tracker is: the last face found and frames since a whole-frame detection
+        (a live session's snapshot carries it, so a restored session tracks as the original)."""
+        return self._last, self._since_full
+
+    def resume(self, last: Face | None, since_full: int) -> None:
+        """Continue from a :attr:`position`."""
+        if not 0 <= since_full <= self.full_every:
+            raise ValueError(f"since_full must lie in [0, {self.full_every}], got {since_full}")
+        self._last, self._since_full = last, since_full
+
 
 def cosine(a: Embedding, b: Embedding) -> float:
     """Similarity of two unit-length embeddings, in [-1, 1]."""
