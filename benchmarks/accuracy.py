@@ -195,7 +195,9 @@ def write_pack(pack: str, points: list[OperatingPoint]) -> Path:
         d.pop("calibrated")
         items.append("    " + json.dumps(d))
     block = '"operating_points": [\n' + ",\n".join(items) + "\n  ]"
-    new, n = re.subn(r'"operating_points":\s*\[.*?\]\s*(?=\n\})', block, text, flags=re.S)
+    # The top-level list closes at two spaces of indent; keys after it (template and
+    # condition points, calibrated_for) are left as they are.
+    new, n = re.subn(r'"operating_points":\s*\[.*?\n  \]', block, text, count=1, flags=re.S)
     if n != 1:
         raise SystemExit(f"could not find operating_points in {path}")
     json.loads(new)  # still valid
