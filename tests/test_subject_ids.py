@@ -57,6 +57,13 @@ def test_look_alikes_and_junk_are_refused(bad: str) -> None:
     assert isinstance(caught.value, SubjectError) and isinstance(caught.value, ValueError)
 
 
+def test_the_refusal_message_is_bounded() -> None:
+    """Found by Hypothesis: 24 astral characters escape to 10 characters each (a 400-character message)."""
+    with pytest.raises(InvalidSubjectIdError) as caught:
+        check_subject_id("\U00010000" * 100)
+    assert len(str(caught.value)) < 500
+
+
 def test_not_a_string() -> None:
     with pytest.raises(InvalidSubjectIdError, match="string"):
         check_subject_id(42)
@@ -67,7 +74,7 @@ def test_any_text_is_canonical_or_refused(text: str) -> None:
     try:
         canonical = check_subject_id(text)
     except InvalidSubjectIdError as exc:
-        assert len(str(exc)) < 400  # the message is bounded whatever the input
+        assert len(str(exc)) < 500  # bounded whatever the input: 24 characters shown, each escaped
         return
     assert ALLOWED.fullmatch(canonical)
     assert check_subject_id(canonical) == canonical  # idempotent
