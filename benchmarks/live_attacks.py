@@ -604,7 +604,7 @@ def main() -> None:
                 offset = 0 if half == "tune" else 1
                 for _ in range(args.sessions):
                     draw = tuple(_draw(rng, *POLICY.challenges))
-                    start = rng.randrange(90 + offset, 130, 2)  # the speaker alone in view
+                    start = rng.randrange(offset, 60, 2)
                     replay = [(f, 1 / 29.97) for f in clip[start:]]
                     row, _ = run_session(pipeline, lambda s, r=replay: iter(r), draw, passive=passive)
                     rows.append(row)
