@@ -5,20 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pytest
-from liveness_frames import Poser
-from PIL import Image
+from liveness_frames import Poser, small
 
 from faceverify import FrozenClock
-from faceverify.hazmat import FacePipeline, load_image
-
-
-def small(path: Path, side: int = 640) -> np.ndarray:
-    """A sample photo scaled to at most ``side`` pixels (the detector's input anyway)."""
-    image = Image.fromarray(load_image(path))
-    image.thumbnail((side, side), Image.Resampling.LANCZOS)
-    return np.asarray(image)
+from faceverify.hazmat import FacePipeline
 
 
 @pytest.fixture(scope="session")

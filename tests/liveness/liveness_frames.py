@@ -9,10 +9,13 @@ array fed again.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
-from faceverify.hazmat import FacePipeline, FaceTracker
+from faceverify.hazmat import FacePipeline, FaceTracker, load_image
 
 RGB = npt.NDArray[np.uint8]
 
@@ -93,3 +96,10 @@ class Poser:
         u = u / np.cos(np.radians(turn))
         out = _sample(self.image, cx + u, cy + v)
         return np.clip(out + self.rng.normal(0, 2.0, out.shape), 0, 255).astype(np.uint8)
+
+
+def small(path: Path, side: int = 640) -> np.ndarray:
+    """A sample photo scaled to at most ``side`` pixels (the detector's input anyway)."""
+    image = Image.fromarray(load_image(path))
+    image.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return np.asarray(image)

@@ -92,7 +92,7 @@ def test_an_animated_photo_with_heavy_noise_and_flicker_is_refused(
     pipeline: FacePipeline, clock: FrozenClock, samples: dict[str, Path]
 ) -> None:
     """Noise (σ 6) and exposure flicker on every frame do not make one photo a face."""
-    from conftest import small
+    from liveness_frames import small
 
     poser = Poser(pipeline, small(samples["obama3"]), seed=7)
     rng = np.random.default_rng(7)

@@ -15,8 +15,7 @@ from random import Random
 
 import numpy as np
 import pytest
-from conftest import small
-from liveness_frames import Poser
+from liveness_frames import Poser, small
 
 from faceverify import ChallengeFailedError, FrozenClock
 from faceverify._liveness import (
