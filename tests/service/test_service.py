@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CHALLENGES, STEP, Service, answer, consent_body, jpeg
+from conftest import CHALLENGES, STEP, Service, answer, consent_body, jpeg, open_service
 from liveness_frames import Poser
 from PIL import Image
 
@@ -85,8 +85,6 @@ def test_a_session_is_decided_once_and_an_unfinished_one_is_refused(
 def test_a_still_image_of_an_app_login_subject_is_refused_whatever_the_request_says(
     database: tuple[str, str], master_key: object, pipeline: object, samples: dict[str, Path]
 ) -> None:
-    from conftest import open_service
-
     # Even a service whose own profile would take stills: the subject's consent purpose decides.
     svc = open_service(database, master_key, pipeline, profile="photo-check")  # type: ignore[arg-type]
     enrol(svc, "acct-3", samples, purpose="app-login")
