@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Service, consent_body
+from service_helpers import Service, consent_body
 
 from faceverify._service._problems import MEDIA_TYPE
 

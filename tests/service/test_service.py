@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CHALLENGES, STEP, Service, answer, consent_body, jpeg, open_service
 from liveness_frames import Poser
 from PIL import Image
+from service_helpers import CHALLENGES, STEP, Service, answer, consent_body, jpeg, open_service
 
 from faceverify.client import Client, ServiceError
 

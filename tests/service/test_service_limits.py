@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Service, open_service
+from service_helpers import Service, open_service
 
 from faceverify._vault import MasterKey
 from faceverify.hazmat import FacePipeline

@@ -9,13 +9,14 @@ timestamped by whichever server receives it. Keys are made with the
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import servers
-from conftest import CHALLENGES, answer, consent_body, jpeg
 from liveness_frames import Poser
+from service_helpers import CHALLENGES, STEP, answer, consent_body, jpeg
 
 from faceverify._vault import MasterKey, Vault
 from faceverify.client import Client, ServiceError
@@ -68,6 +69,7 @@ def test_frames_alternating_between_two_servers_complete_and_decide(
     def session(poser: Poser) -> object:
         ticket = login_a.start_session("acct-1")
         for i, frame in enumerate(answer(poser, CHALLENGES)):
+            time.sleep(STEP.total_seconds())  # a camera's pace: the server times frames on arrival
             update = (login_b if i % 2 == 0 else login_a).send_frame(ticket.session_id, jpeg(frame))
         assert update.finished and update.state == "passed", update
         return login_b.finish_session(ticket.session_id)
