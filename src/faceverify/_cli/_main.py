@@ -49,6 +49,7 @@ EXIT_CODES: Mapping[str, int] = {
             "model",
             "store_corrupt",
             "unknown_session",
+            "invalid_token",
         ),
         EXIT_ERROR,
     ),
