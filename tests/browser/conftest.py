@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import chromium
-from page_server import CHALLENGES, SCREENSHOTS
+from page_server import CHALLENGES, ENROL_CHALLENGES, SCREENSHOTS
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -50,7 +50,7 @@ def videos(
 
     folder = tmp_path_factory.mktemp("videos")
     return {
-        "enrol": write_camera_video(folder / "alice-enrol.y4m", pipeline, samples["obama"], CHALLENGES),  # type: ignore[arg-type]
+        "enrol": write_camera_video(folder / "alice-enrol.y4m", pipeline, samples["obama"], ENROL_CHALLENGES),  # type: ignore[arg-type]
         "alice": write_camera_video(folder / "alice.y4m", pipeline, samples["obama3"], CHALLENGES, seed=1),  # type: ignore[arg-type]
         "mallory": write_camera_video(folder / "mallory.y4m", pipeline, samples["biden"], CHALLENGES, seed=2),  # type: ignore[arg-type]
     }

@@ -109,7 +109,7 @@ def test_consent_enrolment_and_login_in_chromium(
 ) -> None:
     # Enrolment: the consent text for the purpose, with its retention, explicitly agreed to.
     token = service.mint("enroll", "alice")
-    with chromium(video=videos["enrol"]) as driver:
+    with service.enrolling(), chromium(video=videos["enrol"]) as driver:
         driver.get(f"{service.url}/pages/enroll#token={token}")
         wait_state(driver, ("consent", *FINAL), 30)
         text = driver.find_element(By.CLASS_NAME, "fv-consent-text").text
