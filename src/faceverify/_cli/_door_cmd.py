@@ -277,7 +277,7 @@ def _cmd_kiosk(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``door`` and ``kiosk`` to ``faceverify``'s parser."""
-    from ._vault_cmds import _challenge_list
+    from ._vault_cmds import _challenge_list, vault_options
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -302,24 +302,7 @@ def register(sub: Any) -> None:
             "checks, which refuse exactly that, are off (WEAKER: never for a camera)",
         )
         p.add_argument("--no-display", action="store_true", help="no prompts on stderr")
-        p.add_argument(
-            "--database",
-            "--vault",
-            dest="database",
-            default=None,
-            metavar="URL",
-            help="the shared vault: postgresql://... (or sqlite:///path, a vault folder) "
-            "(default: $FACEVERIFY_DATABASE_URL, $FACEVERIFY_VAULT)",
-        )
-        p.add_argument("--key-file", type=Path, default=None, help="master key file (see `keys init`)")
-        p.add_argument(
-            "--keys-database",
-            "--keys-db",
-            dest="keys_database",
-            default=None,
-            metavar="URL",
-            help="the key store, another database (default: $FACEVERIFY_KEYS_DATABASE_URL)",
-        )
+        vault_options(p)
         p.add_argument(
             "--purpose", default=DOOR_PURPOSE, help=f"the consent purpose served (default: {DOOR_PURPOSE})"
         )

@@ -375,30 +375,36 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     return EXIT_MATCH if report.ok else EXIT_NO_MATCH
 
 
+def vault_options(p: argparse.ArgumentParser) -> None:
+    """--database, --key-file, --keys-database: where the vault and its keys are (every vault command,
+    the door and the kiosk)."""
+    p.add_argument(
+        "--database",
+        "--vault",
+        dest="database",
+        default=None,
+        metavar="URL",
+        help="the vault: sqlite:///path, postgresql://..., or a vault folder"
+        " (default: $FACEVERIFY_DATABASE_URL, $FACEVERIFY_VAULT, ~/.local/share/faceverify/vault)",
+    )
+    p.add_argument("--key-file", type=Path, default=None, help="master key file (see `keys init`)")
+    p.add_argument(
+        "--keys-database",
+        "--keys-db",
+        dest="keys_database",
+        default=None,
+        metavar="URL",
+        help="the key store, another database (default: $FACEVERIFY_KEYS_DATABASE_URL; for a SQLite"
+        " vault ~/.local/state/faceverify/keys/<vault id>.db, outside the vault folder)",
+    )
+
+
 def register(sub: Any) -> None:
     """Add the vault subcommands to ``faceverify``'s parser."""
 
     def common(p: argparse.ArgumentParser, *, models: bool = False, purpose_required: bool = False) -> None:
         p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.add_argument(
-            "--database",
-            "--vault",
-            dest="database",
-            default=None,
-            metavar="URL",
-            help="the vault: sqlite:///path, postgresql://..., or a vault folder"
-            " (default: $FACEVERIFY_DATABASE_URL, $FACEVERIFY_VAULT, ~/.local/share/faceverify/vault)",
-        )
-        p.add_argument("--key-file", type=Path, default=None, help="master key file (see `keys init`)")
-        p.add_argument(
-            "--keys-database",
-            "--keys-db",
-            dest="keys_database",
-            default=None,
-            metavar="URL",
-            help="the key store, another database (default: $FACEVERIFY_KEYS_DATABASE_URL; for a SQLite"
-            " vault ~/.local/state/faceverify/keys/<vault id>.db, outside the vault folder)",
-        )
+        vault_options(p)
         p.add_argument(
             "--purpose",
             default=None,
