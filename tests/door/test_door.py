@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from door_frames import FPS, Poser, answer, write_video
-from door_helpers import consent
+from door_helpers import FakeRelay, consent
 
 from faceverify._clock import FrozenClock
 from faceverify._door import (
@@ -30,30 +30,13 @@ from faceverify._door import (
     QueueClaims,
     RecordedCamera,
 )
-from faceverify._errors import ActuatorError, CameraError
+from faceverify._errors import CameraError
 from faceverify._liveness import Challenge
 from faceverify._verifier import Verifier
 
 L, R = Challenge.TURN_LEFT, Challenge.TURN_RIGHT
 ASKED = (L, R)
 BADGES = BadgeMap({"1001": "alice", "2002": "bob"})
-
-
-class FakeRelay:
-    """Records what the door asked of it; ``fail`` makes it refuse like a jammed relay."""
-
-    def __init__(self, *, fail: bool = False) -> None:
-        self.opened: list[float] = []
-        self.closed = 0
-        self._fail = fail
-
-    def open(self, seconds: float) -> None:
-        if self._fail:
-            raise ActuatorError("relay did not confirm")
-        self.opened.append(seconds)
-
-    def close(self) -> None:
-        self.closed += 1
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from door_frames import write_video
-from door_helpers import SHARED, consent
+from door_helpers import SHARED, FakeRelay, consent
 from PIL import Image
 
 from faceverify._clock import FrozenClock
@@ -41,17 +41,6 @@ def video_dir() -> Path:
     return root
 
 
-class Relay:
-    def __init__(self) -> None:
-        self.opened: list[float] = []
-
-    def open(self, seconds: float) -> None:
-        self.opened.append(seconds)
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_replay_of_the_enrolled_persons_real_video_does_not_open(
     guarded: Verifier, clock: FrozenClock, video_dir: Path, tmp_path: Path
 ) -> None:
@@ -63,7 +52,7 @@ def test_a_replay_of_the_enrolled_persons_real_video_does_not_open(
         Image.fromarray(frames[i]).save(stills[-1])
     guarded.enroll("speaker", stills, consent=consent("speaker"))
     replay = write_video(tmp_path / "replay.avi", frames[::2], fps=15)
-    relay = Relay()
+    relay = FakeRelay()
     door = Door(
         guarded,
         RecordedCamera(replay, clock=clock),
@@ -87,7 +76,7 @@ def test_a_crowd_walking_past_does_not_open(
     guarded: Verifier, clock: FrozenClock, video_dir: Path, samples: dict[str, Path]
 ) -> None:
     guarded.enroll("alice", [samples["obama"], samples["obama2"]], consent=consent("alice"))
-    relay = Relay()
+    relay = FakeRelay()
     door = Door(
         guarded,
         RecordedCamera(video_dir / "walking-crowd.mp4", clock=clock, every=2),

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import numpy as np
 import pytest
 from door_frames import FPS, Poser, answer, synthetic_policy, write_video
-from door_helpers import KEY, consent
+from door_helpers import KEY, FakeRelay, consent
 
 from faceverify._clock import FrozenClock
 from faceverify._door import BadgeMap, Claim, Door, DoorConfig, ListSink, RecordedCamera, Replica, SyncReport
@@ -134,7 +134,7 @@ def door(name: str, shared: Verifier, replica: Replica | None, video: Path, cloc
         shared,
         RecordedCamera(video, clock=clock),
         BADGES,
-        _Relay(),
+        FakeRelay(),
         events=ListSink(),
         config=DoorConfig(name=name, challenges=ASKED),
         clock=clock,
@@ -142,15 +142,16 @@ def door(name: str, shared: Verifier, replica: Replica | None, video: Path, cloc
     )
 
 
-class _Relay:
-    def __init__(self) -> None:
-        self.opened: list[float] = []
-
-    def open(self, seconds: float) -> None:
-        self.opened.append(seconds)
-
-    def close(self) -> None:
-        pass
+def shared_verifier(
+    vault_url: str, keys_url: str, pipeline: FacePipeline, pack: ModelPack, clock: FrozenClock
+) -> Verifier:
+    """The kiosk's view of the shared PostgreSQL vault (door-access, synthetic frames' policy)."""
+    vault = Vault.open(
+        vault_url, KEY, keys_database=keys_url, clock=clock, purpose="door-access", create=True
+    )
+    return Verifier(
+        pipeline=pipeline, pack=pack, vault=vault, profile="door-access", challenge_policy=synthetic_policy()
+    )
 
 
 def test_a_revoked_subject_is_refused_at_every_door_within_the_stated_time(
@@ -163,16 +164,7 @@ def test_a_revoked_subject_is_refused_at_every_door_within_the_stated_time(
     alice_video: Path,
 ) -> None:
     relay, vault_url, keys_url = network
-    shared_vault = Vault.open(
-        vault_url, KEY, keys_database=keys_url, clock=clock, purpose="door-access", create=True
-    )
-    shared = Verifier(
-        pipeline=pipeline,
-        pack=pack,
-        vault=shared_vault,
-        profile="door-access",
-        challenge_policy=synthetic_policy(),
-    )
+    shared = shared_verifier(vault_url, keys_url, pipeline, pack, clock)
     shared.enroll(
         "alice", [samples["obama"], samples["obama2"]], consent=consent("alice"), actor="kiosk:op-1"
     )
@@ -248,16 +240,7 @@ def test_without_the_vault_or_a_replica_the_door_stays_shut(
     alice_video: Path,
 ) -> None:
     relay, vault_url, keys_url = network
-    shared_vault = Vault.open(
-        vault_url, KEY, keys_database=keys_url, clock=clock, purpose="door-access", create=True
-    )
-    shared = Verifier(
-        pipeline=pipeline,
-        pack=pack,
-        vault=shared_vault,
-        profile="door-access",
-        challenge_policy=synthetic_policy(),
-    )
+    shared = shared_verifier(vault_url, keys_url, pipeline, pack, clock)
     shared.enroll("alice", [samples["obama"], samples["obama2"]], consent=consent("alice"))
     relay.cut()
     gate = door("gate", shared, None, alice_video, clock)
