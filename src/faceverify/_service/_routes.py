@@ -6,7 +6,8 @@ searches or returns templates, embeddings or scores.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Path, Request, Response, Security, UploadFile
@@ -148,6 +149,15 @@ def refuse(exc: FaceVerifyError, client: ApiClient) -> Problem:
     return problem_for(exc, knows_subjects=knows_subjects(client))
 
 
+@contextmanager
+def refusing(client: ApiClient) -> Iterator[None]:
+    """Raise the library's refusal inside the block as the client's problem+json (``refuse``)."""
+    try:
+        yield
+    except FaceVerifyError as exc:
+        raise refuse(exc, client) from None
+
+
 def consent_for_enrolment(svc: ServiceState, subject_id: str) -> ConsentRecord:
     """The pending consent, else the one in force (re-enrolment); else a ``consent`` problem."""
     pending = svc.pending_consent.get(subject_id)
@@ -173,7 +183,7 @@ def give_consent(
 ) -> ConsentOut:
     """Record the subject's consent; the next enrolment of this subject is bound to it."""
     sid = subject(client, subject_id)
-    try:
+    with refusing(client):
         record = ConsentRecord(
             subject_id=sid,
             purpose=body.purpose,
@@ -184,8 +194,6 @@ def give_consent(
         )
         svc.verifier.vault.require_consent(sid, record)
         svc.pending_consent.put(record, client_id=client.client_id)
-    except FaceVerifyError as exc:
-        raise refuse(exc, client) from None
     return consent_out(record, "pending")
 
 
@@ -221,10 +229,8 @@ def enroll(
     if not 1 <= len(data) <= 5:
         raise Problem("bad_input", detail="enrolment takes 1 to 5 images")
     consent = consent_for_enrolment(svc, sid)
-    try:
+    with refusing(client):
         result = svc.verifier.enroll(sid, data, consent=consent, actor=client.actor)
-    except FaceVerifyError as exc:
-        raise refuse(exc, client) from None
     svc.pending_consent.discard(sid)
     return enrollment_out(result)
 
@@ -244,10 +250,8 @@ def enroll_live(
     """Enrol from a live session started with ``purpose: enroll`` that passed."""
     sid = subject(client, subject_id)
     consent = consent_for_enrolment(svc, sid)
-    try:
+    with refusing(client):
         result = svc.verifier.enroll_session(sid, body.session_id, consent=consent, actor=client.actor)
-    except FaceVerifyError as exc:
-        raise refuse(exc, client) from None
     svc.pending_consent.discard(sid)
     return enrollment_out(result)
 
@@ -260,10 +264,8 @@ def revoke(
 ) -> ReceiptOut:
     """Erase the subject's template and destroy its keys; the receipt is the subject's proof."""
     sid = subject(client, subject_id)
-    try:
+    with refusing(client):
         receipt = svc.verifier.revoke(sid, actor=client.actor)
-    except FaceVerifyError as exc:
-        raise refuse(exc, client) from None
     svc.pending_consent.discard(sid)
     return ReceiptOut(
         subject_id=receipt.subject_id,

@@ -27,6 +27,7 @@ from ._routes import (
     caller,
     knows_subjects,
     refuse,
+    refusing,
     subject,
     verification_out,
 )
@@ -105,10 +106,8 @@ async def send_frame(session_id: SessionId, request: Request, svc: Service, clie
     data = await request.body()
     if not data:
         raise Problem("bad_input", detail="the request body holds no image")
-    try:
+    with refusing(client):
         update = await run_in_threadpool(svc.verifier.feed_session, session_id, data, actor=client.actor)
-    except FaceVerifyError as exc:
-        raise refuse(exc, client) from None
     svc.metrics.frames.inc()
     return frame_out(update)
 
