@@ -28,7 +28,13 @@ challenge pairs:
   lasts ``answer_s``); the door judges whichever frame is newest when it is
   free, as it does with a real camera.
 
-Run: ``nice python benchmarks/door.py [--claims 20] [--cpu 0]``.
+Then ``--impostor-claims`` recordings of another person (a sample photo of
+someone else, answering the same way) presenting alice's badge, which must
+never open, and the ``--claims`` again with the animation checks on (against
+a vault of its own: every such claim is refused at the end, and timed to that
+decision).
+
+Run: ``nice python benchmarks/door.py [--claims 24] [--live-claims 8] [--cpu 0]``.
 """
 
 from __future__ import annotations
@@ -154,6 +160,9 @@ def main() -> None:
     parser.add_argument("--claims", type=int, default=20)
     parser.add_argument("--cpu", type=int, default=0, help="the one CPU to run on")
     parser.add_argument("--live-claims", type=int, default=4, help="claims in live-camera mode")
+    parser.add_argument(
+        "--impostor-claims", type=int, default=4, help="alice's badge, another person at the door"
+    )
     args = parser.parse_args()
     os.sched_setaffinity(0, {args.cpu})
     cache = Path(os.environ.get("FACEVERIFY_TEST_CACHE", ROOT / ".fv-cache"))
@@ -196,6 +205,10 @@ def main() -> None:
     person = poser(base, samples["obama3"])
     shots = {pair: answer(person, pair) for pair in PAIRS}
     videos = {p: write_video(tmp / f"{p[0].value}-{p[1].value}.avi", f) for p, f in shots.items()}
+    other = poser(base, samples["biden"], seed=1)  # answers as cooperatively, with another face
+    impostors = {
+        p: write_video(tmp / f"impostor-{p[0].value}-{p[1].value}.avi", answer(other, p)) for p in PAIRS
+    }
     badges = BadgeMap({"1001": "alice"})
     decide, decide_guarded = Timed(verifier, "finish"), Timed(guarded, "finish")
     relay = Timed(CommandActuator(["true"]), "open")
@@ -270,6 +283,15 @@ def main() -> None:
         live.close()
         live_rows.append(row)
 
+    # Another person presents alice's badge and answers as well: the door must never open.
+    impostor_outcomes: list[str] = []
+    for i in range(args.impostor_claims):
+        pair = PAIRS[i % len(PAIRS)]
+        camera = RecordedCamera(impostors[pair], clock=clock)
+        event, _row = claim(camera, pair, clock)
+        camera.close()
+        impostor_outcomes.append(event.reason + (" OPENED" if event.opened else ""))
+
     # The same claims with the animation checks on, as a door runs: every one is refused at
     # the end (rigid texture: a warped photo), after the work an opening would take.
     guarded_rows: list[dict[str, Any]] = []
@@ -299,6 +321,11 @@ def main() -> None:
             "claim_to_open_ms": split(live_opened, "total"),
             "claim_to_open_cpu_ms": split(live_opened, "total_cpu"),
             "answer_s": len(shots[PAIRS[0]]) / FPS,
+        },
+        "impostors": {
+            "claims": len(impostor_outcomes),
+            "opened": sum(o.endswith("OPENED") for o in impostor_outcomes),
+            "outcomes": impostor_outcomes,
         },
         "animation_checks_cpu": animation,
         "animation_checks_on": {
@@ -345,6 +372,9 @@ def main() -> None:
         f"{lc['answer_s']:.1f} s): wall p50 {lc['claim_to_open_ms']['p50']:.0f} ms, "
         f"p95 {lc['claim_to_open_ms']['p95']:.0f} ms ({lc['opened']}/{lc['claims']} opened; "
         f"outcomes {', '.join(lc['outcomes'])}).",
+        f"Another person with alice's badge: {summary['impostors']['opened']}/{len(impostor_outcomes)} "
+        "opened "
+        f"(outcomes {', '.join(impostor_outcomes) or 'none'}).",
         f"Animation checks (off above: the frames are a warped photo): "
         f"{animation['on_ms_per_frame']:.0f} ms CPU per frame on, {animation['off_ms_per_frame']:.0f} off. "
         f"The same claims with them on (refused at the end, {on['refused_by_the_animation_checks']}/"
