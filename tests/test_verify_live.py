@@ -238,7 +238,9 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 5.0) -> Path:
 def test_cli_verify_from_a_video(
     tmp_path: Path, model_cache: Path, pipeline: FacePipeline, samples: dict[str, Path]
 ) -> None:
-    live = write_video(tmp_path / "live.avi", answer(poser(pipeline, samples["obama3"]), [L, CLOSER]))
+    # obama3's face rests turned 15-17 degrees to its left, at the edge of frontal: the recording
+    # turns right (away from that edge), so that it clearly answers its challenges.
+    live = write_video(tmp_path / "live.avi", answer(poser(pipeline, samples["obama3"]), [R, CLOSER]))
     where = ["--vault", str(tmp_path / "vault"), "--key-file", str(tmp_path / "master.key")]
     models = ["--cache", str(model_cache), "--threshold", str(THRESHOLD)]
     evidence = tmp_path / "release.pdf"
@@ -252,13 +254,13 @@ def test_cli_verify_from_a_video(
     login = [*where, *models, "--profile", "app-login"]
 
     # The video answers its challenges, but it is one photo animated: the default session refuses it.
-    code, out, err = run_cli("verify", "alice", "--video", str(live), "--challenges", "turn-left,move-closer",
-                             *login, "--json")  # fmt: skip
+    code, out, err = run_cli("verify", "alice", "--video", str(live),
+                             "--challenges", "turn-right,move-closer", *login, "--json")  # fmt: skip
     assert code != 0 and "one picture warped or held" in (out + err), (out, err)
-    assert "challenges (fixed by --challenges): turn-left, move-closer" in err
+    assert "challenges (fixed by --challenges): turn-right, move-closer" in err
 
     # The recording does not answer another sequence: not_live (exit 3), the reason on stderr.
-    code, out, err = run_cli("verify", "alice", "--video", str(live), "--challenges", "turn-right,turn-left",
+    code, out, err = run_cli("verify", "alice", "--video", str(live), "--challenges", "turn-left,turn-right",
                              *login)  # fmt: skip
     assert code == 3 and out == ""
     assert "liveness challenge failed" in err and "turn-right" in err

@@ -181,6 +181,30 @@ def test_stale_frames_are_never_judged(
     assert relay.opened == [] and camera.read_count < len(shots["alice"]) * 3
 
 
+class RunningCamera(StaleCamera):
+    """A camera that ran before the claim: its newest frame then was taken just before it."""
+
+    def read(self, *, after: int, timeout: float) -> Frame:
+        if self.read_count == 0:
+            self.read_count = 1
+            return Frame(self._frames[0], self._clock.now() - timedelta(milliseconds=50), 1)
+        frame = super().read(after=after, timeout=timeout)
+        return Frame(frame.image, self._clock.now(), frame.index)
+
+
+def test_a_frame_taken_before_the_claim_is_skipped_not_judged(
+    enrolled: Verifier, clock: FrozenClock, shots: dict[str, list[np.ndarray]]
+) -> None:
+    # Fresh by the watchdog, but older than the session, which refuses such frames (frame
+    # order): the door skips it and judges the person from the next frame on.
+    camera = RunningCamera([shots["alice"][0], *shots["alice"]], clock)
+    relay = FakeRelay()
+    door = Door(enrolled, camera, BADGES, relay, events=ListSink(), config=DoorConfig(challenges=ASKED))
+    event = door.handle(claim("1001"))
+    assert (event.reason, event.opened) == ("match", True), event.detail
+    assert door.frames.stale == 1
+
+
 def test_a_relay_that_fails_leaves_the_door_shut_and_says_so(
     enrolled: Verifier, clock: FrozenClock, videos: dict[str, Path]
 ) -> None:

@@ -118,24 +118,35 @@ def _claims(spec: str) -> Any:
     )
 
 
+def _display(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The prompts' display (stderr unless ``--no-display``, and a local web page with
+    ``--web-display``) and what closes it."""
+    from .._door import Displays, NullDisplay, TerminalDisplay, WebDisplay
+    from .._errors import ConfigurationError
+
+    shown: list[Any] = [] if args.no_display else [TerminalDisplay()]
+    if args.web_display is None:
+        return (shown[0] if shown else NullDisplay()), lambda: None
+    host, _, port = args.web_display.rpartition(":")
+    if not port.isdigit() or not host:
+        raise ConfigurationError(f"--web-display {args.web_display!r}: expected HOST:PORT")
+    try:
+        web = WebDisplay(host, int(port))
+    except OSError as exc:
+        raise ConfigurationError(f"--web-display {args.web_display}: {exc.strerror or exc}") from None
+    return Displays(*shown, web), web.close
+
+
 def _cmd_door(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from .._door import (
-        BadgeMap,
-        Door,
-        DoorConfig,
-        JsonLinesSink,
-        NullDisplay,
-        SocketSink,
-        TerminalDisplay,
-        actuator_from_spec,
-    )
+    from .._door import BadgeMap, Door, DoorConfig, JsonLinesSink, SocketSink, actuator_from_spec
 
     badges = BadgeMap.load(args.badges)
     actuator = actuator_from_spec(args.relay, door=args.name, timeout=args.relay_timeout)
     verifier = _verifier(args)
     clock = _clock(args)
+    display, close_display = _display(args)  # a bad --web-display fails before the camera opens
     replica, replica_root = _replica(args, verifier, badges)
     doors: list[Door] = []  # the camera's thread reports to the door once it exists
 
@@ -164,7 +175,7 @@ def _cmd_door(args: argparse.Namespace) -> int:
         badges,
         actuator,
         events=sink,
-        display=NullDisplay() if args.no_display else TerminalDisplay(),
+        display=display,
         config=config,
         clock=clock,
         replica=replica,
@@ -179,6 +190,7 @@ def _cmd_door(args: argparse.Namespace) -> int:
         claims.close()
         camera.close()
         sink.close()
+        close_display()
         if replica_root is not None:
             replica.local.vault.close()
             shutil.rmtree(replica_root, ignore_errors=True)
@@ -226,7 +238,7 @@ def _read_agreement(prompt: str) -> str:
 def _cmd_kiosk(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from .._door import Kiosk, KioskTerms, NullDisplay, TerminalDisplay
+    from .._door import Kiosk, KioskTerms
     from .._errors import ConfigurationError
 
     try:
@@ -240,6 +252,7 @@ def _cmd_kiosk(args: argparse.Namespace) -> int:
     )
     verifier = _verifier(args)
     clock = _clock(args)
+    display, close_display = _display(args)
     camera = _camera(args, clock)
     kiosk = Kiosk(
         verifier,
@@ -247,7 +260,7 @@ def _cmd_kiosk(args: argparse.Namespace) -> int:
         operator=args.operator,
         kiosk=args.kiosk,
         ask=_read_agreement,
-        display=NullDisplay() if args.no_display else TerminalDisplay(),
+        display=display,
         evidence_dir=args.evidence_dir,
         clock=clock,
         challenges=tuple(args.challenges) if args.challenges else None,
@@ -256,6 +269,7 @@ def _cmd_kiosk(args: argparse.Namespace) -> int:
         done = kiosk.enrol(args.subject, terms)
     finally:
         camera.close()
+        close_display()
     r = done.enrollment
     if args.json:
         emit_json(
@@ -302,6 +316,12 @@ def register(sub: Any) -> None:
             "checks, which refuse exactly that, are off (WEAKER: never for a camera)",
         )
         p.add_argument("--no-display", action="store_true", help="no prompts on stderr")
+        p.add_argument(
+            "--web-display",
+            metavar="HOST:PORT",
+            default=None,
+            help="also show the prompts on a local web page at http://HOST:PORT/ (e.g. 127.0.0.1:8090)",
+        )
         vault_options(p)
         p.add_argument(
             "--purpose", default=DOOR_PURPOSE, help=f"the consent purpose served (default: {DOOR_PURPOSE})"

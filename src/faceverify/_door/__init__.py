@@ -12,7 +12,7 @@ docs/door.md for wiring, deployment and what the door stores.
 from ._actuator import CommandActuator, DoorActuator, GpioActuator, HttpActuator, actuator_from_spec
 from ._camera import CameraSource, Frame, OpenCVCamera, RecordedCamera, camera_target
 from ._claims import BadgeMap, Claim, ClaimSource, HttpClaims, LineClaims, QueueClaims, UnixSocketClaims
-from ._display import Display, NullDisplay, TerminalDisplay
+from ._display import Display, Displays, NullDisplay, TerminalDisplay, WebDisplay
 from ._events import DOOR_REASONS, DoorEvent, EventSink, JsonLinesSink, ListSink, SocketSink, reason_for
 from ._kiosk import AGREEMENT, Kiosk, KioskEnrolment, KioskTerms
 from ._loop import Door, DoorConfig, FreshFrames, Stages
@@ -27,6 +27,7 @@ __all__ = [
     "ClaimSource",
     "CommandActuator",
     "Display",
+    "Displays",
     "Door",
     "DoorActuator",
     "DoorConfig",
@@ -53,6 +54,7 @@ __all__ = [
     "SyncReport",
     "TerminalDisplay",
     "UnixSocketClaims",
+    "WebDisplay",
     "actuator_from_spec",
     "camera_target",
     "reason_for",

@@ -70,7 +70,8 @@ class Stages:
 class FreshFrames:
     """Feeds a live session from a camera, fresh frames only (the door's and the kiosk's).
 
-    A frame older than ``max_frame_age`` when read is skipped, never judged;
+    A frame older than ``max_frame_age`` when read, or taken before the session
+    began, is skipped, never judged;
     no fresh frame for ``camera_timeout`` seconds is :class:`CameraError`.
     Remembers the last frame taken, so no frame is judged twice.
     """
@@ -99,7 +100,9 @@ class FreshFrames:
             mark = stages.add("decode", mark)
             self.last = frame.index
             now = self.clock.now()
-            if now - frame.at > self.max_frame_age:
+            # A frame taken before the session began (the camera runs on between claims)
+            # is skipped like a stale one: the session refuses frames older than itself.
+            if now - frame.at > self.max_frame_age or frame.at < session.started:
                 self.stale += 1
                 if (now - last_fresh).total_seconds() > self.camera_timeout:
                     raise CameraError(f"no fresh frame for {self.camera_timeout:g} s (frames are stale)")

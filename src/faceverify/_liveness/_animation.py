@@ -197,8 +197,12 @@ class TextureTrace:
     rules: TraceRules
     frames: list[TraceFrame] = field(default_factory=list)
 
+    def due(self, t: float) -> bool:
+        """Would a frame at ``t`` be kept?"""
+        return not self.frames or t - self.frames[-1].t >= self.rules.spacing
+
     def add(self, t: float, yaw: float, pitch: float, interocular: float, patch: Patch) -> None:
-        if self.frames and t - self.frames[-1].t < self.rules.spacing:
+        if not self.due(t):
             return
         self.frames.append(TraceFrame(t, yaw, pitch, interocular, patch))
         if len(self.frames) > self.rules.frames:

@@ -1,0 +1,124 @@
+"""The same-face check between tracked frames: read where the decision needs it, never missed.
+
+A session reads a frame's embedding (most of a frame's cost) only on the frames
+its decision rests on, where the tracker found the face afresh or the aligned
+face jumped, and on every ``identity_every``-th frame
+(``ChallengePolicy``). These tests feed real photos of two people: a face
+swapped in between checks is refused on the frame it appears, and the session
+decides as one that checks every frame, on fewer embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from liveness_frames import Poser
+from test_challenge import CLOSER, DOWN, SYNTHETIC, UP, L, R, answer, failed_check, feed
+
+from faceverify import ConfigurationError, FrozenClock
+from faceverify._liveness import Challenge, ChallengePolicy, ChallengeResult, ChallengeSession
+from faceverify._pipeline._capture import RGBImage
+from faceverify.hazmat import FacePipeline
+
+
+class CountingEmbedder:
+    """The pipeline's own embedder, counting the crops it embeds."""
+
+    def __init__(self, inner: FacePipeline) -> None:
+        self._inner = inner.embedder
+        self.dim = inner.embedder.dim
+        self.crops = 0
+
+    def embed(self, crops: list[RGBImage]) -> npt.NDArray[np.float32]:
+        self.crops += len(crops)
+        return self._inner.embed(crops)
+
+
+def counted(pipeline: FacePipeline) -> tuple[FacePipeline, CountingEmbedder]:
+    embedder = CountingEmbedder(pipeline)
+    return FacePipeline(
+        detector=pipeline.detector, aligner=pipeline.aligner, embedder=embedder, limits=pipeline.limits
+    ), embedder
+
+
+def rest(person: Poser, n: int) -> list[np.ndarray]:
+    """``n`` frames of a person at rest (each with its own jitter and sensor noise)."""
+    return [person.frame() for _ in range(n)]
+
+
+@pytest.mark.parametrize("offset", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("frames_swapped", [1, 4])
+def test_a_face_swapped_in_between_checks_is_refused_on_the_frame_it_appears(
+    pipeline: FacePipeline,
+    clock: FrozenClock,
+    obama: Poser,
+    biden: Poser,
+    offset: int,
+    frames_swapped: int,
+) -> None:
+    # Another person for one frame (then back) or for several, at every place of the
+    # identity_every cycle after the baseline (the session's first frame here).
+    frames = rest(obama, offset) + rest(biden, frames_swapped) + rest(obama, 6)
+    s = ChallengeSession(pipeline, clock=clock, policy=SYNTHETIC, challenges=[L, R])
+    feed(s, clock, frames)
+    result = s.result()
+    assert failed_check(result) == "same-face"
+    assert result.frames == offset + 1  # refused on the swapped frame itself
+
+
+SEQUENCES: dict[str, tuple[list[Challenge], list[Challenge]]] = {
+    "turns": ([L, R], [L, R]),
+    "closer": ([L, CLOSER], [L, CLOSER]),
+    "nods": ([DOWN, R, UP], [DOWN, R, UP]),
+    "wrong-response": ([L, R], [R]),
+    "unfinished": ([R, L], [R]),
+}
+
+
+def same_decision(a: ChallengeResult, b: ChallengeResult) -> None:
+    assert (a.passed, a.reasons, a.state, a.frames) == (b.passed, b.reasons, b.state, b.frames)
+    assert [(c.name, c.passed) for c in a.checks] == [(c.name, c.passed) for c in b.checks]
+    assert len(a.best_samples) == len(b.best_samples)
+    for x, y in zip(a.best_samples, b.best_samples, strict=True):
+        np.testing.assert_array_equal(x.embedding, y.embedding)
+
+
+@pytest.mark.parametrize("name", SEQUENCES)
+def test_the_session_decides_as_one_checking_every_frame_on_fewer_embeddings(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser, name: str
+) -> None:
+    asked, answered = SEQUENCES[name]
+    frames = answer(obama, answered)
+    results, crops = [], []
+    for policy in (replace(SYNTHETIC, identity_every=1), SYNTHETIC):
+        counting, embedder = counted(pipeline)
+        s = ChallengeSession(counting, clock=clock, policy=policy, challenges=asked)
+        feed(s, clock, frames)
+        results.append(s.result())
+        crops.append(embedder.crops)
+    same_decision(*results)
+    assert crops[1] <= crops[0]  # these short answers are mostly frames the decision needs
+
+
+def test_frames_the_decision_does_not_need_are_tracked_not_embedded(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+) -> None:
+    crops = []
+    for policy in (replace(SYNTHETIC, identity_every=1), SYNTHETIC):
+        counting, embedder = counted(pipeline)
+        s = ChallengeSession(counting, clock=clock, policy=policy, challenges=[L, R])
+        feed(s, clock, rest(obama, 30))  # a person waiting before answering
+        assert s.prompt == L.prompt and not s.finished
+        crops.append(embedder.crops)
+    assert crops[1] <= crops[0] / 2
+
+
+@pytest.mark.parametrize(
+    "bad", [{"identity_every": 0}, {"identity_jump": 0.0}, {"identity_jump": float("nan")}]
+)
+def test_identity_check_parameters_are_validated(bad: dict[str, float]) -> None:
+    with pytest.raises(ConfigurationError):
+        ChallengePolicy(**bad)  # type: ignore[arg-type]
