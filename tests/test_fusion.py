@@ -55,7 +55,7 @@ def test_manifest_states_restricted_licence_npm_source_and_calibration(fr512: Re
     assert f.sha256 == "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581"
     assert fr512.recognizer.input.channels == "BGR" and fr512.recognizer.dim == 512
     spec = fr512.fusion
-    assert spec.partner == "yunet-sface" and spec.partner_space == "yunet-sface@3"
+    assert spec.partner == "yunet-sface" and spec.partner_space == "yunet-sface@4"
     assert fr512.recognizer.mirror
     assert set(spec.norms) == {"yunet-sface", "faceplugin-fr512"}
     names = [op.name for op in spec.operating_points]
@@ -139,9 +139,9 @@ def test_fusion_refuses_a_partner_it_was_not_calibrated_for(
 ) -> None:
     other = dataclasses.replace(fr512, fusion=dataclasses.replace(fr512.fusion, partner="another-pack"))
     with pytest.raises(ConfigurationError):
-        FusedRecognizer(fused.pipeline, "yunet-sface@3", fused.secondary, other)
+        FusedRecognizer(fused.pipeline, "yunet-sface@4", fused.secondary, other)
     # Statistics calibrated on another revision of the same pack do not hold for this one.
-    with pytest.raises(ConfigurationError, match="yunet-sface@3"):
+    with pytest.raises(ConfigurationError, match="yunet-sface@4"):
         FusedRecognizer(fused.pipeline, "yunet-sface", fused.secondary, fr512)
 
 
