@@ -207,6 +207,14 @@ def test_the_animation_checks_are_a_documented_switch() -> None:
     for frames in (1, 33):
         with pytest.raises(ConfigurationError, match="trace_frames"):
             ChallengePolicy(trace_frames=frames)
+    second = timedelta(seconds=1)
+    for bad in (
+        {"prompt_hold": (2 * second, second)},
+        {"prompt_hold": (-second, second)},
+        {"max_response": timedelta(milliseconds=200)},
+    ):
+        with pytest.raises(ConfigurationError, match="prompt_hold"):
+            ChallengePolicy(**bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(not (VIDEO / "speaker-stage.mp4").exists(), reason=f"real videos not found at {VIDEO}")

@@ -274,6 +274,8 @@ def test_challenges_are_drawn_at_random_with_a_nonce_and_deadline(
     every = [h for x in drawn for h in x.holds]
     assert all(lo <= h <= hi for h in every) and len(set(every)) > len(every) // 2
     assert hi - lo >= 2.5 and min(every) < lo + 0.5 and max(every) > hi - 0.5
+    synthetic = ChallengeSession(pipeline, clock=clock, policy=SYNTHETIC, rng=Random(0))
+    assert set(synthetic.holds) == {0.0}  # frames made before the session: prompts at once
     default = ChallengeSession(pipeline, clock=clock)  # the OS's CSPRNG
     assert 2 <= len(default.challenges) <= 3
 

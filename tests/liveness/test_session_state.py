@@ -204,6 +204,10 @@ def test_a_snapshot_is_versioned_json_without_frames_and_refuses_what_it_cannot_
     broken["session"]["reference"]["embedding"]["data"] = "!!"
     with pytest.raises(ConfigurationError, match="malformed"):
         restore(json.dumps(broken).encode(), pipeline, clock=clock, policy=policy, passive=None)
+    unheld = json.loads(data)
+    unheld["session"]["holds"] = [1.0]  # two challenges, one hold
+    with pytest.raises(ConfigurationError, match="holds that do not match"):
+        restore(json.dumps(unheld).encode(), pipeline, clock=clock, policy=policy, passive=None)
     del broken["session"]["index"]
     with pytest.raises(ConfigurationError, match="malformed"):
         restore(json.dumps(broken).encode(), pipeline, clock=clock, policy=policy, passive=None)
