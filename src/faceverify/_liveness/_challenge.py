@@ -493,7 +493,8 @@ class ChallengeSession:
 
     @property
     def current(self) -> Challenge | None:
-        """The pending challenge, or None (baseline, or the session is over)."""
+        """The pending challenge once its prompt is given; None before (the baseline, the hold
+        before each prompt) and after the session."""
         shown = self.state is State.CHALLENGE and self._prompt_at is not None
         return self.challenges[self._index] if shown else None
 
