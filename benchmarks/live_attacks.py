@@ -1,13 +1,16 @@
 """Live-capture attack benchmark: one photo animated, printed, thin-plated, replayed, re-captured.
 
-    nice python benchmarks/live_attacks.py [--sessions N] [--quick]
+    nice python benchmarks/live_attacks.py [--sessions N] [--replays K] [--halves test] [--seed=S]
+    python benchmarks/live_attacks.py --merge A.json B.json [--out OUT]
         → benchmarks/out/live_attacks.json and a markdown table on stdout (docs/liveness.md)
 
 **Attacks** (APCER: share of attack sessions accepted). Each attack session is
 a bot that reads the real :class:`ChallengeSession`'s prompt after every frame
 and answers it, as an attacker with one photo and a script would over HTTP:
-it waits a human-like reaction time (0.3-0.9 s), moves to the asked pose over
-a few frames, holds, and comes back to rest, at 7-12 frames a second. The
+at rest while no prompt is shown (the baseline, the random hold before each
+prompt), then it waits a human-like reaction time (0.3-0.9 s), moves to the
+asked pose over a few frames, holds, and comes back to rest, at 7-12 frames a
+second. The
 photo is one LFW image of a person (never enrolled anywhere). Families:
 
 - ``depth-warp``: the depth warp of ``tests/liveness/liveness_frames.py`` (the
@@ -20,19 +23,24 @@ photo is one LFW image of a person (never enrolled anywhere). Families:
   contour points) along the trajectories a 3-D head's would follow, random depths;
 - ``screen-recapture``: the depth-warp frames shown on a screen and filmed:
   camera shake, gamma, colour cast, moiré, blur, sensor noise, JPEG;
-- ``replay``: a recorded session that passed the challenge (a depth-warp bot's,
-  the only passing sessions there are to record) replayed frame for frame,
-  with its timing, against a new random challenge;
-- ``replay-real-video``: the real speaker video (a real head, natural motion)
-  replayed as the camera against random challenges.
+- ``replay``: every recorded session that passed the challenge and its timing
+  (a depth-warp bot's, the only passing sessions there are to record)
+  replayed frame for frame, with its timing, against ``--replays`` new draws
+  (challenges and holds);
+- ``replay-same-draw``: the same recordings against their own challenge
+  sequence with new holds (the draw matched by chance): the "challenge"
+  figure is what a recording of the real person would get;
+- ``replay-real-video``: the real speaker video (a real head, natural motion,
+  one face in view) replayed as the camera against random draws.
 
 **Bona fide** (BPCER: share rejected): the face tracks of the two real videos
 in ``../shared/data/video`` (natural head motion of real people, not
 cooperative answers). They cannot answer prompts, so the challenge itself is
 not measured on them; the animation checks are, on pseudo-sessions: a
 baseline (the first frontal frame meeting the quality minimums, as the
-session takes it), then the next 8 s of the track, kept exactly as the
-session keeps frames at rest and posed frames.
+session takes it), then the next 8 s of the track, of which the frames at
+rest are kept as the session keeps the frames held before its prompts; each
+track as filmed, mirrored and played backwards (``VARIANTS``).
 
 **Split**: attack photos of people A–M and odd-numbered real tracks are the
 *tuning* half; N–Z and even tracks the *test* half. Thresholds (the policy's
@@ -68,7 +76,7 @@ from faceverify import FrozenClock  # noqa: E402
 from faceverify._errors import FaceError  # noqa: E402
 from faceverify._liveness import Challenge, ChallengePolicy, ChallengeSession, FeaturePADCheck  # noqa: E402
 from faceverify._liveness._animation import TextureTrace, face_patch, parallax  # noqa: E402
-from faceverify._liveness._challenge import _Pose  # noqa: E402
+from faceverify._liveness._challenge import _at_rest, _draw, _Pose, _progress  # noqa: E402
 from faceverify.hazmat import FacePipeline, builtin_manifest, load_image, load_pipeline  # noqa: E402
 
 SHARED = Path(os.environ.get("FACEVERIFY_SHARED", ROOT.parent / "shared"))
@@ -80,7 +88,12 @@ CACHE = Path(os.environ.get("FACEVERIFY_TEST_CACHE", ROOT / ".fv-cache")) / "mod
 RGB = npt.NDArray[np.uint8]
 F = npt.NDArray[np.float64]
 POLICY = ChallengePolicy()  # the shipped defaults (animation checks on)
-CHALLENGE_ONLY = replace(POLICY, animation_checks=False)
+#: What the sessions run: the shipped policy with the rigid-texture threshold at 0, so that
+#: every session goes on to the passive check; the rigid-texture verdict is taken from the
+#: session's evidence at the shipped threshold (every check measured on every session).
+SESSION = replace(POLICY, texture_change_min=0.0)
+#: A session's own verdicts that are not the challenge's (the prompts, their timing, faces, frames).
+NOT_CHALLENGE = ("", "rigid-texture", "parallax", "passive-pad")
 
 # -- attack animators: (yaw°, pitch°, zoom) -> frame ----------------------------------
 
@@ -299,6 +312,7 @@ def _target(animator: DepthWarp, challenge: Challenge | None) -> tuple[float, fl
 class Recorded:
     frames: list[tuple[RGB, float]]  # frame, seconds since the first
     challenges: tuple[Challenge, ...]
+    holds: tuple[float, ...]
 
 
 def bot_frames(animator: DepthWarp, session: ChallengeSession, rng: Random) -> Iterator[tuple[RGB, float]]:
@@ -308,6 +322,9 @@ def bot_frames(animator: DepthWarp, session: ChallengeSession, rng: Random) -> I
         yield animator.frame(*pose), rng.uniform(0.08, 0.14)
     while not session.finished:
         asked = session.current
+        if asked is None:  # no prompt yet (the baseline, or the hold before one): at rest, watching
+            yield animator.frame(0.0, 0.0, 1.0), rng.uniform(0.08, 0.14)
+            continue
         wait = rng.uniform(0.3, 0.9)
         while wait > 0 and not session.finished:  # reaction time: still at rest
             step = rng.uniform(0.08, 0.14)
@@ -321,8 +338,6 @@ def bot_frames(animator: DepthWarp, session: ChallengeSession, rng: Random) -> I
                 break
         for _ in range(2):  # back to rest
             yield animator.frame(0.0, 0.0, 1.0), rng.uniform(0.08, 0.14)
-        if asked is None and session.state.value == "baseline":
-            continue
 
 
 def run_session(
@@ -331,12 +346,14 @@ def run_session(
     challenges: tuple[Challenge, ...],
     *,
     passive: FeaturePADCheck | None,
+    rng: Random,
     record: bool = False,
 ) -> tuple[dict[str, Any], Recorded | None]:
-    """Feed a session (challenge-only policy: the animation checks are computed from its evidence)."""
+    """Feed a session (``SESSION``: the rigid-texture verdict is computed from its evidence);
+    its holds before the prompts are drawn from ``rng`` (a CSPRNG in a deployment)."""
     clock = FrozenClock(datetime(2026, 12, 1, 12, 0, tzinfo=UTC))
     session = ChallengeSession(
-        pipeline, clock=clock, policy=CHALLENGE_ONLY, passive=passive, challenges=challenges
+        pipeline, clock=clock, policy=SESSION, passive=passive, challenges=challenges, rng=rng
     )
     kept: list[tuple[RGB, float]] = []
     t = 0.0
@@ -353,15 +370,18 @@ def run_session(
     base = session._base_patch
     rc = session._trace.change()
     px = parallax(base, session._posed) if base is not None else None
+    failed = next((c.name for c in result.checks if not c.passed), "")
     out = {
-        "challenge": result.passed,
+        "challenge": failed in NOT_CHALLENGE and not result.abandoned,
+        "failed": failed,
+        "holds": list(session.holds),
         "reasons": list(result.reasons),
         "rest_change": rc,
         "parallax": px,
         "passive": None if result.passive is None else result.passive.live,
         "frames": result.frames,
     }
-    return out, (Recorded(kept, challenges) if record and result.passed else None)
+    return out, (Recorded(kept, challenges, session.holds) if record and out["challenge"] else None)
 
 
 # -- bona fide: face tracks of the real videos ------------------------------------
@@ -422,9 +442,31 @@ def video_tracks(pipeline: FacePipeline) -> list[dict[str, Any]]:
     return tracks
 
 
-def pseudo_sessions(track: dict[str, Any], policy: ChallengePolicy) -> list[dict[str, Any]]:
-    """Sessions' evidence from a real track: a baseline every half second, the 8 s after it."""
-    frames = track["frames"]
+#: Real 3-D motion, each: the clip as filmed, mirrored (left and right swapped), played backwards.
+VARIANTS = ("as-filmed", "mirrored", "time-reversed")
+
+
+def _variant(frames: list[dict[str, Any]], variant: str) -> list[dict[str, Any]]:
+    if variant == "mirrored":
+        return [
+            {
+                **f,
+                "pose": replace(f["pose"], yaw=-f["pose"].yaw),
+                "patch": np.ascontiguousarray(f["patch"][:, ::-1]),
+            }
+            for f in frames
+        ]
+    if variant == "time-reversed":
+        end = frames[-1]["t"]
+        return [{**f, "t": end - f["t"]} for f in reversed(frames)]
+    return frames
+
+
+def pseudo_sessions(track: dict[str, Any], policy: ChallengePolicy, variant: str) -> list[dict[str, Any]]:
+    """Sessions' evidence from a real track: a baseline every half second, the 8 s after it;
+    as the session does, the rigid-texture check sees the frames at rest (near the baseline's
+    pose, where the session holds the face before each prompt)."""
+    frames = _variant(track["frames"], variant)
     out = []
     start_at = -1e9
     for i, base in enumerate(frames):
@@ -441,7 +483,8 @@ def pseudo_sessions(track: dict[str, Any], policy: ChallengePolicy) -> list[dict
             if f["t"] - base["t"] > 8.0:
                 break
             p: _Pose = f["pose"]
-            trace.add(f["t"] - base["t"], p.yaw, p.pitch, p.interocular, f["patch"])
+            if _at_rest(_progress(policy, pose, p), policy):
+                trace.add(f["t"] - base["t"], p.yaw, p.pitch, p.interocular, f["patch"])
             dyaw, dpitch = p.yaw - pose.yaw, p.pitch - pose.pitch
             turned = abs(dyaw) >= policy.turn_yaw and p.width >= policy.min_turn_width * pose.width
             if (turned or abs(dpitch) >= policy.nod_pitch) and len(posed) < 3:
@@ -449,6 +492,7 @@ def pseudo_sessions(track: dict[str, Any], policy: ChallengePolicy) -> list[dict
         out.append(
             {
                 "track": track["id"],
+                "variant": variant,
                 "half": track["half"],
                 "rest_change": trace.change(),
                 "parallax": parallax(base["patch"], posed),
@@ -465,9 +509,8 @@ MIN_SESSION = 2.0
 
 
 def _accepts(row: dict[str, Any], check: str, policy: ChallengePolicy) -> bool:
-    if check == "challenge":  # the session's own verdict, the passive check's aside
-        first = row["reasons"][0] if row["reasons"] else ""
-        return bool(row["challenge"]) or first.startswith("passive check")
+    if check == "challenge":  # the session's own verdict (prompts, their timing), the others' aside
+        return bool(row["challenge"])
     if check == "passive":
         return row["passive"] is not False
     if check == "rigid-texture":
@@ -505,7 +548,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", type=int, default=24, help="attack sessions per family and half")
     ap.add_argument("--halves", default="tune,test")
-    ap.add_argument("--families", default=",".join([*FAMILIES, "replay", "replay-real-video"]))
+    ap.add_argument(
+        "--families",
+        default=",".join(
+            dict.fromkeys(["depth-warp", "replay", "replay-same-draw", "replay-real-video", *FAMILIES])
+        ),
+    )
+    ap.add_argument(
+        "--replays", type=int, default=4, help="new draws each recorded session is replayed against"
+    )
     ap.add_argument("--no-passive", action="store_true", help="skip the passive colour check")
     ap.add_argument("--out", type=Path, default=OUT / "live_attacks.json")
     ap.add_argument(
@@ -541,7 +592,7 @@ def main() -> None:
     }
 
     tracks = video_tracks(pipeline)
-    bona = [s for tr in tracks for s in pseudo_sessions(tr, POLICY)]
+    bona = [s for tr in tracks for v in VARIANTS for s in pseudo_sessions(tr, POLICY, v)]
     report["bona_fide"]["sessions"] = bona
     print(
         f"bona fide: {len(tracks)} tracks, {len(bona)} pseudo-sessions ({time.time() - started:.0f} s)",
@@ -577,39 +628,55 @@ def main() -> None:
                         lambda s, a=animator, r=rng: bot_frames(a, s, r),
                         challenges,
                         passive=passive,
+                        rng=rng,
                         record=family == "depth-warp",
                     )
                     row["photo"] = path.parent.name
                     rows.append(row)
                     if rec is not None:
                         recorded.setdefault(half, []).append(rec)
-            elif family == "replay":
-                for rec in recorded.get(half, [])[: args.sessions]:
-                    from faceverify._liveness._challenge import _draw
-
-                    draw = tuple(_draw(rng, *POLICY.challenges))
+            elif family in ("replay", "replay-same-draw"):
+                # Every recorded passing session, replayed frame for frame with its timing against
+                # --replays new draws: new challenges and holds ("replay"), or the recording's own
+                # challenges with new holds ("replay-same-draw": the draw matched by chance).
+                for rec in recorded.get(half, []):
                     steps = [
                         t - s
                         for (_, t), (_, s) in zip(rec.frames, [(None, 0.0), *rec.frames[:-1]], strict=True)
                     ]
                     replay = list(zip([f for f, _ in rec.frames], steps, strict=True))
-                    row, _ = run_session(pipeline, lambda s, r=replay: iter(r), draw, passive=passive)
-                    row["same_draw"] = draw == rec.challenges
-                    rows.append(row)
+                    for _ in range(args.replays):
+                        draw = (
+                            rec.challenges
+                            if family == "replay-same-draw"
+                            else tuple(_draw(rng, *POLICY.challenges))
+                        )
+                        row, _ = run_session(
+                            pipeline, lambda s, r=replay: iter(r), draw, passive=passive, rng=rng
+                        )
+                        row["same_draw"] = draw == rec.challenges
+                        row["recorded_holds"] = list(rec.holds)
+                        rows.append(row)
             elif family == "replay-real-video":
+                # The real speaker (one face in view from frame 90; the clip's 275 frames end on the
+                # audience), from a random start in its first 2 s, filmed at 15 frames a second.
                 from faceverify._liveness import frames_from_video
-                from faceverify._liveness._challenge import _draw
 
                 clip = [f for f, _ in frames_from_video(VIDEO / "speaker-stage.mp4")]
                 offset = 0 if half == "tune" else 1
                 for _ in range(args.sessions):
                     draw = tuple(_draw(rng, *POLICY.challenges))
-                    start = rng.randrange(offset, 60, 2)
-                    replay = [(f, 1 / 29.97) for f in clip[start:]]
-                    row, _ = run_session(pipeline, lambda s, r=replay: iter(r), draw, passive=passive)
+                    start = rng.randrange(90 + offset, 150, 2)
+                    replay = [(f, 2 / 29.97) for f in clip[start::2]]
+                    row, _ = run_session(
+                        pipeline, lambda s, r=replay: iter(r), draw, passive=passive, rng=rng
+                    )
+                    row["start_frame"] = start
                     rows.append(row)
             report["attacks"].setdefault(family, {})[half] = rows
             print(f"{half} {family}: {len(rows)} sessions ({time.time() - started:.0f} s)", flush=True)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=1, default=_json))  # what is done so far
 
     summary = summarise(report, passive=passive is not None)
     report["summary"] = summary
@@ -624,6 +691,8 @@ def _policy_figures() -> dict[str, Any]:
         "texture_change_min": POLICY.texture_change_min,
         "parallax_min": POLICY.parallax_min,
         "min_response_s": POLICY.min_response.total_seconds(),
+        "max_response_s": POLICY.max_response.total_seconds(),
+        "prompt_hold_s": [t.total_seconds() for t in POLICY.prompt_hold],
         "pair": [POLICY.pair_yaw, POLICY.pair_pitch, POLICY.pair_scale, POLICY.pair_gap.total_seconds()],
     }
 
@@ -636,6 +705,20 @@ def _json(o: object) -> object:
     raise TypeError(type(o))
 
 
+def upper95(k: int, n: int) -> float:
+    """One-sided 95 % Clopper-Pearson upper bound of a rate seen k times in n (bisection)."""
+    from math import comb
+
+    if k >= n:
+        return 1.0
+    lo, hi = k / n, 1.0
+    for _ in range(60):
+        p = (lo + hi) / 2
+        tail = sum(comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))  # P(X <= k)
+        lo, hi = (p, hi) if tail > 0.05 else (lo, p)
+    return hi
+
+
 def summarise(report: dict[str, Any], *, passive: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"apcer": {}, "bpcer": {}}
     for family, halves in report["attacks"].items():
@@ -646,54 +729,79 @@ def summarise(report: dict[str, Any], *, passive: bool) -> dict[str, Any]:
             scored = [r for r in rows if r["passive"] is not None]  # the sessions that reached it
             fig["passive"] = float(np.mean([r["passive"] for r in scored])) if scored else float("nan")
             fig["passive_n"] = len(scored)
-            fig["combined"] = float(np.mean([combined(r, POLICY, passive=passive) for r in rows]))
+            fig["timing_refused"] = float(np.mean([r["failed"] == "timing" for r in rows]))
+            accepted = [combined(r, POLICY, passive=passive) for r in rows]
+            fig["combined"] = float(np.mean(accepted))
+            fig["combined_upper95"] = upper95(sum(accepted), len(rows))
+            fig["challenge_upper95"] = upper95(sum(_accepts(r, "challenge", POLICY) for r in rows), len(rows))
             fig["combined-no-passive"] = float(np.mean([combined(r, POLICY, passive=False) for r in rows]))
             fig["n"] = len(rows)
             out["apcer"].setdefault(family, {})[half] = fig
     for half in ("tune", "test"):
-        rows = [s for s in report["bona_fide"]["sessions"] if s["half"] == half]
-        if rows:
+        for variant in ("all", *VARIANTS):
+            rows = [
+                s
+                for s in report["bona_fide"]["sessions"]
+                if s["half"] == half and variant in ("all", s.get("variant", "as-filmed"))
+            ]
+            if not rows:
+                continue
             rej = {
                 c: float(np.mean([not _accepts(r, c, POLICY) for r in rows]))
                 for c in ("rigid-texture", "parallax")
             }
-            rej["combined-animation"] = float(
-                np.mean(
-                    [
-                        not (_accepts(r, "rigid-texture", POLICY) and _accepts(r, "parallax", POLICY))
-                        for r in rows
-                    ]
-                )
-            )
+            refused = [
+                not (_accepts(r, "rigid-texture", POLICY) and _accepts(r, "parallax", POLICY)) for r in rows
+            ]
+            rej["combined-animation"] = float(np.mean(refused))
+            rej["upper95"] = upper95(sum(refused), len(rows))
+            # A walking person may never rest twice in 8 s; a session makes them (the holds before
+            # the prompts): the pseudo-sessions with a pair at rest are the ones that emulate it.
+            paired = [x for x, r in zip(refused, rows, strict=True) if r["rest_change"] is not None]
+            rej["no_pair"] = len(rows) - len(paired)
+            rej["paired"] = float(np.mean(paired)) if paired else float("nan")
+            rej["paired_upper95"] = upper95(sum(paired), len(paired)) if paired else 1.0
             rej["n"] = len(rows)
             rej["tracks"] = len({r["track"] for r in rows})
-            out["bpcer"][half] = rej
+            changes = [r["rest_change"] for r in rows if r["rest_change"] is not None]
+            rej["least_change"] = min(changes) if changes else float("nan")
+            out["bpcer"][f"{half} {variant}"] = rej
     return out
 
 
 def table(summary: dict[str, Any]) -> str:
-    head = "| family (test half) | n | challenge alone | rigid texture | parallax | passive (where reached) |"
-    lines = [head + " **combined** | combined w/o passive |", "|---|---|---|---|---|---|---|---|"]
+    head = (
+        "| family (test half) | n | challenge + timing | refused on timing | rigid texture "
+        "| passive (where reached) |"
+    )
+    lines = [
+        head + " **combined** | 95 % upper | combined w/o passive |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for family, halves in summary["apcer"].items():
         f = halves.get("test")
         if f is None:
             continue
-        cells = [f"{100 * f[c]:.1f} %" for c in ("challenge", "rigid-texture", "parallax", "passive")]
-        if POLICY.parallax_min is None:
-            cells[2] = "off"
         n = f.get("passive_n", 0)
-        cells[3] = f"{100 * f['passive']:.1f} % of {n}" if n else "not reached"
+        cells = [
+            f"{100 * f['challenge']:.1f} %",
+            f"{100 * f['timing_refused']:.1f} %",
+            f"{100 * f['rigid-texture']:.1f} %",
+            f"{100 * f['passive']:.1f} % of {n}" if n else "not reached",
+        ]
         lines.append(
             f"| {family} | {f['n']} | "
             + " | ".join(cells)
-            + f" | **{100 * f['combined']:.1f} %** | {100 * f['combined-no-passive']:.1f} % |"
+            + f" | **{100 * f['combined']:.1f} %** | {100 * f['combined_upper95']:.1f} %"
+            + f" | {100 * f['combined-no-passive']:.1f} % |"
         )
-    for half, b in summary["bpcer"].items():
-        px = "off" if POLICY.parallax_min is None else f"{100 * b['parallax']:.1f} %"
+    for key, b in summary["bpcer"].items():
         lines.append(
-            f"| BPCER, real videos ({half}, {b['n']} pseudo-sessions of {b['tracks']} tracks) | | n/a | "
-            f"{100 * b['rigid-texture']:.1f} % | {px} | | "
-            f"{100 * b['combined-animation']:.1f} % (animation checks) | |"
+            f"| BPCER, real videos ({key}: {b['n']} pseudo-sessions of {b['tracks']} tracks) | | n/a | | "
+            f"{100 * b['rigid-texture']:.1f} % (least change {b['least_change']:.4f}) | | "
+            f"**{100 * b['combined-animation']:.1f} %** | {100 * b['upper95']:.1f} % | "
+            f"{100 * b['paired']:.1f} % of the {b['n'] - b['no_pair']} with a pair at rest "
+            f"(upper {100 * b['paired_upper95']:.1f} %) |"
         )
     return "\n".join(lines)
 

@@ -32,7 +32,8 @@ def test_the_limits_are_the_ones_enforced() -> None:
     assert LIMITS.enroll_images == MAX_EMBEDDINGS
     assert LIMITS.subject_id_chars == MAX_SUBJECT_ID
     assert LIMITS.session_frames == policy.max_frames
-    longest = policy.baseline_time + max(policy.challenges) * policy.time_per_challenge
+    each = policy.time_per_challenge + policy.prompt_hold[1]  # a challenge after its longest hold
+    longest = policy.baseline_time + max(policy.challenges) * each
     assert LIMITS.session_seconds == longest.total_seconds()
     assert LIMITS.capture == CaptureLimits()
 

@@ -31,8 +31,9 @@ class Limits:
     frame_pixels: int = 4_194_304  # 2048 × 2048: a 1080p or 1440p camera frame fits
     #: Frames one live session takes before it fails (ChallengePolicy.max_frames: 30 s at 30 fps).
     session_frames: int = 900
-    #: Seconds a live session may last: the baseline (6 s) and at most 3 challenges of 6 s each.
-    session_seconds: float = 24.0
+    #: Seconds a live session may last: the baseline (6 s) and at most 3 challenges of 6 s each,
+    #: each after its random hold before the prompt (at most 3.5 s).
+    session_seconds: float = 34.5
     #: A live session's serialised state (interface B's snapshot).
     session_state_bytes: int = 256 * KiB
     #: Images one enrolment takes (a template holds 1 to 5 embeddings).

@@ -11,6 +11,7 @@ videos are the benchmark's (``benchmarks/live_attacks.py``), not asserted here.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from random import Random
@@ -18,7 +19,7 @@ from random import Random
 import numpy as np
 import pytest
 from liveness_frames import Poser
-from test_challenge import CLOSER, DOWN, STEP, SYNTHETIC, UP, L, R, answer, failed_check, feed
+from test_challenge import CLOSER, DOWN, STEP, SYNTHETIC, UP, Draws, L, R, answer, failed_check, feed, person
 
 from faceverify import ConfigurationError, FrozenClock
 from faceverify._liveness import Challenge, ChallengePolicy, ChallengeSession
@@ -77,12 +78,12 @@ def test_the_trace_compares_frames_in_the_same_pose_far_enough_apart() -> None:
 def test_the_issue_s_animated_photo_answers_the_challenges_but_is_refused(
     pipeline: FacePipeline, clock: FrozenClock, obama: Poser, challenges: list[Challenge]
 ) -> None:
-    frames = answer(obama, challenges)
     alone = ChallengeSession(pipeline, clock=clock, policy=SYNTHETIC, challenges=challenges)
-    feed(alone, clock, frames)
+    feed(alone, clock, answer(obama, challenges))
     assert alone.result().passed, alone.result().reasons  # the challenge alone falls to it
     s = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=challenges)
-    feed(s, clock, frames)
+    feed(s, clock, person(obama, s))  # a script reading the prompts, as the issue's attacker
+    assert s.progress == (len(challenges), len(challenges))  # every challenge answered, in time
     result = s.result()
     assert not result.passed and failed_check(result) == "rigid-texture", result.reasons
     assert "one picture warped or held" in result.reasons[0]
@@ -96,11 +97,11 @@ def test_an_animated_photo_with_heavy_noise_and_flicker_is_refused(
 
     poser = Poser(pipeline, small(samples["obama3"]), seed=7)
     rng = np.random.default_rng(7)
-    frames = [
-        np.clip(f * rng.uniform(0.9, 1.1) + rng.normal(0, 6, f.shape), 0, 255).astype(np.uint8)
-        for f in answer(poser, [L, R])
-    ]
     s = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=[L, R])
+    frames = (
+        np.clip(f * rng.uniform(0.9, 1.1) + rng.normal(0, 6, f.shape), 0, 255).astype(np.uint8)
+        for f in person(poser, s)
+    )
     feed(s, clock, frames)
     assert failed_check(s.result()) == "rigid-texture", s.result().reasons
 
@@ -112,11 +113,11 @@ def test_a_still_image_and_a_repeated_frame_never_pass(
     s = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=[L, R])
     feed(s, clock, [still] * 8)
     assert failed_check(s.result()) == "motion"
-    # The same frame with fresh sensor noise each time passes the motion check, answers nothing.
+    # The same frame with fresh sensor noise each time passes the motion check, answers nothing:
+    # once its prompt is out (after a hold of at most 3.5 s), 2 s without an answer fail it.
     noisy = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=[L, R])
-    feed(noisy, clock, [obama.frame() for _ in range(8)])
-    clock.advance(DEFAULT.time_per_challenge)
-    assert failed_check(noisy.result()) == "deadline"
+    feed(noisy, clock, (obama.frame() for _ in range(30)))  # 6 s
+    assert failed_check(noisy.result()) == "timing" and "not met" in noisy.result().reasons[0]
     # A frame repeated between fresh ones: the fresh ones are one photo, and nothing is answered.
     mixed = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=[L, R])
     feed(mixed, clock, [still, obama.frame()] * 5)
@@ -141,10 +142,52 @@ def test_a_replayed_recording_of_a_passing_session_never_passes(
         feed(s, clock, frames)
         clock.advance(timedelta(seconds=30))
         assert not s.result().passed, draw
-    # The same draw by chance: the challenge alone cannot tell; the default session can.
-    s = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=recorded)
+    # The same draw by chance: the challenge alone cannot tell; the default session's prompts come
+    # after random holds (here the longest, 3.5 s), which the recording did not wait for.
+    s = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=recorded, rng=Draws(1.0, 1.0))
     feed(s, clock, frames)
-    assert failed_check(s.result()) == "rigid-texture"
+    assert failed_check(s.result()) == "timing" and "before its prompt" in s.result().reasons[0]
+
+
+#: A recording of the real person would pass the rigid-texture check; the animated photo
+#: stands in for it with that check's threshold at 0 (everything else as shipped).
+AS_IF_REAL = replace(DEFAULT, texture_change_min=0.0)
+
+
+@pytest.mark.parametrize(
+    "holds, refused",
+    [
+        ((0.5, 0.5), ""),  # the draw repeats the recording's timing: only this passes
+        ((0.0, 0.5), "not met"),  # the first prompt came 1.5 s sooner: the recording answers too late
+        ((1.0, 0.5), "before its prompt"),  # 1.5 s later: the recording answers before being asked
+        ((0.5, 0.0), "not met"),  # the second prompt sooner
+        ((0.5, 1.0), "before its prompt"),  # the second prompt later
+    ],
+)
+def test_a_recording_of_a_passing_session_passes_only_where_the_draw_repeats_its_timing(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser, holds: tuple[float, float], refused: str
+) -> None:
+    """A recorded session that passed, replayed frame for frame with its timing against the same
+    challenges: the holds before the prompts (0.5-3.5 s, CSPRNG) must land within the person's
+    response window (0.2-2 s) of the recording's, step by step (docs/liveness.md: the bound)."""
+    original = ChallengeSession(
+        pipeline, clock=clock, policy=AS_IF_REAL, challenges=[L, R], rng=Draws(0.5, 0.5)
+    )
+    assert original.holds == (2.0, 2.0)
+    recording = []
+    for frame in person(obama, original):
+        recording.append(frame)
+        clock.advance(STEP)
+        original.feed(frame, at=clock.now())
+    assert original.result().passed, original.result().reasons
+    replay = ChallengeSession(pipeline, clock=clock, policy=AS_IF_REAL, challenges=[L, R], rng=Draws(*holds))
+    feed(replay, clock, recording)
+    clock.advance(timedelta(seconds=30))
+    result = replay.result()
+    if not refused:
+        assert result.passed, result.reasons
+    else:
+        assert failed_check(result) == "timing" and refused in result.reasons[0], result.reasons
 
 
 def test_a_response_faster_than_a_person_fails_on_timing(
@@ -164,6 +207,14 @@ def test_the_animation_checks_are_a_documented_switch() -> None:
     for frames in (1, 33):
         with pytest.raises(ConfigurationError, match="trace_frames"):
             ChallengePolicy(trace_frames=frames)
+    second = timedelta(seconds=1)
+    for bad in (
+        {"prompt_hold": (2 * second, second)},
+        {"prompt_hold": (-second, second)},
+        {"max_response": timedelta(milliseconds=200)},
+    ):
+        with pytest.raises(ConfigurationError, match="prompt_hold"):
+            ChallengePolicy(**bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(not (VIDEO / "speaker-stage.mp4").exists(), reason=f"real videos not found at {VIDEO}")

@@ -9,7 +9,7 @@ sessions switch the animation checks off explicitly (``SYNTHETIC``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from random import Random
 
@@ -63,6 +63,40 @@ def answer(poser: Poser, challenges: Iterable[Challenge]) -> list[np.ndarray]:
     for c in challenges:
         poses += RESPONSES[c] + REST
     return [poser.frame(yaw=y, pitch=p, zoom=z) for y, p, z in poses]
+
+
+def person(
+    poser: Poser,
+    session: ChallengeSession,
+    *,
+    react: int = 2,
+    answers: dict[Challenge, Challenge] | None = None,
+    stop_after: int | None = None,
+) -> Iterator[np.ndarray]:
+    """Frames of someone reading the session's prompts: at rest until a challenge is shown,
+    ``react`` frames later its answer (or ``answers``' movement instead), then back to rest.
+    With ``stop_after``, no more frames once that many challenges are answered."""
+    answered = 0
+    while not session.finished and answered != stop_after:
+        asked = session.current
+        if asked is None:
+            yield poser.frame()
+            continue
+        yield from (poser.frame() for _ in range(react))
+        done = (answers or {}).get(asked, asked)
+        yield from (poser.frame(yaw=y, pitch=p, zoom=z) for y, p, z in RESPONSES[done] + REST)
+        answered += 1
+
+
+class Draws(Random):
+    """Chosen numbers where a session draws at random (the holds before its prompts)."""
+
+    def __init__(self, *values: float) -> None:
+        super().__init__(0)
+        self.values = list(values)
+
+    def random(self) -> float:
+        return self.values.pop(0)
 
 
 #: The session's parameters for synthetic (warped-photo) frames: animation checks off.
@@ -233,7 +267,15 @@ def test_challenges_are_drawn_at_random_with_a_nonce_and_deadline(
     assert len({d.challenges for d in drawn}) > 10
     assert len({d.nonce for d in drawn}) == 30
     d = drawn[0]
-    assert d.deadline == d.started + policy.baseline_time + policy.time_per_challenge * len(d.challenges)
+    holds = timedelta(seconds=sum(d.holds))  # a random hold before each prompt, within the policy's range
+    waits = policy.time_per_challenge * len(d.challenges) + holds
+    assert d.deadline == d.started + policy.baseline_time + waits
+    lo, hi = (t.total_seconds() for t in policy.prompt_hold)
+    every = [h for x in drawn for h in x.holds]
+    assert all(lo <= h <= hi for h in every) and len(set(every)) > len(every) // 2
+    assert hi - lo >= 2.5 and min(every) < lo + 0.5 and max(every) > hi - 0.5
+    synthetic = ChallengeSession(pipeline, clock=clock, policy=SYNTHETIC, rng=Random(0))
+    assert set(synthetic.holds) == {0.0}  # frames made before the session: prompts at once
     default = ChallengeSession(pipeline, clock=clock)  # the OS's CSPRNG
     assert 2 <= len(default.challenges) <= 3
 

@@ -9,7 +9,7 @@ progress as a session kept in memory, for passing and failing runs.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import timedelta
 from random import Random
@@ -17,10 +17,11 @@ from random import Random
 import numpy as np
 import pytest
 from liveness_frames import Poser
-from test_challenge import CLOSER, DOWN, STEP, SYNTHETIC, UP, FixedCheck, L, R, answer
+from test_challenge import CLOSER, DOWN, STEP, SYNTHETIC, UP, Draws, FixedCheck, L, R, answer, person
 
 from faceverify import ConfigurationError, FrozenClock, QualityPolicy
 from faceverify._liveness import (
+    Challenge,
     ChallengePolicy,
     ChallengeResult,
     ChallengeSession,
@@ -54,16 +55,17 @@ def same_result(a: ChallengeResult, b: ChallengeResult) -> None:
 def run_both(
     pipeline: FacePipeline,
     clock: FrozenClock,
-    frames: list[np.ndarray],
+    frames: Callable[[ChallengeSession], Iterable[np.ndarray]],
     make: Callable[[], ChallengeSession],
     policy: ChallengePolicy,
     passive: object = None,
 ) -> tuple[ChallengeSession, ChallengeSession, int]:
-    """One session kept in memory, one snapshotted and restored after every frame."""
+    """One session kept in memory, one snapshotted and restored after every frame; ``frames``
+    may read the kept one's prompts."""
     kept = make()
     data = kept.snapshot()  # the restored one starts from the same draw and nonce
     largest = len(data)
-    for frame in frames:
+    for frame in frames(kept):
         clock.advance(STEP)
         at = clock.now()
         kept.feed(frame, at=at)
@@ -82,15 +84,18 @@ def run_both(
 
 
 #: name: (challenges, frames, policy). "passes" are synthetic frames with the animation
-#: checks off (SYNTHETIC); the default policy refuses the same animated photo, the same
-#: way after a restore ("animated-photo"), from the texture trace carried in the snapshot.
-SCENARIOS = {
-    "passes": ([L, CLOSER], lambda p: answer(p, [L, CLOSER]), SYNTHETIC),
-    "passes-with-nods": ([DOWN, R, UP], lambda p: answer(p, [DOWN, R, UP]), SYNTHETIC),
-    "animated-photo": ([R, CLOSER], lambda p: answer(p, [R, CLOSER]), ChallengePolicy()),
-    "wrong-response": ([L, R], lambda p: answer(p, [R]), ChallengePolicy()),
-    "static": ([L, R], lambda p: [p.frame(noise=False)] * 6, ChallengePolicy()),
-    "unfinished": ([L, R], lambda p: answer(p, [L]), ChallengePolicy()),
+#: checks off (SYNTHETIC); the default policy refuses the same animated photo, answering
+#: the prompts as they come, the same way after a restore ("animated-photo"), from the
+#: texture trace carried in the snapshot.
+Frames = Callable[[Poser, ChallengeSession], Iterable[np.ndarray]]
+SCENARIOS: dict[str, tuple[list[Challenge], Frames, ChallengePolicy]] = {
+    "passes": ([L, CLOSER], lambda p, s: answer(p, [L, CLOSER]), SYNTHETIC),
+    "passes-with-nods": ([DOWN, R, UP], lambda p, s: answer(p, [DOWN, R, UP]), SYNTHETIC),
+    "animated-photo": ([R, CLOSER], person, ChallengePolicy()),
+    "wrong-response": ([L, R], lambda p, s: person(p, s, answers={L: R}), ChallengePolicy()),
+    "answered-too-soon": ([L, R], lambda p, s: answer(p, [L, R]), ChallengePolicy()),
+    "static": ([L, R], lambda p, s: [p.frame(noise=False)] * 6, ChallengePolicy()),
+    "unfinished": ([L, R], lambda p, s: person(p, s, stop_after=1), ChallengePolicy()),
 }
 
 
@@ -102,7 +107,7 @@ def test_a_session_restored_after_every_frame_decides_as_one_kept_in_memory(
     kept, moved, largest = run_both(
         pipeline,
         clock,
-        frames(obama),
+        lambda s: frames(obama, s),
         lambda: ChallengeSession(pipeline, clock=clock, policy=policy, challenges=challenges),
         policy,
     )
@@ -115,6 +120,10 @@ def test_a_session_restored_after_every_frame_decides_as_one_kept_in_memory(
         assert not moved.result().passed
     if name == "animated-photo":
         assert moved.result().checks[-1].name == "rigid-texture"
+    if name == "answered-too-soon":  # frames made before the session: they do not wait for the prompt
+        assert moved.result().checks[-1].name == "timing"
+    if name == "unfinished":
+        assert moved.result().abandoned and moved.progress == (1, 2)
     # Past the deadline both fail the same way, the restored one on the server's clock.
     clock.advance(timedelta(minutes=1))
     same_result(kept.result(), moved.result())
@@ -127,7 +136,7 @@ def test_a_restored_session_keeps_the_passive_verdict_and_the_face_swap_check(
     kept, moved, _ = run_both(
         pipeline,
         clock,
-        answer(obama, [CLOSER, L]),
+        lambda s: answer(obama, [CLOSER, L]),
         lambda: ChallengeSession(pipeline, clock=clock, policy=policy, passive=check, challenges=[CLOSER, L]),
         policy,
         passive=check,
@@ -139,7 +148,7 @@ def test_a_restored_session_keeps_the_passive_verdict_and_the_face_swap_check(
     kept, moved, _ = run_both(
         pipeline,
         clock,
-        swap,
+        lambda s: swap,
         lambda: ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[L, R]),
         policy,
     )
@@ -172,7 +181,7 @@ def test_a_snapshot_is_versioned_json_without_frames_and_refuses_what_it_cannot_
         s.feed(frame, at=clock.now())
     data = s.snapshot()
     doc = json.loads(data)
-    assert (doc["format"], doc["version"], doc["kind"]) == ("faceverify/challenge-session", 1, "challenge")
+    assert (doc["format"], doc["version"], doc["kind"]) == ("faceverify/challenge-session", 2, "challenge")
     assert len(data) < 128 * 1024  # embeddings, one grey crop, a few 56x56 face patches: no frame
     restore = ChallengeSession.restore
     with pytest.raises(ConfigurationError, match="another ChallengePolicy"):
@@ -195,6 +204,10 @@ def test_a_snapshot_is_versioned_json_without_frames_and_refuses_what_it_cannot_
     broken["session"]["reference"]["embedding"]["data"] = "!!"
     with pytest.raises(ConfigurationError, match="malformed"):
         restore(json.dumps(broken).encode(), pipeline, clock=clock, policy=policy, passive=None)
+    unheld = json.loads(data)
+    unheld["session"]["holds"] = [1.0]  # two challenges, one hold
+    with pytest.raises(ConfigurationError, match="holds that do not match"):
+        restore(json.dumps(unheld).encode(), pipeline, clock=clock, policy=policy, passive=None)
     del broken["session"]["index"]
     with pytest.raises(ConfigurationError, match="malformed"):
         restore(json.dumps(broken).encode(), pipeline, clock=clock, policy=policy, passive=None)
@@ -203,7 +216,7 @@ def test_a_snapshot_is_versioned_json_without_frames_and_refuses_what_it_cannot_
 def test_feedback_says_what_to_change_and_progress_counts(
     pipeline: FacePipeline, clock: FrozenClock, obama: Poser
 ) -> None:
-    s = ChallengeSession(pipeline, clock=clock, challenges=[L, R])
+    s = ChallengeSession(pipeline, clock=clock, challenges=[L, R], rng=Draws(0.0, 0.0))  # holds of 0.5 s
     seen: list[tuple[FrameFeedback, ...]] = []
 
     def show(frame: np.ndarray) -> None:
@@ -218,13 +231,22 @@ def test_feedback_says_what_to_change_and_progress_counts(
     show(obama.frame(yaw=30))
     assert FrameFeedback.LOOK_STRAIGHT in seen[-1]
     show(obama.frame())
-    assert s.state is State.CHALLENGE and seen[-1] == ()
+    assert s.state is State.CHALLENGE and seen[-1] == () and s.current is None  # the hold before the prompt
+    assert s.prompt == "look straight at the camera"
+    for _ in range(3):
+        show(obama.frame())
+    assert s.current is L and seen[-1] == ()
     show(obama.frame(yaw=16))
     assert seen[-1] == (FrameFeedback.TURN_FURTHER,)
     show(obama.frame(yaw=25))
     assert seen[-1] == (FrameFeedback.HOLD_STILL,)
     show(obama.frame(yaw=25))
-    assert s.progress == (1, 2) and s.current is R
+    assert s.progress == (1, 2) and s.current is None  # R's prompt waits for the face back at rest
+    show(obama.frame(yaw=25))
+    assert seen[-1] == (FrameFeedback.LOOK_STRAIGHT,) and s.prompt == "look straight at the camera"
+    for _ in range(4):
+        show(obama.frame())
+    assert s.current is R
     for text in (f.message for f in FrameFeedback):
         assert text and text == text.strip()
 
@@ -270,8 +292,8 @@ def test_a_snapshot_stays_bounded_with_the_largest_trace_allowed(
     from faceverify._liveness._challenge import MAX_TRACE_FRAMES
 
     policy = ChallengePolicy(trace_frames=MAX_TRACE_FRAMES, trace_spacing=timedelta(milliseconds=50))
-    s = ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[L, R])
-    for _ in range(MAX_TRACE_FRAMES + 3):
+    s = ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[L, R], rng=Draws(1.0, 1.0))
+    for _ in range(MAX_TRACE_FRAMES + 3):  # at rest, 3.5 s: all within the hold before the first prompt
         clock.advance(timedelta(milliseconds=100))
         s.feed(obama.frame(), at=clock.now())
     assert not s.finished and len(s._trace.frames) == MAX_TRACE_FRAMES

@@ -238,9 +238,16 @@ class ChallengePolicy:
     the frames that answered a turn or a nod must leave at least
     ``parallax_min`` after the best warp (None: not checked).
     *Timing*: a response met sooner than ``min_response`` after its prompt
-    is faster than a person reacts. Switch ``animation_checks`` off only for
-    synthetic frames (a warped photo is exactly what it refuses), never in a
-    deployment.
+    is faster than a person reacts. *Prompt timing* (with ``animation_checks``):
+    before each prompt the face must be back at rest and stay there for a
+    random hold drawn from ``prompt_hold`` (OS CSPRNG, at the session's start,
+    kept with the challenges); the prompt reaches the person in the reply to
+    the first frame after it, and the response must be met no later than
+    ``max_response`` after that frame. A recording cannot know when its
+    prompts will come: one held before its prompt, or too late after it,
+    fails. Switch ``animation_checks`` off only for synthetic frames (a warped
+    photo, or frames made before the session, is exactly what it refuses),
+    never in a deployment.
     """
 
     challenges: tuple[int, int] = (2, 3)
@@ -276,6 +283,8 @@ class ChallengePolicy:
     trace_frames: int = 16
     compared_pairs: int = 6
     min_response: timedelta = timedelta(milliseconds=200)
+    prompt_hold: tuple[timedelta, timedelta] = (timedelta(milliseconds=500), timedelta(milliseconds=3500))
+    max_response: timedelta = timedelta(seconds=2)
     quality: QualityPolicy = field(default_factory=QualityPolicy)
 
     def __post_init__(self) -> None:
@@ -295,6 +304,9 @@ class ChallengePolicy:
             raise ConfigurationError(
                 f"trace_frames must be 2..{MAX_TRACE_FRAMES} and compared_pairs at least 1"
             )
+        shortest, longest = self.prompt_hold
+        if not timedelta(0) <= shortest <= longest or self.max_response <= self.min_response:
+            raise ConfigurationError("prompt_hold must be 0 <= low <= high, and max_response > min_response")
         if self.unassessable not in ("refuse", "active-only"):
             raise ConfigurationError(
                 f"unassessable must be 'refuse' or 'active-only', not {self.unassessable!r}"
@@ -376,6 +388,38 @@ def _draw(rand: Random, lo: int, hi: int) -> list[Challenge]:
     return drawn
 
 
+def _holds(rand: Random, policy: ChallengePolicy, count: int) -> tuple[float, ...]:
+    """The random hold before each prompt, in seconds (none without the animation checks)."""
+    if not policy.animation_checks:
+        return (0.0,) * count
+    lo, hi = (t.total_seconds() for t in policy.prompt_hold)
+    return tuple(round(lo + (hi - lo) * rand.random(), 3) for _ in range(count))
+
+
+def _progress(p: ChallengePolicy, base: _Pose, pose: _Pose) -> dict[Challenge, float]:
+    """How far each challenge is met from ``base``, as a share of its threshold (1 = met)."""
+    dyaw, dpitch = pose.yaw - base.yaw, pose.pitch - base.pitch
+    scale = pose.interocular / max(base.interocular, 1e-6)
+    if pose.width < p.min_turn_width * base.width:
+        # Foreshortened like a flat print turned far about its vertical axis:
+        # the detector's points then fake a yaw, so no turn is read at all.
+        dyaw = 0.0
+    return {
+        Challenge.TURN_LEFT: dyaw / p.turn_yaw,
+        Challenge.TURN_RIGHT: -dyaw / p.turn_yaw,
+        Challenge.LOOK_UP: -dpitch / p.nod_pitch,
+        Challenge.LOOK_DOWN: dpitch / p.nod_pitch,
+        Challenge.MOVE_CLOSER: (scale - 1.0) / (p.closer_ratio - 1.0),
+    }
+
+
+def _at_rest(progress: dict[Challenge, float], policy: ChallengePolicy) -> bool:
+    """Near the baseline pose: turns and the distance within ``neutral_fraction`` of their
+    thresholds; nods only short of theirs (five points' pitch swings at rest)."""
+    nods = (Challenge.LOOK_UP, Challenge.LOOK_DOWN)
+    return all(v < (1.0 if c in nods else policy.neutral_fraction) for c, v in progress.items())
+
+
 @dataclass(frozen=True, slots=True)
 class _Pose:
     yaw: float
@@ -437,10 +481,12 @@ class ChallengeSession:
         if not challenges:
             raise ConfigurationError("a challenge session needs at least one challenge")
         self.challenges: tuple[Challenge, ...] = tuple(challenges)
+        self.holds = _holds(rand, self.policy, len(self.challenges))
         self.nonce = secrets.token_hex(16)
         self.started = self._clock.now()
         p = self.policy
-        self.deadline = self.started + p.baseline_time + p.time_per_challenge * len(self.challenges)
+        waits = p.time_per_challenge * len(self.challenges) + timedelta(seconds=sum(self.holds))
+        self.deadline = self.started + p.baseline_time + waits
         self.state = State.BASELINE
         self._index = 0
         self._challenge_deadline = self.started + p.baseline_time
@@ -464,6 +510,8 @@ class ChallengeSession:
         self._trace = TextureTrace(self.policy.trace_rules)
         self._posed: list[Patch] = []
         self._prompt_at: datetime | None = None  # the frame time a challenge's prompt was issued
+        self._rest_at: datetime | None = None  # when the face came back to rest before a prompt
+        self._early = 0  # frames in a row answering a prompt not yet given
         self._baseline_at: datetime | None = None
         self._at = self.started  # the frame being processed: its time and patch
         self._patch: Patch | None = None
@@ -472,8 +520,10 @@ class ChallengeSession:
 
     @property
     def current(self) -> Challenge | None:
-        """The pending challenge, or None (baseline, or the session is over)."""
-        return self.challenges[self._index] if self.state is State.CHALLENGE else None
+        """The pending challenge once its prompt is given; None before (the baseline, the hold
+        before each prompt) and after the session."""
+        shown = self.state is State.CHALLENGE and self._prompt_at is not None
+        return self.challenges[self._index] if shown else None
 
     @property
     def finished(self) -> bool:
@@ -481,7 +531,7 @@ class ChallengeSession:
 
     @property
     def prompt(self) -> str:
-        if self.state is State.BASELINE:
+        if self.state is State.BASELINE or (self.state is State.CHALLENGE and self._prompt_at is None):
             return "look straight at the camera"
         if self.state is State.CHALLENGE:
             return self.challenges[self._index].prompt
@@ -564,8 +614,10 @@ class ChallengeSession:
         else:
             self._unchecked += 1
         self._consider(sample, pose, image)
-        self._trace_frame(pose)
-        return self._respond(pose, now)
+        state = self._respond(pose, now)
+        if self.state is State.CHALLENGE and self._prompt_at is None and self._rest_at is not None:
+            self._trace_frame(pose)  # held still, waiting for a prompt: what the rigid-texture check compares
+        return state
 
     def _trace_frame(self, pose: _Pose) -> None:
         assert self._patch is not None and self._baseline_at is not None
@@ -613,6 +665,8 @@ class ChallengeSession:
     def _late_reason(self) -> str:
         if self.state is State.BASELINE:
             return "no frontal face within the time allowed"
+        if self._prompt_at is None:
+            return f"the face did not come back to rest for {self.challenges[self._index].value!r} in time"
         return f"no response to {self.challenges[self._index].value!r} before its deadline"
 
     def _crop_change(self, crop: RGBImage) -> float | None:
@@ -641,46 +695,65 @@ class ChallengeSession:
         self._checks.append(CheckOutcome("baseline", True, "frontal face found"))
         self._consider(sample, pose, image)
         self._start_challenge(now)
+        if self._prompt_at is None:
+            self._rest_at = self._at  # the baseline is the rest pose: its hold starts here
         return self.state
 
     def _start_challenge(self, now: datetime) -> None:
         self.state = State.CHALLENGE
-        self._armed, self._held = False, 0
-        self._prompt_at = self._at
-        self._challenge_deadline = min(self.deadline, now + self.policy.time_per_challenge)
+        self._armed, self._held, self._early, self._rest_at = False, 0, 0, None
+        hold = timedelta(seconds=self.holds[self._index])
+        self._prompt_at = None if self.policy.animation_checks else self._at
+        self._challenge_deadline = min(self.deadline, now + self.policy.time_per_challenge + hold)
+
+    def _await_prompt(self, wanted: Challenge, progress: dict[Challenge, float]) -> State:
+        """Before a prompt: back at rest, then still for the drawn hold; the prompt goes out
+        with the reply to the first frame after it. A response held before then answers
+        something the session has not asked yet: a recording, not a person."""
+        p = self.policy
+        if self._rest_at is None:
+            if _at_rest(progress, p):
+                self._rest_at = self._at
+            else:
+                self._feedback = (*self._feedback, FrameFeedback.LOOK_STRAIGHT)
+            return self.state
+        early = [c for c in (wanted, *_WRONG[wanted]) if progress[c] >= 1.0]
+        self._early = self._early + 1 if early else 0
+        if self._early >= p.hold_frames:
+            return self._fail(
+                "timing", f"{early[0].value} held before its prompt was given: a recording, not a response"
+            )
+        if self._at - self._rest_at >= timedelta(seconds=self.holds[self._index]):
+            self._prompt_at, self._armed = self._at, True
+        elif early:
+            self._feedback = (*self._feedback, FrameFeedback.LOOK_STRAIGHT)
+        return self.state
 
     def _deltas(self, pose: _Pose) -> dict[Challenge, float]:
-        """How far each challenge is met, as a share of its threshold (1 = met)."""
         assert self._base is not None
-        p, base = self.policy, self._base
-        dyaw, dpitch = pose.yaw - base.yaw, pose.pitch - base.pitch
-        scale = pose.interocular / max(base.interocular, 1e-6)
-        if pose.width < p.min_turn_width * base.width:
-            # Foreshortened like a flat print turned far about its vertical axis:
-            # the detector's points then fake a yaw, so no turn is read at all.
-            dyaw = 0.0
-        return {
-            Challenge.TURN_LEFT: dyaw / p.turn_yaw,
-            Challenge.TURN_RIGHT: -dyaw / p.turn_yaw,
-            Challenge.LOOK_UP: -dpitch / p.nod_pitch,
-            Challenge.LOOK_DOWN: dpitch / p.nod_pitch,
-            Challenge.MOVE_CLOSER: (scale - 1.0) / (p.closer_ratio - 1.0),
-        }
+        return _progress(self.policy, self._base, pose)
 
     def _respond(self, pose: _Pose, now: datetime) -> State:
         if self.state is not State.CHALLENGE:
             return self.state
         wanted = self.challenges[self._index]
         progress = self._deltas(pose)
+        if self._prompt_at is None:
+            return self._await_prompt(wanted, progress)
+        latency = self._at - self._prompt_at
+        if self._held == 0 and self.policy.animation_checks and latency > self.policy.max_response:
+            return self._fail(
+                "timing",
+                f"{wanted.value} not met {latency.total_seconds():.3f} s after its prompt "
+                f"(a person answers within {self.policy.max_response.total_seconds():.1f} s)",
+            )
         if progress[wanted] >= 1.0:
-            if self._held == 0 and self._prompt_at is not None:
-                latency = self._at - self._prompt_at
-                if latency < self.policy.min_response:
-                    return self._fail(
-                        "timing",
-                        f"{wanted.value} met {latency.total_seconds():.3f} s after its prompt: "
-                        "faster than a person reacts",
-                    )
+            if self._held == 0 and latency < self.policy.min_response:
+                return self._fail(
+                    "timing",
+                    f"{wanted.value} met {latency.total_seconds():.3f} s after its prompt: "
+                    "faster than a person reacts",
+                )
             self._held += 1
             if self._held >= self.policy.hold_frames:
                 self._checks.append(CheckOutcome(f"challenge:{wanted.value}", True, "response seen"))
@@ -863,6 +936,7 @@ class ChallengeSession:
             "passive": None if self._passive is None else self._passive.name,
             "nonce": self.nonce,
             "challenges": [c.value for c in self.challenges],
+            "holds": list(self.holds),
             "started": st.pack_time(self.started),
             "deadline": st.pack_time(self.deadline),
             "state": self.state.value,
@@ -899,6 +973,8 @@ class ChallengeSession:
             "posed": [st.pack_array(r) for r in self._posed],
             "baseline_at": st.pack_time(self._baseline_at),
             "prompt_at": st.pack_time(self._prompt_at),
+            "rest_at": st.pack_time(self._rest_at),
+            "early": self._early,
         }
 
     @classmethod
@@ -950,6 +1026,9 @@ class ChallengeSession:
         self.challenges = tuple(Challenge(v) for v in body["challenges"])
         if not self.challenges:
             raise st.StateError("a session snapshot without challenges")
+        self.holds = tuple(float(h) for h in body["holds"])
+        if len(self.holds) != len(self.challenges):
+            raise st.StateError("a session snapshot with holds that do not match its challenges")
         self.started = _required_time(body["started"])
         self.deadline = _required_time(body["deadline"])
         self.state = State(body["state"])
@@ -991,6 +1070,8 @@ class ChallengeSession:
         self._posed = [_patch(r) for r in body["posed"]][: len(self.challenges)]
         self._baseline_at = st.unpack_time(body["baseline_at"])
         self._prompt_at = st.unpack_time(body["prompt_at"])
+        self._rest_at = st.unpack_time(body["rest_at"])
+        self._early = int(body["early"])
         self._at = self._last_at or self.started
         self._patch = None
 

@@ -37,7 +37,7 @@ from .._pipeline._pipeline import FaceSample
 from .._pipeline._quality import Quality
 
 FORMAT = "faceverify/challenge-session"
-VERSION = 1
+VERSION = 2
 MAX_SNAPSHOT_BYTES = 256 * 1024
 
 _DTYPES = {"float32": np.float32, "float64": np.float64, "uint8": np.uint8, "uint16": np.uint16}
