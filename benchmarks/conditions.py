@@ -124,12 +124,12 @@ def subset(e: Embedded, rows: list[int]) -> Embedded:
     )
 
 
-def embed_condition(name: str, pack: str, threads: int = 1) -> Embedded:
+def embed_condition(name: str, pack: str, threads: int = 1, probes: int = PROBES) -> Embedded:
     """The condition's probes embedded once through the real pipeline (cached)."""
     path = condition_cache(pack, name)
     all_keys, identity, n_people = people()
-    probes = probe_indices(identity, n_people)
-    keys = [all_keys[i] for i in probes]
+    rows_of = probe_indices(identity, n_people, probes)
+    keys = [all_keys[i] for i in rows_of]
     if path.exists():
         e, _ = load_embedded(path)
         rows = {k: i for i, k in enumerate(e.keys)}
@@ -140,7 +140,7 @@ def embed_condition(name: str, pack: str, threads: int = 1) -> Embedded:
 
     def sources() -> list[tuple[str, npt.NDArray[np.uint8]]]:
         out = []
-        for i, k in zip(probes, keys, strict=True):
+        for i, k in zip(rows_of, keys, strict=True):
             with Image.open(LFW_ROOT / k) as im:
                 rgb = np.asarray(im.convert("RGB"))
             out.append((k, transform(rgb, np.random.default_rng(int(i)))))
@@ -174,7 +174,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
             print(f"{name}: being embedded by another process ({lock}); skipped", file=sys.stderr)
             continue
         try:
-            embed_condition(name, args.pack, args.threads)
+            embed_condition(name, args.pack, args.threads, args.probes)
         finally:
             lock.unlink()
 
@@ -186,6 +186,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", action="append", help="embed only these conditions (repeatable; 'clean' = LFW)")
     ap.add_argument("--write-pack", action="store_true")
+    ap.add_argument(
+        "--probes",
+        type=int,
+        default=PROBES,
+        help="images per half and condition (fewer: a prefix of one draw)",
+    )
     args = ap.parse_args()
     if args.command == "embed":
         cmd_embed(args)
@@ -389,12 +395,12 @@ def usable(e: Embedded, policy: QualityPolicy, threshold: float) -> npt.NDArray[
 class Setup:
     """Everything measured once: clean LFW, the conditions, the halves and the probes."""
 
-    def __init__(self, pack: str) -> None:
+    def __init__(self, pack: str, probes: int = PROBES) -> None:
         self.pack = builtin_manifest(pack)
         self.lfw = load_lfw(pack)
         self.a = halves(self.lfw.identity, len(self.lfw.names))
-        self.probes = probe_indices(self.lfw.identity, len(self.lfw.names))
-        self.conditions = {name: embed_condition(name, pack) for name in CONDITIONS}
+        self.probes = probe_indices(self.lfw.identity, len(self.lfw.names), probes)
+        self.conditions = {name: embed_condition(name, pack, probes=probes) for name in CONDITIONS}
         self.t_det = self.lfw.detector_threshold
 
     def side(self, half_a: bool) -> npt.NDArray[np.bool_]:
@@ -683,7 +689,7 @@ def before_policy() -> QualityPolicy:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    st = Setup(args.pack)
+    st = Setup(args.pack, args.probes)
     bounds_a = gate_bounds(st.lfw, st.a)
     bounds_all = gate_bounds(st.lfw, np.ones(len(st.a), bool))
     colour = replace(QualityPolicy(), **bounds_a)
@@ -701,7 +707,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     }
     result: dict[str, Any] = {
         "pack": st.pack.embedding_space,
-        "probes_per_half": PROBES,
+        "probes_per_half": args.probes,
         "bar": f"FMR obtained <= {BAR:g} x stated at every point, per condition",
         "gate_bounds_half_a": bounds_a,
         "gate_bounds_all_lfw": bounds_all,
