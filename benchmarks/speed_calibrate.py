@@ -9,9 +9,10 @@
    ``lfw-<space>-views.npz`` keeps each capture's two views apart (the crop's
    embedding and its mirror image's), for the mirror band (``speed_band.py``).
 2. With ``--fusion``: the second recognizer (faceplugin-fr512, opt-in) on the
-   same crops, crop and mirror image, then its fusion with the default pack
-   recalibrated as ``improve.py`` does (impostor statistics, operating points)
-   and, with ``--write-pack``, written into ``faceplugin-fr512.json``.
+   same crops (``lfw-<space>-crops.npy``, kept by the embedding pass), crop and
+   mirror image, then its fusion with the default pack recalibrated as
+   ``improve.py`` does (impostor statistics, operating points) and, with
+   ``--write-pack``, written into ``faceplugin-fr512.json``.
 3. The operating points over all pairs (``accuracy.py``'s protocol: central face,
    no quality gate, thresholds for FMR 1e-4 / 1e-5 / 1e-6) and the mean-template
    points of 2-5 images (``improve.py``'s), printed, and with ``--write-pack``
@@ -23,6 +24,7 @@ Revision 3 was calibrated with this command (docs/performance.md).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -48,6 +50,7 @@ from faceverify._calibrate import (
     save_embedded,
     stderr_progress,
 )
+from faceverify._pipeline._align import ArcFaceAligner
 from faceverify._pipeline._capture import RGBImage
 from faceverify._pipeline._embed import MirroredEmbedder, l2_normalise
 from faceverify.hazmat import builtin_manifest
@@ -62,8 +65,10 @@ class ViewRecorder:
         self.inner = inner
         self.dim = inner.dim
         self.last: F32 | None = None
+        self.crop: RGBImage | None = None
 
     def embed(self, crops: list[RGBImage]) -> F32:
+        self.crop = crops[0]
         mirrors = [np.ascontiguousarray(c[:, ::-1]) for c in crops]
         views = self.inner.inner.embed([*crops, *mirrors])
         self.last = np.stack([views[: len(crops)], views[len(crops) :]], axis=1)
@@ -74,6 +79,11 @@ def views_path(pack: str) -> Path:
     return cache_path(pack).with_name(cache_path(pack).stem + "-views.npz")
 
 
+def crops_path(pack: str) -> Path:
+    """The aligned crop of every image (zeros where none): the fusion pass embeds these, no re-detection."""
+    return cache_path(pack).with_name(cache_path(pack).stem + "-crops.npy")
+
+
 def embed_part(pack: str, part: int, parts: int) -> None:
     keys = image_keys()[part::parts]
     pipe, threshold = floor_pipeline(pack, threads=1)
@@ -82,12 +92,16 @@ def embed_part(pack: str, part: int, parts: int) -> None:
     recorder = ViewRecorder(pipe.embedder)
     pipe.embedder = recorder
     views = np.full((len(keys), 2, recorder.dim), np.nan, np.float32)
+    size = pipe.aligner.size if isinstance(pipe.aligner, ArcFaceAligner) else 112
+    crops = np.zeros((len(keys), size, size, 3), np.uint8)
     report = stderr_progress(f"part {part}", every=250)
 
     def progress(i: int, n: int) -> None:
         if recorder.last is not None:
             views[i - 1] = recorder.last[0]
-        recorder.last = None
+        if recorder.crop is not None:
+            crops[i - 1] = recorder.crop
+        recorder.last = recorder.crop = None
         report(i, n)
 
     e = embed_captures(
@@ -100,6 +114,7 @@ def embed_part(pack: str, part: int, parts: int) -> None:
     )
     save_embedded(_part_file(pack, part), e)
     np.save(_part_file(pack, part).with_suffix(".views.npy"), views)
+    np.save(_part_file(pack, part).with_suffix(".crops.npy"), crops)
 
 
 def _part_file(pack: str, part: int) -> Path:
@@ -139,46 +154,63 @@ def merge(pack: str, parts: int) -> None:
         embedded_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     np.savez_compressed(views_path(pack), keys=np.array(keys), views=np.concatenate(views)[where])
+    crops = [np.load(_part_file(pack, p).with_suffix(".crops.npy")) for p in range(parts)]
+    np.save(crops_path(pack), np.concatenate(crops)[where])
     for p in range(parts):
-        _part_file(pack, p).unlink()
-        _part_file(pack, p).with_suffix(".views.npy").unlink()
+        for suffix in (".npz", ".views.npy", ".crops.npy"):
+            _part_file(pack, p).with_suffix(suffix).unlink()
+
+
+def reembed(pack: str) -> None:
+    """Embed the saved crops again with the pack's recognizer as it is now, rewriting the caches.
+
+    Only for a revision that changes the recognizer's execution alone (revision 4: SFace in
+    int8) after a pass with the same detector and alignment: the crops are what the
+    pipeline would align again, so this is the pass, minus decoding and detection.
+    """
+    from faceverify.hazmat import load_pipeline
+
+    e, meta = load_embedded(cache_path(pack))
+    crops = np.load(crops_path(pack), mmap_mode="r")
+    embedder = load_pipeline(pack, threads=1).embedder
+    if not isinstance(embedder, MirroredEmbedder):
+        raise SystemExit("the pack embeds one view; nothing to keep apart")
+    views = np.full((len(e.keys), 2, embedder.dim), np.nan, np.float32)
+    embedding = np.full_like(e.embedding, np.nan)
+    report = stderr_progress("re-embedding the crops", every=500)
+    for i in np.flatnonzero(np.isfinite(e.embedding).all(axis=1)):
+        crop = np.array(crops[i])
+        views[i] = embedder.inner.embed([crop, np.ascontiguousarray(crop[:, ::-1])])
+        embedding[i] = l2_normalise(views[i].sum(axis=0))
+        report(int(i) + 1, len(e.keys))
+    e = dataclasses.replace(e, embedding=embedding)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    save_embedded(cache_path(pack), e, **{**meta, "embedded_at": now})
+    np.savez_compressed(views_path(pack), keys=np.array(e.keys), views=views)
 
 
 def fusion_part(pack: str, part: int, parts: int) -> None:
-    """faceplugin-fr512 views of the crops the cache's embeddings came from (same detector, same choice)."""
-    from faceverify._calibrate import RecordingDetector
+    """faceplugin-fr512 views of the crops the cache's embeddings came from (saved by the embedding pass)."""
     from faceverify._fusion import builtin_recognizer_pack
-    from faceverify.hazmat import (
-        FacePipeline,
-        OnnxEmbedder,
-        OnnxSession,
-        cache_dir,
-        install_pack,
-        verified_paths,
-    )
+    from faceverify.hazmat import OnnxEmbedder, OnnxSession, cache_dir, install_pack, verified_paths
 
-    keys = image_keys()[part::parts]
-    pipe, threshold = floor_pipeline(pack, threads=1)
-    run = FacePipeline(
-        detector=RecordingDetector(pipe.detector, threshold, "central"),
-        aligner=pipe.aligner,
-        embedder=pipe.embedder,
-    )
+    keys = image_keys()
+    crops = np.load(crops_path(pack), mmap_mode="r")
+    with np.load(views_path(pack)) as z:
+        found = np.isfinite(z["views"]).all(axis=(1, 2))
+    mine = range(len(keys))[part::parts]
     fr = builtin_recognizer_pack("faceplugin-fr512")
     install_pack(fr, cache_dir())
     path = verified_paths(fr, cache_dir())[fr.recognizer.file]
     embed = OnnxEmbedder(OnnxSession(path, threads=1), fr.recognizer.input, dim=fr.recognizer.dim)
-    out = np.full((len(keys), 2, fr.recognizer.dim), np.nan, np.float32)
+    out = np.full((len(mine), 2, fr.recognizer.dim), np.nan, np.float32)
     report = stderr_progress(f"fusion part {part}", every=250)
-    for i, k in enumerate(keys):
-        try:
-            crop, _, _ = run.capture(LFW_ROOT / k, policy=None, select="dominant")
-        except Exception:
-            crop = None
-        if crop is not None:
-            out[i] = embed.embed([crop, np.ascontiguousarray(crop[:, ::-1])])
-        report(i + 1, len(keys))
-    np.save(OUT / f"fusion-{pack}-part{part}.npy", out)
+    for j, i in enumerate(mine):
+        if found[i]:
+            crop = np.array(crops[i])
+            out[j] = embed.embed([crop, np.ascontiguousarray(crop[:, ::-1])])
+        report(j + 1, len(mine))
+    np.save(OUT / f"fusion-{cache_path(pack).stem}-part{part}.npy", out)
 
 
 def calibrate_fusion(pack: str, parts: int, write: bool) -> dict[str, Any]:
@@ -186,14 +218,14 @@ def calibrate_fusion(pack: str, parts: int, write: bool) -> dict[str, Any]:
     from improve import write_pack as write_fusion
 
     keys = image_keys()
-    todo = [p for p in range(parts) if not (OUT / f"fusion-{pack}-part{p}.npy").exists()]
+    todo = [p for p in range(parts) if not (OUT / f"fusion-{cache_path(pack).stem}-part{p}.npy").exists()]
     me = [sys.executable, __file__, "--pack", pack, "--parts", str(parts), "--fusion-part"]
     workers = [subprocess.Popen([*me, str(p)]) for p in todo]
     if any(w.wait() != 0 for w in workers):
         raise SystemExit("a fusion part failed")
     fr = np.full((len(keys), 2, 512), np.nan, np.float32)
     for p in range(parts):
-        fr[p::parts] = np.load(OUT / f"fusion-{pack}-part{p}.npy")
+        fr[p::parts] = np.load(OUT / f"fusion-{cache_path(pack).stem}-part{p}.npy")
     lfw = load_lfw(pack)
     with np.load(views_path(pack)) as z:
         sface = z["views"]
@@ -239,6 +271,9 @@ def main() -> None:
     ap.add_argument("--write-pack", action="store_true")
     ap.add_argument("--fusion", action="store_true", help="also recalibrate the fusion with faceplugin-fr512")
     ap.add_argument("--fusion-part", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--reembed", action="store_true", help="embed the saved crops again (the recognizer alone changed)"
+    )
     args = ap.parse_args()
     if args.part is not None:
         embed_part(args.pack, args.part, args.parts)
@@ -246,7 +281,9 @@ def main() -> None:
     if args.fusion_part is not None:
         fusion_part(args.pack, args.fusion_part, args.parts)
         return
-    if not cache_path(args.pack).exists() or not views_path(args.pack).exists():
+    if args.reembed:
+        reembed(args.pack)
+    if not all(p.exists() for p in (cache_path(args.pack), views_path(args.pack), crops_path(args.pack))):
         me = [sys.executable, __file__, "--pack", args.pack, "--parts", str(args.parts), "--part"]
         todo = [
             p for p in range(args.parts) if not _part_file(args.pack, p).with_suffix(".views.npy").exists()

@@ -12,7 +12,9 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -204,6 +206,28 @@ def test_malformed_settings_are_model_errors(
     )
     assert parse_manifest(data) == pack  # the built-in manifest as it is parses
     (data if where is None else data[where])[key] = value
+    with pytest.raises(ModelError, match=message):
+        parse_manifest(data)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: [f.pop("repair"), f.pop("rewrites")], "int8 execution applies after the fold-dequantize"),
+        (lambda f: f["int8"]["activations"].update(x=[0.0, 0]), "scale > 0 and a uint8 zero point"),
+        (lambda f: f["int8"]["activations"].update(x=[0.1, 256]), "scale > 0 and a uint8 zero point"),
+        (lambda f: f["int8"].update(activations={}), "needs the calibrated activation ranges"),
+        (lambda f: f["int8"].pop("calibration"), "calibration"),
+    ],
+)
+def test_malformed_int8_settings_are_model_errors(
+    pack: ModelPack, change: Callable[[dict[str, Any]], object], message: str
+) -> None:
+    data = json.loads(
+        (Path(faceverify.__file__).parent / "_models" / "packs" / f"{pack.id}.json").read_text()
+    )
+    sface = next(f for f in data["files"] if f["name"] == pack.recognizer.file)
+    change(sface)
     with pytest.raises(ModelError, match=message):
         parse_manifest(data)
 

@@ -1,6 +1,9 @@
-"""The fast paths of revision 3, on the real models: each must compute what the slow one did.
+"""The fast paths of revisions 3 and 4, on the real models: each must compute what the slow one did.
 
 - the PRelu rewrite and the dynamic detector input are exact (same outputs);
+- SFace's int8 form (revision 4) is written by our own code from the manifest's ranges
+  into the pinned file, runs in onnxruntime's int8 kernels, and stays within
+  quantization error of the float graph;
 - a probe embeds its mirror view only near the threshold and then decides as
   both views would;
 - a frame sample embeds only when read;
@@ -9,14 +12,17 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from faceverify import MultipleFacesError, NoFaceError
-from faceverify._models._repair import fold_constant_dequantize
+from faceverify._models._install import sha256_file
+from faceverify._models._repair import fold_constant_dequantize, insert_qdq, int8_activations, prepare_int8
 from faceverify.hazmat import (
     FacePipeline,
     FaceTracker,
@@ -40,14 +46,37 @@ def _face(pipeline: FacePipeline, path: Path, side: int) -> np.ndarray:
 
 
 def _from_wheel(
-    model_cache: Path, pack: ModelPack, name: str, target: Path, rewrites: tuple[str, ...]
+    model_cache: Path,
+    pack: ModelPack,
+    name: str,
+    target: Path,
+    rewrites: tuple[str, ...],
+    int8: dict[str, tuple[float, int]] | None = None,
+    keep_float: tuple[str, ...] = (),
 ) -> Path:
     source = pack.file(name).source
     assert source is not None
     raw = target.with_name("raw-" + target.name)
     raw.write_bytes(zipfile.ZipFile(model_cache / "downloads" / source.filename).read(source.member))
-    fold_constant_dequantize(raw, target, rewrites=rewrites)
+    fold_constant_dequantize(raw, target, rewrites=rewrites, int8=int8, keep_float=keep_float)
     return target
+
+
+def _kernels(path: Path, blob: np.ndarray) -> Counter[str]:
+    """The op types onnxruntime's profiler saw run for one input."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    session.run(None, {session.get_inputs()[0].name: blob})
+    trace = Path(session.end_profiling())
+    events = json.loads(trace.read_text("utf-8"))
+    trace.unlink()
+    return Counter(
+        e["args"]["op_name"] for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
+    )
 
 
 def test_the_prelu_rewrite_gives_the_same_embeddings(
@@ -152,3 +181,55 @@ def test_the_tracker_follows_a_moving_face_and_still_refuses_a_second_one(
     # A face that leaves is lost, then no face at all is an error as in locate().
     with pytest.raises(NoFaceError):
         tracker.locate(np.full_like(frame, 128))
+
+
+def test_sface_is_written_in_int8_from_the_manifest_and_runs_in_int8_kernels(
+    model_cache: Path, pack: ModelPack, pipeline: FacePipeline, samples: dict[str, Path], tmp_path: Path
+) -> None:
+    spec = pack.file(pack.recognizer.file).int8
+    assert spec is not None and dict(spec.calibration)["method"].startswith("percentiles")
+    name = pack.recognizer.file
+    built = _from_wheel(
+        model_cache, pack, name, tmp_path / "int8.onnx", ("prelu",), spec.ranges(), spec.keep_float
+    )
+    assert sha256_file(built) == pack.file(name).sha256  # deterministic: the pinned file, byte for byte
+    plain = _from_wheel(model_cache, pack, name, tmp_path / "float.onnx", ("prelu",))
+    image = load_image(samples["obama"])
+    crop = pipeline.aligner.align(image, pipeline.locate(image).landmarks)
+    blob = np.ascontiguousarray(crop.astype(np.float32).transpose(2, 0, 1)[None])
+    ran, ran_float = _kernels(built, blob), _kernels(plain, blob)
+    # Every convolution and the fully connected layer run as int8 kernels but those the
+    # manifest keeps in float32 (the first convolution and the depthwise ones).
+    floats = len(spec.keep_float)
+    assert spec.keep_float[0] == "conv_1_batchnorm" and floats < 27 and ran_float["Conv"] == 27
+    assert ran["QLinearConv"] == 27 - floats and ran["QGemm"] == 1 and ran["Gemm"] == 0
+    assert ran["Conv"] + ran["FusedConv"] == floats
+    int8, fp32 = OnnxSession(built, threads=1), OnnxSession(plain, threads=1)
+    for sample in ("obama", "obama2", "biden"):
+        image = load_image(samples[sample])
+        crop = pipeline.aligner.align(image, pipeline.locate(image).landmarks)
+        blob = np.ascontiguousarray(crop.astype(np.float32).transpose(2, 0, 1)[None])
+        a, b = int8.run(blob)[0][0], fp32.run(blob)[0][0]
+        # quantization moves the embedding a little, and only a little
+        assert 0.97 < cosine(a / np.linalg.norm(a), b / np.linalg.norm(b)) < 1.0
+
+
+def test_int8_ranges_made_for_another_graph_are_refused(
+    model_cache: Path, pack: ModelPack, tmp_path: Path
+) -> None:
+    import onnx
+
+    spec = pack.file(pack.recognizer.file).int8
+    assert spec is not None
+    plain = _from_wheel(model_cache, pack, pack.recognizer.file, tmp_path / "f.onnx", ("prelu",))
+    model = onnx.load(str(plain))
+    prepare_int8(model)
+    ranges = spec.ranges()
+    assert sorted(int8_activations(model, spec.keep_float)) == sorted(ranges)
+    missing = dict(list(ranges.items())[1:])
+    extra = {**ranges, "not-a-tensor": (0.1, 0)}
+    for bad, keep in ((missing, spec.keep_float), (extra, spec.keep_float), (ranges, ())):
+        with pytest.raises(ValueError, match="do not name this graph's int8 tensors"):
+            insert_qdq(model, bad, keep_float=keep)
+    with pytest.raises(ValueError, match="do not name this graph's int8 tensors"):
+        insert_qdq(model, ranges, keep_float=(*spec.keep_float, "not-an-op"))

@@ -74,7 +74,12 @@ def load_pipeline(
             aligner=ArcFaceAligner(rec.input.size),
             embedder=with_views(
                 OnnxEmbedder(
-                    OnnxSession(paths[rec.file], threads=threads, background=background),
+                    OnnxSession(
+                        paths[rec.file],
+                        threads=threads,
+                        background=background,
+                        prepack=manifest.file(rec.file).int8 is not None,
+                    ),
                     rec.input,
                     dim=rec.dim,
                 ),

@@ -35,6 +35,24 @@ class PackageSource:
 
 
 @dataclass(frozen=True, slots=True)
+class Int8Execution:
+    """How a float graph was turned into onnxruntime's int8 form (``_repair.insert_qdq``).
+
+    ``activations`` maps each tensor an int8 op reads or writes to its uint8
+    ``(scale, zero_point)``, calibrated once; ``keep_float`` names the ops (by output
+    tensor) left in float32; ``calibration`` records how (method, captures, crops, the
+    ``onnx`` version), so what is stored says how it was made.
+    """
+
+    activations: tuple[tuple[str, float, int], ...]
+    calibration: tuple[tuple[str, str], ...]
+    keep_float: tuple[str, ...] = ()
+
+    def ranges(self) -> dict[str, tuple[float, int]]:
+        return {name: (scale, zero) for name, scale, zero in self.activations}
+
+
+@dataclass(frozen=True, slots=True)
 class ModelFile:
     """One file of a pack as it sits in the cache, after any repair."""
 
@@ -45,6 +63,8 @@ class ModelFile:
     repair: Literal["fold-dequantize"] | None = None
     #: Exact graph rewrites after the repair (``_repair.REWRITES``): the same function, run faster.
     rewrites: tuple[str, ...] = ()
+    #: Executed in int8 (after the rewrites): the calibrated activation ranges, and how.
+    int8: Int8Execution | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +389,7 @@ def _common(data: dict[str, Any]) -> dict[str, Any]:
             source=_source(f["source"]) if f.get("source") else None,
             repair=f.get("repair"),
             rewrites=_rewrites(f),
+            int8=_int8(f),
         )
         for f in data["files"]
     )
@@ -424,6 +445,26 @@ def _rewrites(f: dict[str, Any]) -> tuple[str, ...]:
     if names and f.get("repair") != "fold-dequantize":
         raise ValueError("rewrites apply after the fold-dequantize repair")
     return tuple(names)
+
+
+def _int8(f: dict[str, Any]) -> Int8Execution | None:
+    spec = f.get("int8")
+    if spec is None:
+        return None
+    if f.get("repair") != "fold-dequantize":
+        raise ValueError("int8 execution applies after the fold-dequantize repair")
+    activations = []
+    for name, (scale, zero) in spec["activations"].items():
+        if not (isinstance(scale, float) and scale > 0 and isinstance(zero, int) and 0 <= zero <= 255):
+            raise ValueError(f"an int8 activation range needs a scale > 0 and a uint8 zero point: {name!r}")
+        activations.append((str(name), scale, zero))
+    if not activations:
+        raise ValueError("int8 execution needs the calibrated activation ranges")
+    calibration = tuple((str(k), str(v)) for k, v in spec["calibration"].items())
+    keep_float = spec.get("keep_float", [])
+    if not isinstance(keep_float, list) or not all(isinstance(k, str) for k in keep_float):
+        raise ValueError(f"keep_float must be a list of tensor names, not {keep_float!r}")
+    return Int8Execution(tuple(activations), calibration, tuple(keep_float))
 
 
 def detector_spec(det: dict[str, Any], kind: Literal["yunet", "insightface"]) -> DetectorSpec:

@@ -15,18 +15,27 @@ checked against the digest pinned in the pack's manifest, so a different
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 
-def fold_constant_dequantize(source: Path, target: Path, *, rewrites: Sequence[str] = ()) -> None:
+def fold_constant_dequantize(
+    source: Path,
+    target: Path,
+    *,
+    rewrites: Sequence[str] = (),
+    int8: Mapping[str, tuple[float, int]] | None = None,
+    keep_float: Sequence[str] = (),
+) -> None:
     """Write ``source`` to ``target`` with constant DequantizeLinear folded away.
 
     ``rewrites`` names further exact graph rewrites applied after folding, in
-    order (:data:`REWRITES`: ``"prelu"``, ``"dynamic-input"``).
+    order (:data:`REWRITES`: ``"prelu"``, ``"dynamic-input"``). ``int8`` (the
+    calibrated activation ranges of a manifest) then writes the graph in int8 form
+    (:func:`prepare_int8`, :func:`insert_qdq`), but for the ops ``keep_float`` names.
     """
     import onnx  # install-time only: keep it off every import path of the library
 
@@ -34,6 +43,9 @@ def fold_constant_dequantize(source: Path, target: Path, *, rewrites: Sequence[s
     _fold(model)
     for name in rewrites:
         REWRITES[name](model)
+    if int8 is not None:
+        prepare_int8(model)
+        insert_qdq(model, int8, keep_float=keep_float)
     onnx.save(model, str(target))
 
 
@@ -145,3 +157,185 @@ def dynamic_spatial_input(model: Any) -> None:
 
 #: The exact rewrites a manifest may ask for after folding (``"rewrites": [...]``).
 REWRITES: dict[str, Callable[[Any], None]] = {"prelu": rewrite_prelu, "dynamic-input": dynamic_spatial_input}
+
+
+# --- int8 execution (revision 4 of yunet-sface) ------------------------------------------
+#
+# onnxruntime runs a convolution in int8 (QLinearConv, QGemm) when the graph says so in the
+# QDQ form: DequantizeLinear(uint8 activation), DequantizeLinear(int8 weight, per output
+# channel), DequantizeLinear(int32 bias), the op, QuantizeLinear(its output). Its own
+# quantizer writes that form, but its output depends on its version and calibrates at run
+# time; here the insertion is ours and deterministic, and the activation ranges are data in
+# the manifest (calibrated once: benchmarks/speed_int8.py). Weights: symmetric int8 per output
+# channel, scale = max|w| / 127, rounded half to even. Activations: uint8 with the stored scale
+# and zero point. Bias: int32 at the scale activation scale x weight scale, zero point 0.
+
+#: The ops executed in int8.
+INT8_OPS = ("Conv", "Gemm")
+
+
+def prepare_int8(model: Any) -> None:
+    """The float graph the int8 one is made from, in place: folding that quantization needs.
+
+    Constant weight reshapes are computed, each ``BatchNormalization`` that is the only reader
+    of a Conv's or Gemm's output is folded into its weights and bias (so the int8 op produces
+    what the next layer reads), and ``Dropout`` (an identity at inference) is removed. The
+    same function up to float rounding; the activation ranges are calibrated on this graph.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    values = {name: numpy_helper.to_array(init) for name, init in inits.items()}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    for out in graph.output:
+        readers[out.name] = readers.get(out.name, 0) + 1
+    producer = {o: node for node in graph.node for o in node.output}
+    renamed: dict[str, str] = {}
+    nodes = []
+    for node in graph.node:
+        inputs = [renamed.get(i, i) for i in node.input]
+        if node.op_type == "Reshape" and all(i in values for i in inputs):
+            values[node.output[0]] = values[inputs[0]].reshape(values[inputs[1]].astype(np.int64))
+            continue
+        if node.op_type == "Dropout":
+            renamed[node.output[0]] = inputs[0]
+            continue
+        src = producer.get(inputs[0]) if inputs else None
+        if (
+            node.op_type == "BatchNormalization"
+            and src is not None
+            and src.op_type in INT8_OPS
+            and readers.get(src.output[0]) == 1
+        ):
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            gamma, beta, mean, var = (values[i].astype(np.float64) for i in inputs[1:5])
+            factor = gamma / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
+            weight_name = src.input[1]
+            weight = values[weight_name].astype(np.float64)
+            bias = values[src.input[2]].astype(np.float64) if len(src.input) > 2 else np.zeros(len(factor))
+            shape = (-1,) + (1,) * (weight.ndim - 1)
+            values[weight_name] = (weight * factor.reshape(shape)).astype(np.float32)
+            bias_name = f"{src.output[0]}/bias"
+            values[bias_name] = ((bias - mean) * factor + beta).astype(np.float32)
+            del src.input[2:]
+            src.input.append(bias_name)
+            src.output[0] = node.output[0]
+            continue
+        del node.input[:]
+        node.input.extend(inputs)
+        nodes.append(node)
+    for out in graph.output:
+        out.name = renamed.get(out.name, out.name)
+    read = {i for node in nodes for i in node.input} | {o.name for o in graph.output}
+    nodes = [node for node in nodes if any(o in read for o in node.output)]  # Dropout's ratio constant
+    used = {i for node in nodes for i in node.input}
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(numpy_helper.from_array(v, name=k) for k, v in values.items() if k in used)
+    del graph.value_info[:]
+
+
+def int8_activations(model: Any, keep_float: Sequence[str] = ()) -> list[str]:
+    """The tensors quantized to uint8, in graph order: what each int8 op reads and writes.
+
+    ``keep_float`` names ops (by their output tensor) left in float32. A graph output
+    stays float (the embedding is read at full precision).
+    """
+    inits = {i.name for i in model.graph.initializer}
+    outputs = {o.name for o in model.graph.output}
+    names: list[str] = []
+    for node in model.graph.node:
+        if node.op_type in INT8_OPS and node.output[0] not in keep_float:
+            for name in (node.input[0], node.output[0]):
+                if name not in inits and name not in outputs and name not in names:
+                    names.append(name)
+    return names
+
+
+def insert_qdq(
+    model: Any, activations: Mapping[str, tuple[float, int]], *, keep_float: Sequence[str] = ()
+) -> None:
+    """Write the int8 QDQ form of a :func:`prepare_int8` graph, in place.
+
+    ``activations`` maps every tensor of :func:`int8_activations` to its uint8
+    ``(scale, zero_point)``; a missing or extra tensor is refused (a manifest made for
+    another graph must not half-apply). The ops ``keep_float`` names stay float32.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    expected = int8_activations(model, keep_float)
+    if sorted(expected) != sorted(activations) or not set(keep_float) <= {
+        n.output[0] for n in graph.node if n.op_type in INT8_OPS
+    }:
+        raise ValueError("the int8 activation ranges do not name this graph's int8 tensors")
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    dq = {name: f"{name}/dq" for name in activations}
+    new_inits: list[Any] = []
+    nodes: list[Any] = []
+
+    def constant(name: str, array: np.ndarray) -> str:
+        new_inits.append(numpy_helper.from_array(array, name=name))
+        return name
+
+    def dequantize(name: str, q: np.ndarray, scale: np.ndarray, zero: np.ndarray) -> Any:
+        """``name/dq``: the per-output-channel (axis 0) dequantization of the stored integers."""
+        stored = [constant(f"{name}/{q.dtype}", q), constant(f"{name}/scale", scale)]
+        stored.append(constant(f"{name}/zero", zero))
+        return helper.make_node("DequantizeLinear", stored, [f"{name}/dq"], axis=0)
+
+    for node in graph.node:
+        if node.op_type in INT8_OPS and node.output[0] not in keep_float:
+            x_scale = np.float32(activations[node.input[0]][0])
+            weight = values[node.input[1]]
+            # Per output channel (axis 0): Conv (O, I, kh, kw); Gemm with transB=1 (N, K).
+            if node.op_type == "Gemm":
+                attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+                if attrs.get("transB", 0) != 1:
+                    raise ValueError("int8 Gemm expects transposed weights (transB=1)")
+            flat = np.abs(weight.reshape(weight.shape[0], -1)).max(axis=1)
+            w_scale = np.where(flat > 0, flat / np.float32(127), np.float32(1)).astype(np.float32)
+            shape = (-1,) + (1,) * (weight.ndim - 1)
+            q = np.clip(np.rint(weight / w_scale.reshape(shape)), -127, 127).astype(np.int8)
+            w = node.input[1]
+            nodes.append(dequantize(w, q, w_scale, np.zeros(len(w_scale), np.int8)))
+            inputs = [dq[node.input[0]], f"{w}/dq"]
+            if len(node.input) > 2:
+                b = node.input[2]
+                b_scale = (x_scale * w_scale).astype(np.float32)
+                qb = np.rint(values[b].astype(np.float64) / b_scale.astype(np.float64)).astype(np.int32)
+                nodes.append(dequantize(b, qb, b_scale, np.zeros(len(b_scale), np.int32)))
+                inputs.append(f"{b}/dq")
+            del node.input[:]
+            node.input.extend(inputs)
+        else:
+            renamed = [dq.get(i, i) for i in node.input]
+            del node.input[:]
+            node.input.extend(renamed)
+        nodes.append(node)
+        for out in node.output:
+            if out in activations:
+                scale, zero = activations[out]
+                s = constant(f"{out}/scale", np.array(scale, np.float32))
+                z = constant(f"{out}/zero", np.array(zero, np.uint8))
+                nodes.append(helper.make_node("QuantizeLinear", [out, s, z], [f"{out}/q"]))
+                nodes.append(helper.make_node("DequantizeLinear", [f"{out}/q", s, z], [dq[out]]))
+    used = {i for node in nodes for i in node.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept + new_inits)
+
+
+def uint8_range(low: float, high: float) -> tuple[float, int]:
+    """The uint8 ``(scale, zero_point)`` covering ``[low, high]`` (widened to include 0)."""
+    low, high = min(float(low), 0.0), max(float(high), 0.0)
+    scale = (high - low) / 255.0 if high > low else 1.0
+    zero = int(np.clip(np.rint(-low / scale), 0, 255))
+    return scale, zero

@@ -5,8 +5,10 @@ a login server verifying per request must not pay it per request.
 
 Measured choices (``benchmarks/speed.py``, docs/performance.md):
 
-- weight pre-packing is off: for SFace it costs 30 ms and 17 MB at creation and
-  gains nothing per run on this CPU; the memory pattern (all activations planned
+- weight pre-packing is off for float graphs: for SFace in float32 it cost 30 ms and
+  17 MB at creation and gained nothing per run on this CPU; an int8 graph asks for it
+  (``prepack=True``): its int8 kernels run 14.6 -> 7.8 ms a crop with packed weights, for
+  the same creation time (SFace int8, one thread); the memory pattern (all activations planned
   up front) is off: ~20 MB less at peak, same speed; worker threads do not spin
   between runs (a cold compare burns 0.53 s of CPU instead of 0.85 s);
 - a session may be created in the background (``background=True``): a cold
@@ -37,8 +39,10 @@ class OnnxSession:
         providers: tuple[str, ...] = ("CPUExecutionProvider",),
         background: bool = False,
         optimization: Literal["all", "basic", "none"] = "all",
+        prepack: bool = False,
     ) -> None:
         self._path = path
+        self._prepack = prepack
         self._optimization = optimization
         self._threads = threads
         self._providers = providers
@@ -61,7 +65,8 @@ class OnnxSession:
         options.intra_op_num_threads = self._threads  # 0 lets onnxruntime choose
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        options.add_session_config_entry("session.disable_prepacking", "1")
+        if not self._prepack:
+            options.add_session_config_entry("session.disable_prepacking", "1")
         # Worker threads sleep instead of spinning between parallel sections: spinning halves
         # nothing here and doubles the CPU a cold compare burns (0.85 s -> 0.53 s), which on a
         # shared machine is wall time too.
