@@ -52,11 +52,24 @@ def depth_map(h: int, w: int) -> F64:
 def relight(img: RGB, rng: np.random.Generator) -> RGB:
     """Directional light from one side: Lambertian shading of the depth model and the
     shadow it casts (nose, cheek), ambient 5-20 %, light 50-80° off the camera axis."""
+    return _relight(img, rng, off_axis=(50.0, 80.0), ambient=(0.05, 0.20))
+
+
+def any_light(img: RGB, rng: np.random.Generator) -> RGB:
+    """Light from anywhere between nearly frontal and grazing: 10-80° off the camera axis,
+    ambient 5-40 %. Many such captures lie near the gate's bounds, on either side: the
+    captures a gate lets through are the ones whose scores must hold."""
+    return _relight(img, rng, off_axis=(10.0, 80.0), ambient=(0.05, 0.40))
+
+
+def _relight(
+    img: RGB, rng: np.random.Generator, *, off_axis: tuple[float, float], ambient: tuple[float, float]
+) -> RGB:
     h, w = img.shape[:2]
     z = depth_map(h, w)
-    az = np.radians(rng.uniform(50, 80)) * rng.choice([-1.0, 1.0])
+    az = np.radians(rng.uniform(*off_axis)) * rng.choice([-1.0, 1.0])
     el = np.radians(rng.uniform(0, 30))
-    ambient = rng.uniform(0.05, 0.20)
+    amb = rng.uniform(*ambient)
     light = np.array([np.sin(az) * np.cos(el), -np.sin(el), np.cos(az) * np.cos(el)])
     gy, gx = np.gradient(z)
     n = np.stack([-gx, -gy, np.ones_like(z)], axis=-1)
@@ -75,8 +88,8 @@ def relight(img: RGB, rng: np.random.Generator) -> RGB:
     k = np.array([1, 4, 6, 4, 1], float) / 16  # soften the shadow edge
     vis = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), 1, vis)
     vis = np.apply_along_axis(lambda c: np.convolve(c, k, "same"), 0, vis)
-    new = ambient + (1 - ambient) * shade * vis
-    frontal = ambient + (1 - ambient) * n[..., 2]
+    new = amb + (1 - amb) * shade * vis
+    frontal = amb + (1 - amb) * n[..., 2]
     ratio = np.clip(new / frontal, 0.0, 1.6)
     gain = 1.0 / max(float(np.percentile(ratio, 95)), 0.5)
     out = img.astype(np.float64) * (ratio * gain)[..., None]
@@ -130,6 +143,22 @@ def lab(img: RGB, rng: np.random.Generator) -> RGB:
     return tight(grayscale(relight(img, rng), rng), rng)
 
 
+# Conditions combined, with light of every strength: the gate and the grayscale points
+# must hold on the captures that pass the gate, not only refuse the extreme ones.
+
+
+def lab_any(img: RGB, rng: np.random.Generator) -> RGB:
+    """Grayscale, light of any strength from one side, cropped tight: the hidden lab set's
+    look, across the gate's bounds."""
+    return tight(grayscale(any_light(img, rng), rng), rng)
+
+
+def infrared_side(img: RGB, rng: np.random.Generator) -> RGB:
+    """Infrared-like contrast with light of any strength from one side (an IR camera whose
+    illuminator, or the sun through a window, lights one side)."""
+    return infrared(any_light(img, rng), rng)
+
+
 CONDITIONS: dict[str, Condition] = {
     "relit": relight,
     "grayscale": grayscale,
@@ -137,4 +166,7 @@ CONDITIONS: dict[str, Condition] = {
     "tight": tight,
     "flat": flat,
     "lab": lab,
+    "lit-any": any_light,
+    "lab-any": lab_any,
+    "infrared-side": infrared_side,
 }

@@ -50,14 +50,19 @@ from faceverify._calibrate import (
     round_up,
     save_embedded,
     stderr_progress,
+    threshold_for,
 )
 from faceverify._models._manifest import OperatingPoint, builtin_manifest
 from faceverify._pipeline._quality import GRAYSCALE_BELOW
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBES = 600  # per half and condition
+PROBES = 1000  # per half and condition (with the pooled rows, enough to resolve `strict`, 1e-6)
 SEED = 0
 BAR = 3.0
+#: The two pairings of a condition's captures: against clean images, and against each other
+#: (one camera and one light for enrolment and verification).
+PAIRINGS = {False: "vs clean", True: "both under condition"}
+POOLED = "pooled"
 
 
 def people(root: Path = LFW_ROOT) -> tuple[list[str], npt.NDArray[np.int64], int]:
@@ -119,12 +124,12 @@ def subset(e: Embedded, rows: list[int]) -> Embedded:
     )
 
 
-def embed_condition(name: str, pack: str, threads: int = 1) -> Embedded:
+def embed_condition(name: str, pack: str, threads: int = 1, probes: int = PROBES) -> Embedded:
     """The condition's probes embedded once through the real pipeline (cached)."""
     path = condition_cache(pack, name)
     all_keys, identity, n_people = people()
-    probes = probe_indices(identity, n_people)
-    keys = [all_keys[i] for i in probes]
+    rows_of = probe_indices(identity, n_people, probes)
+    keys = [all_keys[i] for i in rows_of]
     if path.exists():
         e, _ = load_embedded(path)
         rows = {k: i for i, k in enumerate(e.keys)}
@@ -135,7 +140,7 @@ def embed_condition(name: str, pack: str, threads: int = 1) -> Embedded:
 
     def sources() -> list[tuple[str, npt.NDArray[np.uint8]]]:
         out = []
-        for i, k in zip(probes, keys, strict=True):
+        for i, k in zip(rows_of, keys, strict=True):
             with Image.open(LFW_ROOT / k) as im:
                 rgb = np.asarray(im.convert("RGB"))
             out.append((k, transform(rgb, np.random.default_rng(int(i)))))
@@ -169,7 +174,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
             print(f"{name}: being embedded by another process ({lock}); skipped", file=sys.stderr)
             continue
         try:
-            embed_condition(name, args.pack, args.threads)
+            embed_condition(name, args.pack, args.threads, args.probes)
         finally:
             lock.unlink()
 
@@ -181,6 +186,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", action="append", help="embed only these conditions (repeatable; 'clean' = LFW)")
     ap.add_argument("--write-pack", action="store_true")
+    ap.add_argument(
+        "--probes",
+        type=int,
+        default=PROBES,
+        help="images per half and condition (fewer: a prefix of one draw)",
+    )
     args = ap.parse_args()
     if args.command == "embed":
         cmd_embed(args)
@@ -282,19 +293,36 @@ def _rates(
     t: float,
 ) -> dict[str, Any]:
     """FMR and FNMR at ``t`` over every attempt; refused (not usable) attempts are non-matches."""
-    n_imp, n_gen = int(impostor.sum()), int(genuine.sum())
     hit = usable & (s >= t)
-    k = int((hit & impostor).sum())
-    scored = int((usable & impostor).sum())
+    return _rate_row(
+        t,
+        impostor_attempts=int(impostor.sum()),
+        false_matches=int((hit & impostor).sum()),
+        scored=int((usable & impostor).sum()),
+        genuine_attempts=int(genuine.sum()),
+        true_matches=int((hit & genuine).sum()),
+    )
+
+
+def _rate_row(
+    t: float,
+    *,
+    impostor_attempts: int,
+    false_matches: int,
+    scored: int,
+    genuine_attempts: int,
+    true_matches: int,
+) -> dict[str, Any]:
+    n, k = impostor_attempts, false_matches
     return {
         "threshold": t,
-        "impostor_attempts": n_imp,
+        "impostor_attempts": n,
         "false_matches": k,
-        "fmr": k / max(n_imp, 1),
-        "fmr_upper95": fmr_upper_bound(k, n_imp),
+        "fmr": k / max(n, 1),
+        "fmr_upper95": fmr_upper_bound(k, n),
         "fmr_scored": k / max(scored, 1),
-        "genuine_attempts": n_gen,
-        "fnmr": 1 - int((hit & genuine).sum()) / max(n_gen, 1),
+        "genuine_attempts": genuine_attempts,
+        "fnmr": 1 - true_matches / max(genuine_attempts, 1),
     }
 
 
@@ -324,6 +352,7 @@ PREDICTORS = (
     "sharpness",
     "detector_score",
     "interocular",
+    "typicality",
 )
 
 
@@ -366,12 +395,12 @@ def usable(e: Embedded, policy: QualityPolicy, threshold: float) -> npt.NDArray[
 class Setup:
     """Everything measured once: clean LFW, the conditions, the halves and the probes."""
 
-    def __init__(self, pack: str) -> None:
+    def __init__(self, pack: str, probes: int = PROBES) -> None:
         self.pack = builtin_manifest(pack)
         self.lfw = load_lfw(pack)
         self.a = halves(self.lfw.identity, len(self.lfw.names))
-        self.probes = probe_indices(self.lfw.identity, len(self.lfw.names))
-        self.conditions = {name: embed_condition(name, pack) for name in CONDITIONS}
+        self.probes = probe_indices(self.lfw.identity, len(self.lfw.names), probes)
+        self.conditions = {name: embed_condition(name, pack, probes=probes) for name in CONDITIONS}
         self.t_det = self.lfw.detector_threshold
 
     def side(self, half_a: bool) -> npt.NDArray[np.bool_]:
@@ -414,45 +443,73 @@ class Setup:
         return all_pairs(e.embedding, self.lfw.identity, valid)
 
 
-def grey_scores(st: Setup, sides: tuple[bool, ...], grey: QualityPolicy) -> Scores:
-    """Pairs with a grayscale side (grayscale, infrared-like, lab captures) that ``grey`` admits:
-    against clean images and against each other."""
-    gen: list[npt.NDArray[np.float32]] = []
-    imp: list[npt.NDArray[np.float32]] = []
+def is_grey(e: Embedded) -> bool:
+    """A grayscale condition: most of its captures carry no colour."""
+    return float(np.mean(e.quality_column("colourfulness") < GRAYSCALE_BELOW)) > 0.5
+
+
+def grey_groups(st: Setup, sides: tuple[bool, ...], grey: QualityPolicy) -> dict[str, Scores]:
+    """Pairs with a grayscale side that ``grey`` admits, per grayscale condition and pairing:
+    against clean images, and against each other."""
+    out: dict[str, Scores] = {}
     for name, e in st.conditions.items():
-        if not float(np.mean(e.quality_column("colourfulness") < GRAYSCALE_BELOW)) > 0.5:
+        if not is_grey(e):
             continue
-        for half_a in sides:
-            for both in (False, True):
+        for both in (False, True):
+            gen: list[npt.NDArray[np.float32]] = []
+            imp: list[npt.NDArray[np.float32]] = []
+            for half_a in sides:
                 s, impostor, genuine, ok = st.pairs(name, half_a, grey, both)
                 gen.append(s[genuine & ok])
                 imp.append(s[impostor & ok])
-    return Scores.of(np.concatenate(gen), np.concatenate(imp))
+            out[f"{name} ({PAIRINGS[both]})"] = Scores.of(np.concatenate(gen), np.concatenate(imp))
+    return out
 
 
-def grey_points(scores: Scores, colour_points: list[OperatingPoint], dataset: str) -> list[OperatingPoint]:
-    """Grayscale points at the colour points' targets, never below the colour threshold
-    (the grayscale profile scores colour pairs too)."""
+def pooled(groups: dict[str, Scores]) -> Scores:
+    return Scores.of(
+        np.concatenate([g.genuine for g in groups.values()]),
+        np.concatenate([g.impostor for g in groups.values()]),
+    )
+
+
+def grey_points(
+    groups: dict[str, Scores], colour_points: list[OperatingPoint], dataset: str
+) -> list[OperatingPoint]:
+    """Grayscale points at the colour points' targets: the highest of the thresholds that each
+    grayscale condition and pairing needs on its own (each calibrated with its own bound, so no
+    condition is averaged away by the others), never below the colour threshold of the same
+    name (the grayscale profile scores colour pairs too). Stated figures: all pairs pooled."""
+    pool = pooled(groups)
     out = []
     for (n, f), c in zip(DEFAULT_TARGETS, colour_points, strict=True):
-        op = operating_point(f"grayscale:{n}", scores, f, dataset)
-        if op.threshold < c.threshold:
-            k, m = scores.fmr(c.threshold)
-            op = replace(
-                op,
-                threshold=c.threshold,
+        t = max([c.threshold] + [threshold_for(g, f) for g in groups.values() if len(g.impostor)])
+        k, m = pool.fmr(t)
+        out.append(
+            OperatingPoint(
+                name=f"grayscale:{n}",
+                threshold=t,
+                fmr=f,
                 fmr_measured=m,
-                fmr_upper=fmr_upper_bound(k, len(scores.impostor)),
-                fnmr=scores.fnmr(c.threshold),
+                fmr_upper=fmr_upper_bound(k, len(pool.impostor)),
+                fnmr=pool.fnmr(t),
+                dataset=dataset,
+                genuine_pairs=len(pool.genuine),
+                impostor_pairs=len(pool.impostor),
             )
-        out.append(op)
+        )
     return out
 
 
 def evaluate(
-    st: Setup, policy: QualityPolicy, points: list[OperatingPoint], half_a: bool = False
+    st: Setup,
+    policy: QualityPolicy,
+    points: list[OperatingPoint],
+    half_a: bool = False,
+    grey_only: bool | None = None,
 ) -> dict[str, Any]:
-    """Every condition of one half (B by default) through ``policy`` at ``points``."""
+    """Every condition of one half (B by default) through ``policy`` at ``points``, and the
+    conditions pooled (``grey_only``: only the grayscale ones, or only the colour ones)."""
     rows: dict[str, Any] = {}
     clean = st.clean_pairs(half_a, None)
     e = st.lfw.embedded
@@ -463,17 +520,15 @@ def evaluate(
     n_gen = len(clean.genuine)
     rows["clean"] = {
         "fta": float(1 - ok[side & e.acquired].mean()),
-        "vs clean": {
-            op.name: {
-                "threshold": op.threshold,
-                "impostor_attempts": n_imp,
-                "false_matches": clean_ok.fmr(op.threshold)[0],
-                "fmr": clean_ok.fmr(op.threshold)[0] / n_imp,
-                "fmr_upper95": fmr_upper_bound(clean_ok.fmr(op.threshold)[0], n_imp),
-                "fmr_scored": clean_ok.fmr(op.threshold)[1],
-                "genuine_attempts": n_gen,
-                "fnmr": 1 - int((clean_ok.genuine >= op.threshold).sum()) / max(n_gen, 1),
-            }
+        PAIRINGS[False]: {
+            op.name: _rate_row(
+                op.threshold,
+                impostor_attempts=n_imp,
+                false_matches=clean_ok.fmr(op.threshold)[0],
+                scored=len(clean_ok.impostor),
+                genuine_attempts=n_gen,
+                true_matches=int((clean_ok.genuine >= op.threshold).sum()),
+            )
             for op in points
         },
     }
@@ -483,11 +538,60 @@ def evaluate(
         row: dict[str, Any] = {"probes": int(in_half.sum()), "fta": float(1 - c_ok.mean())}
         for both in (False, True):
             s, impostor, genuine, okp = st.pairs(name, half_a, policy, both)
-            row["both under condition" if both else "vs clean"] = {
-                op.name: _rates(s, impostor, genuine, okp, op.threshold) for op in points
-            }
+            row[PAIRINGS[both]] = {op.name: _rates(s, impostor, genuine, okp, op.threshold) for op in points}
         rows[name] = row
+    names = [n for n, c in st.conditions.items() if grey_only is None or is_grey(c) == grey_only]
+    rows[POOLED] = pooled_row(st, policy, points, names, half_a)
     return rows
+
+
+def pooled_row(
+    st: Setup, policy: QualityPolicy, points: list[OperatingPoint], names: list[str], half_a: bool
+) -> dict[str, Any]:
+    """The captures of the conditions ``names`` of one half against each other, across
+    conditions too (two people under two conditions): millions of impostor attempts, enough
+    to resolve ``strict``. A capture never pairs with another variant of its own source image."""
+    in_half = st.side(half_a)[st.probes]
+    emb = np.concatenate([np.nan_to_num(st.conditions[n].embedding[in_half]) for n in names])
+    ok = np.concatenate([usable(st.conditions[n], policy, st.t_det)[in_half] for n in names])
+    src = np.tile(st.probes[in_half], len(names))
+    pid = st.lfw.identity[src]
+    ts = np.array([op.threshold for op in points], dtype=np.float32)
+    n = len(emb)
+    imp_n = gen_n = scored = 0
+    false_m = np.zeros(len(ts), np.int64)
+    true_m = np.zeros(len(ts), np.int64)
+    for r0 in range(0, n, 1024):
+        r1 = min(n, r0 + 1024)
+        s = emb[r0:r1] @ emb[r0:].T
+        upper = np.arange(r0, r1)[:, None] < np.arange(r0, n)[None, :]
+        same = pid[r0:r1, None] == pid[None, r0:]
+        imp = upper & ~same
+        gen = upper & same & (src[r0:r1, None] != src[None, r0:])
+        both_ok = ok[r0:r1, None] & ok[None, r0:]
+        imp_n += int(imp.sum())
+        gen_n += int(gen.sum())
+        scored += int((imp & both_ok).sum())
+        for j, t in enumerate(ts):
+            hit = both_ok & (s >= t)
+            false_m[j] += int((hit & imp).sum())
+            true_m[j] += int((hit & gen).sum())
+    return {
+        "probes": int(in_half.sum()) * len(names),
+        "conditions": names,
+        "fta": float(1 - ok.mean()),
+        PAIRINGS[True]: {
+            op.name: _rate_row(
+                op.threshold,
+                impostor_attempts=imp_n,
+                false_matches=int(false_m[j]),
+                scored=scored,
+                genuine_attempts=gen_n,
+                true_matches=int(true_m[j]),
+            )
+            for j, op in enumerate(points)
+        },
+    }
 
 
 def bar_check(rows: dict[str, Any], points: list[OperatingPoint]) -> dict[str, Any]:
@@ -496,7 +600,7 @@ def bar_check(rows: dict[str, Any], points: list[OperatingPoint]) -> dict[str, A
         ratios = [
             (v[pairing][op.name]["fmr"] / op.fmr, f"{name} ({pairing})")
             for name, v in rows.items()
-            for pairing in ("vs clean", "both under condition")
+            for pairing in PAIRINGS.values()
             if pairing in v
         ]
         r, where = max(ratios)
@@ -505,41 +609,36 @@ def bar_check(rows: dict[str, Any], points: list[OperatingPoint]) -> dict[str, A
 
 
 def predictors(st: Setup, t: float) -> dict[str, Any]:
-    """Which measure predicts a capture's impostor scores? Half A only: every condition
-    probe and every clean image, against the clean images of half A (ungated); per
-    measure, the FMR at ``t`` of each fifth of the captures ranked by that measure."""
+    """Which measure predicts false matches? Half A only, ungated: the impostor pairs of each
+    condition's captures against each other (the pairing that inflates), each pair scored by
+    the mean of its two captures' measure; per measure, the FMR at ``t`` of each fifth of the
+    pairs ranked by it. ``typicality`` is the embedding's cosine to the mean clean half-A
+    embedding (how much a capture looks like the average face)."""
     e = st.lfw.embedded
-    g = np.flatnonzero(st.a & e.acquired)
-    ge = e.embedding[g]
-    gid = st.lfw.identity[g]
-    qs, counts, trials = [], [], []
-
-    def add(
-        emb: npt.NDArray[np.float32], quality: npt.NDArray[np.float32], src: npt.NDArray[np.int64]
-    ) -> None:
-        s = emb @ ge.T
-        imp = st.lfw.identity[src][:, None] != gid[None, :]
-        counts.append(((s >= t) & imp).sum(axis=1))
-        trials.append(imp.sum(axis=1))
-        qs.append(quality)
-
-    clean_a = np.flatnonzero(st.a & e.acquired)
-    add(e.embedding[clean_a], e.quality[clean_a], clean_a)
+    mean = e.embedding[st.a & e.acquired].mean(axis=0)
+    mean /= np.linalg.norm(mean)
+    in_a = st.a[st.probes]
+    values: dict[str, list[npt.NDArray[np.float32]]] = {m: [] for m in PREDICTORS}
+    hits: list[npt.NDArray[np.bool_]] = []
     for ce in st.conditions.values():
-        keep = st.a[st.probes] & ce.acquired
-        add(ce.embedding[keep], ce.quality[keep], st.probes[keep])
-    q = np.concatenate(qs)
-    k = np.concatenate(counts)
-    n = np.concatenate(trials)
-    from faceverify._calibrate import QUALITY_FIELDS
-
-    out: dict[str, Any] = {"captures": len(k), "threshold": t, "overall_fmr": float(k.sum() / n.sum())}
+        keep = in_a & ce.acquired
+        emb = ce.embedding[keep]
+        pid = st.lfw.identity[st.probes[keep]]
+        i, j = np.triu_indices(len(emb), k=1)
+        imp = pid[i] != pid[j]
+        i, j = i[imp], j[imp]
+        hits.append((emb @ emb.T)[i, j] >= t)
+        for m in PREDICTORS:
+            col = emb @ mean if m == "typicality" else ce.quality_column(m)[keep]
+            values[m].append(((col[i] + col[j]) / 2).astype(np.float32))
+    hit = np.concatenate(hits)
+    out: dict[str, Any] = {"pairs": len(hit), "threshold": t, "overall_fmr": float(hit.mean())}
     for m in PREDICTORS:
-        col = q[:, QUALITY_FIELDS.index(m)]
+        col = np.concatenate(values[m])
         order = np.argsort(col, kind="stable")
         fifths = np.array_split(order, 5)
         out[m] = {
-            "fmr_by_fifth": [float(k[f].sum() / n[f].sum()) for f in fifths],
+            "fmr_by_fifth": [float(hit[f].mean()) for f in fifths],
             "fifth_edges": [float(col[f[0]]) for f in fifths] + [float(col[order[-1]])],
         }
     return out
@@ -590,7 +689,7 @@ def before_policy() -> QualityPolicy:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    st = Setup(args.pack)
+    st = Setup(args.pack, args.probes)
     bounds_a = gate_bounds(st.lfw, st.a)
     bounds_all = gate_bounds(st.lfw, np.ones(len(st.a), bool))
     colour = replace(QualityPolicy(), **bounds_a)
@@ -598,16 +697,17 @@ def cmd_report(args: argparse.Namespace) -> None:
     clean_a = st.clean_pairs(True, None)
     dataset = "LFW half A (held-out protocol)"
     colour_points = [operating_point(n, clean_a, f, dataset) for n, f in DEFAULT_TARGETS]
-    g_scores = grey_scores(st, (True,), grey)
-    g_points = grey_points(g_scores, colour_points, dataset + ", grayscale captures, gated")
-    deployments = {
-        "before (old gate, colour points for every capture)": (before_policy(), colour_points),
-        "colour profile (new gate refuses grayscale)": (colour, colour_points),
-        "grayscale profile (new gate, grayscale points)": (grey, g_points),
+    g_points = grey_points(
+        grey_groups(st, (True,), grey), colour_points, dataset + ", grayscale captures, gated"
+    )
+    deployments = {  # policy, points, which conditions are pooled (None: all; else grayscale or not)
+        "before (old gate, colour points for every capture)": (before_policy(), colour_points, None),
+        "colour profile (new gate refuses grayscale)": (colour, colour_points, False),
+        "grayscale profile (new gate, grayscale points)": (grey, g_points, True),
     }
     result: dict[str, Any] = {
         "pack": st.pack.embedding_space,
-        "probes_per_half": PROBES,
+        "probes_per_half": args.probes,
         "bar": f"FMR obtained <= {BAR:g} x stated at every point, per condition",
         "gate_bounds_half_a": bounds_a,
         "gate_bounds_all_lfw": bounds_all,
@@ -620,8 +720,8 @@ def cmd_report(args: argparse.Namespace) -> None:
         "deployments": {},
         "relatives": relatives(st, list(st.pack.operating_points)),
     }
-    for label, (policy, points) in deployments.items():
-        rows = evaluate(st, policy, points)
+    for label, (policy, points, grey_only) in deployments.items():
+        rows = evaluate(st, policy, points, grey_only=grey_only)
         result["deployments"][label] = {"rows": rows, "bar": bar_check(rows, points)}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "conditions.json").write_text(json.dumps(result, indent=2), "utf-8")
@@ -641,9 +741,9 @@ def markdown(r: dict[str, Any]) -> str:
     ]
     pr = r["predictors"]
     out += [
-        f"**What predicts impostor-score inflation** ({pr['captures']:,} half-A captures, clean and every "
-        f"condition, against clean half-A images; FMR at the half-A `convenience` threshold "
-        f"{pr['threshold']:.4f}, overall {pr['overall_fmr']:.1e}), by fifths of each measure (lowest first):",
+        f"**What predicts false matches** ({pr['pairs']:,} impostor pairs of half-A captures under "
+        f"one condition, ungated; FMR at the half-A `convenience` threshold {pr['threshold']:.4f}, "
+        f"overall {pr['overall_fmr']:.1e}), by fifths of the pair's mean measure (lowest first):",
         "",
         "| measure | FMR per fifth (low → high) | fifth edges | max / min |",
         "|---|---|---|---|",
@@ -657,27 +757,31 @@ def markdown(r: dict[str, Any]) -> str:
             f"{' · '.join(f'{x:.3g}' for x in v['fifth_edges'])} | {ratio:.1f} |"
         )
     for label, d in r["deployments"].items():
+        names = [p["name"] for p in r["points_half_a"]["colour"]]
         out += [
             "",
             f"**{label}**",
             "",
-            "| condition | FTA | pairing | point | FMR obtained (95 % upper) | × stated "
-            "| FMR among scored | FNMR |",
-            "|---|---|---|---|---|---|---|---|",
+            "| condition | pairing | FTA | "
+            + " | ".join(f"`{n}` FMR (× stated)" for n in names)
+            + f" | `{names[-1]}`: false matches / attempts (95 % upper) | FNMR @ `{names[1]}` |",
+            "|---|---|---|" + "---|" * (len(names) + 2),
         ]
         for name, row in d["rows"].items():
-            for pairing in ("vs clean", "both under condition"):
+            for pairing in PAIRINGS.values():
                 if pairing not in row:
                     continue
-                for op_name, a in row[pairing].items():
-                    target = next(
-                        p["fmr"] for p in r["points_half_a"]["colour"] if op_name.endswith(p["name"])
-                    )
-                    out.append(
-                        f"| {name} | {row['fta']:.1%} | {pairing} | `{op_name}` {a['threshold']:.4f} "
-                        f"| {a['fmr']:.1e} ({a['fmr_upper95']:.1e}) | {a['fmr'] / target:.2f} "
-                        f"| {a['fmr_scored']:.1e} | {a['fnmr']:.1%} |"
-                    )
+                cells = list(row[pairing].values())
+                targets = [p["fmr"] for p in r["points_half_a"]["colour"]]
+                rates = " | ".join(
+                    f"{a['fmr']:.1e} ({a['fmr'] / f:.2f}×{' **over**' if a['fmr'] / f > BAR else ''})"
+                    for a, f in zip(cells, targets, strict=True)
+                )
+                k, n, up = (cells[-1][x] for x in ("false_matches", "impostor_attempts", "fmr_upper95"))
+                out.append(
+                    f"| {name} | {pairing} | {row['fta']:.1%} | {rates} | {k:,} / {n:,} ({up:.1e}) "
+                    f"| {cells[1]['fnmr']:.1%} |"
+                )
         worst = ", ".join(
             f"`{k}` {v['worst_ratio']:.2f}× ({v['where']}){'' if v['within_bar'] else ' — OVER'}"
             for k, v in d["bar"].items()
@@ -766,15 +870,16 @@ def write_pack(st: Setup, bounds: dict[str, float], grey_gate: dict[str, float])
         _, rate = rel.fmr(float(d["threshold"]))
         d["relatives_fmr"] = rate
         d["relatives_pairs"] = len(rel.impostor)
-    g = grey_scores(st, (True, False), grey_policy)
     n_grey = sum(
         int((c.quality_column("colourfulness") < GRAYSCALE_BELOW).sum()) for c in st.conditions.values()
     )
+    grey_names = ", ".join(n for n, c in st.conditions.items() if is_grey(c))
     g_points = grey_points(
-        g,
+        grey_groups(st, (True, False), grey_policy),
         own,
-        f"LFW, {n_grey:,} grayscale captures (grayscale, infrared-like, lab conditions of "
-        f"benchmarks/conditions.py) against every colour image and each other, gated",
+        f"LFW, {n_grey:,} grayscale captures ({grey_names} of benchmarks/conditions.py) against "
+        "every colour image and each other, gated; each threshold the highest any of those "
+        "conditions and pairings needs on its own",
     )
     space = st.pack.embedding_space
     data["condition_operating_points"] = [
