@@ -236,7 +236,9 @@ def test_feedback_says_what_to_change_and_progress_counts(
     for _ in range(3):
         show(obama.frame())
     assert s.current is L and seen[-1] == ()
-    show(obama.frame(yaw=16))
+    # Part of the way: a 14-degree warp reads 9.2-13.6 degrees from the baseline over 60 draws of
+    # the poser's noise (16 reached the 15-degree threshold on some draws: the session said hold still).
+    show(obama.frame(yaw=14))
     assert seen[-1] == (FrameFeedback.TURN_FURTHER,)
     show(obama.frame(yaw=25))
     assert seen[-1] == (FrameFeedback.HOLD_STILL,)
