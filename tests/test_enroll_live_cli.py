@@ -46,12 +46,13 @@ def test_cli_enrolls_live_from_a_session_then_verifies(
     code, _, err = run_cli("consent", "show", "alice", *where)
     assert code == 5, err
 
-    # A recording that does answer, but is one photo warped into poses: the animation checks
-    # (on in every CLI session: no flag turns them off) refuse it, and nothing is enrolled.
+    # A recording that does answer (one photo warped into poses, made before the session): the
+    # animation checks (on in every CLI session: no flag turns them off) refuse it, its answers
+    # come before their prompts (each follows a random hold), and nothing is enrolled.
     live = ["--video", str(signup), "--challenges", ASKED]
     code, out, err = run_cli("enroll", "alice", *live, *enrol, "--json")
     assert code == 3, (err, out)
-    assert json.loads(out)["error"]["code"] == "not_live" and "one picture warped or held" in out
+    assert json.loads(out)["error"]["code"] == "not_live" and "held before its prompt" in out
     assert "challenges (fixed by --challenges): move-closer, turn-left" in err
     assert run_cli("consent", "show", "alice", *where)[0] == 5
 

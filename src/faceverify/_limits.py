@@ -29,8 +29,9 @@ class Limits:
     #: One live frame (an HTTP/WebSocket upload, a camera frame): a 1080p JPEG is ~0.5 MB.
     frame_bytes: int = 4 * MiB
     frame_pixels: int = 4_194_304  # 2048 × 2048: a 1080p or 1440p camera frame fits
-    #: Frames one live session takes before it fails (ChallengePolicy.max_frames: 30 s at 30 fps).
-    session_frames: int = 900
+    #: Frames one live session takes before it fails (ChallengePolicy.max_frames): the longest
+    #: session, 34.5 s, at 30 fps.
+    session_frames: int = 1035
     #: Seconds a live session may last: the baseline (6 s) and at most 3 challenges of 6 s each,
     #: each after its random hold before the prompt (at most 3.5 s).
     session_seconds: float = 34.5

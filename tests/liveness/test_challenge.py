@@ -267,9 +267,11 @@ def test_challenges_are_drawn_at_random_with_a_nonce_and_deadline(
     assert len({d.challenges for d in drawn}) > 10
     assert len({d.nonce for d in drawn}) == 30
     d = drawn[0]
-    holds = timedelta(seconds=sum(d.holds))  # a random hold before each prompt, within the policy's range
-    waits = policy.time_per_challenge * len(d.challenges) + holds
+    # The deadline allows the longest hold before each prompt: the client it is handed to learns
+    # nothing of the holds drawn (the same for every draw of as many challenges).
+    waits = (policy.time_per_challenge + policy.prompt_hold[1]) * len(d.challenges)
     assert d.deadline == d.started + policy.baseline_time + waits
+    assert len({x.deadline - x.started for x in drawn if len(x.challenges) == len(d.challenges)}) == 1
     lo, hi = (t.total_seconds() for t in policy.prompt_hold)
     every = [h for x in drawn for h in x.holds]
     assert all(lo <= h <= hi for h in every) and len(set(every)) > len(every) // 2

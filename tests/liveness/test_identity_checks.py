@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from liveness_frames import Poser
-from test_challenge import CLOSER, DOWN, SYNTHETIC, UP, L, R, answer, failed_check, feed
+from test_challenge import CLOSER, DOWN, SYNTHETIC, UP, Draws, L, R, answer, failed_check, feed, person
 
 from faceverify import ConfigurationError, FrozenClock
 from faceverify._liveness import Challenge, ChallengePolicy, ChallengeResult, ChallengeSession
@@ -114,6 +114,21 @@ def test_frames_the_decision_does_not_need_are_tracked_not_embedded(
         assert s.prompt == L.prompt and not s.finished
         crops.append(embedder.crops)
     assert crops[1] <= crops[0] / 2
+
+
+def test_after_the_prompt_a_resting_face_is_tracked_not_embedded(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+) -> None:
+    """The shipped policy (animation checks on): the rigid-texture trace takes frames only
+    while the face waits for a prompt, so a person slow to answer is not embedded on every frame."""
+    crops = []
+    for policy in (ChallengePolicy(identity_every=1), ChallengePolicy()):
+        counting, embedder = counted(pipeline)
+        s = ChallengeSession(counting, clock=clock, policy=policy, challenges=[L, R], rng=Draws(0.0, 0.0))
+        feed(s, clock, person(obama, s, react=20, stop_after=1))  # 4 s at rest after the prompt
+        assert s.progress[0] == 1 or s.finished
+        crops.append(embedder.crops)
+    assert crops[1] <= crops[0] * 0.6, crops
 
 
 @pytest.mark.parametrize(

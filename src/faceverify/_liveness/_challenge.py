@@ -33,6 +33,9 @@ What is checked, frame by frame:
   frames before its own deadline, and a clear movement in another challenge's
   direction (once the face has been back at rest) fails as a wrong response;
 - **time**: frames must arrive in order and before the session's deadline;
+  with the animation checks, each prompt follows a random hold at rest and
+  must be answered within ``max_response`` of reaching the person, never
+  before it (a recording cannot know when its prompts come);
 - **passive PAD**, when a :class:`LivenessCheck` is configured, on the best
   frontal frames (scored as they are kept, so no frame is held); a check
   that cannot judge the capture (a colour check on a grayscale or IR camera)
@@ -185,8 +188,9 @@ class ChallengePolicy:
     Thresholds are changes from the frontal baseline frame: ``turn_yaw``
     degrees of yaw, ``nod_pitch`` (pitch units of :func:`pose_from_landmarks`),
     ``closer_ratio`` growth of the eye distance. ``same_face`` is the minimum
-    cosine between a frontal frame's embedding and the baseline's, and
-    between a posed frame's and the previous frame's; a posed frame must also
+    cosine between a checked frontal frame's embedding and the baseline's, and
+    between a checked posed frame's and the previous checked frame's (see
+    *Identity between frames*); a posed frame must also
     reach ``same_face_floor`` with the baseline (SFace on the sample photos:
     the same person turned 25° stays above 0.6, at 40° of pitch about 0.4;
     different people sit below 0.3). A movement in a wrong direction (see ``_WRONG``) fails the
@@ -239,13 +243,14 @@ class ChallengePolicy:
     ``parallax_min`` after the best warp (None: not checked).
     *Timing*: a response met sooner than ``min_response`` after its prompt
     is faster than a person reacts. *Prompt timing* (with ``animation_checks``):
-    before each prompt the face must be back at rest and stay there for a
+    before each prompt the face must be back at rest, then wait a
     random hold drawn from ``prompt_hold`` (OS CSPRNG, at the session's start,
     kept with the challenges); the prompt reaches the person in the reply to
     the first frame after it, and the response must be met no later than
-    ``max_response`` after that frame. A recording cannot know when its
-    prompts will come: one held before its prompt, or too late after it,
-    fails. Switch ``animation_checks`` off only for synthetic frames (a warped
+    ``max_response`` after that frame. A movement held (``hold_frames`` frames)
+    before its prompt, or met too late after it, fails: a recording cannot
+    know when its prompts will come. The session's deadline allows the longest
+    hold before every prompt, so it tells the client nothing of the holds drawn. Switch ``animation_checks`` off only for synthetic frames (a warped
     photo, or frames made before the session, is exactly what it refuses),
     never in a deployment.
     """
@@ -268,7 +273,7 @@ class ChallengePolicy:
     identity_jump: float = 30.0
     min_motion: float = 0.4
     max_static: int = 3
-    max_frames: int = 900
+    max_frames: int = 1035  # the longest session (34.5 s: _limits.LIMITS.session_seconds) at 30 fps
     best_samples: int = 3
     passive_frames: int = 3
     unassessable: Literal["refuse", "active-only"] = "refuse"
@@ -449,9 +454,9 @@ class ChallengeSession:
 
     ``clock`` gives the session's start and deadline (inject a
     :class:`~faceverify.FrozenClock` in tests); frame timestamps (``at``)
-    default to the clock's time. ``rng`` draws the challenges (default: the
-    operating system's CSPRNG; pass a seeded :class:`random.Random` only in
-    tests). ``passive`` is an optional passive check run on the best frames.
+    default to the clock's time. ``rng`` draws the challenges and the holds
+    before their prompts (default: the operating system's CSPRNG; pass a
+    seeded :class:`random.Random` only in tests). ``passive`` is an optional passive check run on the best frames.
 
     ``snapshot()`` writes the session as bytes and ``restore(...)`` continues
     it, in another process if need be (see :mod:`._session_state`).
@@ -485,8 +490,11 @@ class ChallengeSession:
         self.nonce = secrets.token_hex(16)
         self.started = self._clock.now()
         p = self.policy
-        waits = p.time_per_challenge * len(self.challenges) + timedelta(seconds=sum(self.holds))
-        self.deadline = self.started + p.baseline_time + waits
+        # The session's deadline allows the longest hold before every prompt, whatever was drawn:
+        # it is handed to the client, and must not tell it the secret holds.
+        longest = p.prompt_hold[1] if p.animation_checks else timedelta(0)
+        per_challenge = p.time_per_challenge + longest
+        self.deadline = self.started + p.baseline_time + per_challenge * len(self.challenges)
         self.state = State.BASELINE
         self._index = 0
         self._challenge_deadline = self.started + p.baseline_time
@@ -629,16 +637,19 @@ class ChallengeSession:
 
         Yes when the tracker ``changed`` faces (found one afresh, or the aligned face
         jumped), when the frame counts in the decision (it answers the pending
-        challenge, is a best-frame candidate, or enters the rigid-texture trace), and
-        on every ``identity_every``-th frame; the others are only tracked.
+        challenge, is a best-frame candidate, or may enter the rigid-texture trace,
+        i.e. it waits for a prompt and the trace is due), and on every
+        ``identity_every``-th frame; the others are only tracked.
         """
         p = self.policy
         if changed or self._unchecked + 1 >= p.identity_every or self._rank(sample, pose) is not None:
             return True
         if self.state is State.CHALLENGE and self._deltas(pose)[self.challenges[self._index]] >= 1.0:
             return True
+        if not (p.animation_checks and self.state is State.CHALLENGE and self._prompt_at is None):
+            return False  # the trace takes frames only while the face waits for a prompt
         assert self._baseline_at is not None
-        return p.animation_checks and self._trace.due((self._at - self._baseline_at).total_seconds())
+        return self._trace.due((self._at - self._baseline_at).total_seconds())
 
     def _swapped(self, sample: FaceSample, pose: _Pose) -> str:
         """Why this frame's face is not the tracked one ('' when it is).
