@@ -250,7 +250,8 @@ class ChallengePolicy:
     ``max_response`` after that frame. A movement held (``hold_frames`` frames)
     before its prompt, or met too late after it, fails: a recording cannot
     know when its prompts will come. The session's deadline allows the longest
-    hold before every prompt, so it tells the client nothing of the holds drawn. Switch ``animation_checks`` off only for synthetic frames (a warped
+    hold before every prompt, so it tells the client nothing of the holds drawn.
+    Switch ``animation_checks`` off only for synthetic frames (a warped
     photo, or frames made before the session, is exactly what it refuses),
     never in a deployment.
     """
@@ -456,7 +457,8 @@ class ChallengeSession:
     :class:`~faceverify.FrozenClock` in tests); frame timestamps (``at``)
     default to the clock's time. ``rng`` draws the challenges and the holds
     before their prompts (default: the operating system's CSPRNG; pass a
-    seeded :class:`random.Random` only in tests). ``passive`` is an optional passive check run on the best frames.
+    seeded :class:`random.Random` only in tests). ``passive`` is an optional passive
+    check run on the best frames.
 
     ``snapshot()`` writes the session as bytes and ``restore(...)`` continues
     it, in another process if need be (see :mod:`._session_state`).
