@@ -121,12 +121,15 @@ def decision_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile]:
     return pack, profile
 
 
-def models_from_args(args: argparse.Namespace) -> tuple[ModelPack, Profile, FacePipeline]:
-    """The pack, profile and loaded pipeline a command asked for."""
+def models_from_args(
+    args: argparse.Namespace, *, background: bool = False
+) -> tuple[ModelPack, Profile, FacePipeline]:
+    """The pack, profile and loaded pipeline a command asked for (``background``: see
+    :func:`~faceverify._models._load.load_pipeline`)."""
     from .._models._load import load_pipeline
 
     pack, profile = decision_from_args(args)
-    return pack, profile, load_pipeline(pack, cache=args.cache, threads=args.threads)
+    return pack, profile, load_pipeline(pack, cache=args.cache, threads=args.threads, background=background)
 
 
 def check_images(paths: Sequence[str | Path]) -> None:
@@ -200,7 +203,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         result = compare_fused_with(fused, args.a, args.b, profile=profile)
     else:
         check_images([args.a, args.b])
-        pack, profile, pipeline = models_from_args(args)
+        # One-shot: the recognizer's session is created while the two images decode and detect.
+        pack, profile, pipeline = models_from_args(args, background=True)
         result = compare_with(pipeline, pack, args.a, args.b, profile=profile)
     op = result.operating_point
     if args.json:
