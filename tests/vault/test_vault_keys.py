@@ -35,6 +35,7 @@ def test_init_master_key_is_private_and_never_overwritten(tmp_path: Path) -> Non
     with pytest.raises(KeyStoreError, match="refusing to overwrite"):
         init_master_key(path)
     assert load_master_key(path).fingerprint == key.fingerprint
+    assert list(tmp_path.iterdir()) == [path]  # written whole under a staging name, nothing left behind
 
 
 def test_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:

@@ -173,21 +173,46 @@ def init_master_key(path: str | Path) -> MasterKey:
     """Create a new random master key in a new file readable by its owner only.
 
     Refuses to overwrite: losing the old key would make every template unreadable.
+    The file appears whole or not at all: the key is written and synced under a
+    hidden temporary name, then hard-linked to ``path`` (which, like ``O_EXCL``,
+    never replaces an existing file), so a crash never leaves an empty key file.
     """
     path = Path(path)
+    if path.exists():
+        raise KeyStoreError(f"{path} exists; refusing to overwrite a master key")
     key = MasterKey.generate()
+    staging = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise KeyStoreError(f"cannot create master key file {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # the umask may have narrowed it further, never widened
+            handle.write(key.encoded() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(staging, path)
     except FileExistsError:
         raise KeyStoreError(f"{path} exists; refusing to overwrite a master key") from None
     except OSError as exc:
         raise KeyStoreError(f"cannot create master key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        os.fchmod(handle.fileno(), 0o600)  # the umask may have narrowed it further, never widened
-        handle.write(key.encoded() + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    finally:
+        staging.unlink(missing_ok=True)
+    _sync_directory(path.parent)
     return key
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a new directory entry durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_master_key(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> MasterKey:
