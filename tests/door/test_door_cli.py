@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import shlex
+import socket
 import stat
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -107,6 +108,28 @@ def test_a_door_run_opens_for_the_enrolled_person_and_not_for_another(
     assert [(e["reason"], e["opened"]) for e in decision] == [("no_match", False)]
     assert relay_log.read_text() == "3\n"  # not opened again
     assert "replica_age_s" in decision[0] and list(replica_dir.iterdir()) == []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_door_that_fails_to_start_closes_what_it_opened(
+    site: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The web display starts before the camera; a camera that cannot be opened ends the run
+    with its error, and the display's port is free again (nothing is left serving)."""
+    door = site["door"]
+    assert isinstance(door, list)
+    port = free_port()
+    code, _, err = run(
+        [*door, "--web-display", f"127.0.0.1:{port}", "--camera", "/nonexistent.avi"], "", monkeypatch
+    )
+    assert code == 2 and "not a device index" in err
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # EADDRINUSE while a display still listened on it
 
 
 def test_door_settings_that_would_weaken_it_are_refused(

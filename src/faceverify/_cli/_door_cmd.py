@@ -32,6 +32,7 @@ stdin, writes the receipt, and enrols from a passed live session.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -146,54 +147,54 @@ def _cmd_door(args: argparse.Namespace) -> int:
     actuator = actuator_from_spec(args.relay, door=args.name, timeout=args.relay_timeout)
     verifier = _verifier(args)
     clock = _clock(args)
-    display, close_display = _display(args)  # a bad --web-display fails before the camera opens
-    replica, replica_root = _replica(args, verifier, badges)
-    doors: list[Door] = []  # the camera's thread reports to the door once it exists
+    # Whatever was opened is closed, however setup or the run ends (last opened, first closed).
+    with contextlib.ExitStack() as cleanup:
+        display, close_display = _display(args)  # a bad --web-display fails before the camera opens
+        cleanup.callback(close_display)
+        replica, replica_root = _replica(args, verifier, badges)
+        if replica_root is not None:  # the replica's vault closes, then its tmpfs folder goes
+            cleanup.callback(shutil.rmtree, replica_root, ignore_errors=True)
+            cleanup.callback(replica.local.vault.close)
+        doors: list[Door] = []  # the camera's thread reports to the door once it exists
 
-    def on_status(state: str, detail: str) -> None:
-        for d in doors:
-            d.status(state, detail)
+        def on_status(state: str, detail: str) -> None:
+            for d in doors:
+                d.status(state, detail)
 
-    camera = _camera(args, clock, on_status=on_status)
-    sink: Any
-    if args.events is None:
-        sink = JsonLinesSink(sys.stdout)
-    elif args.events.startswith("unix:"):
-        sink = SocketSink(args.events.removeprefix("unix:"))
-    else:
-        sink = JsonLinesSink(open(args.events, "a", encoding="utf-8"))  # noqa: SIM115 (closed below)
-    config = DoorConfig(
-        name=args.name,
-        open_seconds=args.open_seconds,
-        max_frame_age=timedelta(milliseconds=args.max_frame_age),
-        camera_timeout=args.camera_timeout,
-        challenges=tuple(args.challenges) if args.challenges else None,
-    )
-    door = Door(
-        verifier,
-        camera,
-        badges,
-        actuator,
-        events=sink,
-        display=display,
-        config=config,
-        clock=clock,
-        replica=replica,
-    )
-    doors.append(door)
-    claims = _claims(args.claims)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+        camera = _camera(args, clock, on_status=on_status)
+        cleanup.callback(camera.close)
+        sink: Any
+        if args.events is None:
+            sink = JsonLinesSink(sys.stdout)
+        elif args.events.startswith("unix:"):
+            sink = SocketSink(args.events.removeprefix("unix:"))
+        else:
+            sink = JsonLinesSink(open(args.events, "a", encoding="utf-8"))  # noqa: SIM115 (closed by cleanup)
+        cleanup.callback(sink.close)
+        config = DoorConfig(
+            name=args.name,
+            open_seconds=args.open_seconds,
+            max_frame_age=timedelta(milliseconds=args.max_frame_age),
+            camera_timeout=args.camera_timeout,
+            challenges=tuple(args.challenges) if args.challenges else None,
+        )
+        door = Door(
+            verifier,
+            camera,
+            badges,
+            actuator,
+            events=sink,
+            display=display,
+            config=config,
+            clock=clock,
+            replica=replica,
+        )
+        doors.append(door)
+        claims = _claims(args.claims)
+        cleanup.callback(claims.close)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         door.run(claims, stop=stop)
-    finally:
-        claims.close()
-        camera.close()
-        sink.close()
-        close_display()
-        if replica_root is not None:
-            replica.local.vault.close()
-            shutil.rmtree(replica_root, ignore_errors=True)
     return EXIT_MATCH
 
 
@@ -252,24 +253,23 @@ def _cmd_kiosk(args: argparse.Namespace) -> int:
     )
     verifier = _verifier(args)
     clock = _clock(args)
-    display, close_display = _display(args)
-    camera = _camera(args, clock)
-    kiosk = Kiosk(
-        verifier,
-        camera,
-        operator=args.operator,
-        kiosk=args.kiosk,
-        ask=_read_agreement,
-        display=display,
-        evidence_dir=args.evidence_dir,
-        clock=clock,
-        challenges=tuple(args.challenges) if args.challenges else None,
-    )
-    try:
+    with contextlib.ExitStack() as cleanup:  # closes what was opened, however it ends
+        display, close_display = _display(args)
+        cleanup.callback(close_display)
+        camera = _camera(args, clock)
+        cleanup.callback(camera.close)
+        kiosk = Kiosk(
+            verifier,
+            camera,
+            operator=args.operator,
+            kiosk=args.kiosk,
+            ask=_read_agreement,
+            display=display,
+            evidence_dir=args.evidence_dir,
+            clock=clock,
+            challenges=tuple(args.challenges) if args.challenges else None,
+        )
         done = kiosk.enrol(args.subject, terms)
-    finally:
-        camera.close()
-        close_display()
     r = done.enrollment
     if args.json:
         emit_json(
