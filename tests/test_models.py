@@ -218,6 +218,8 @@ def test_malformed_settings_are_model_errors(
         (lambda f: f["int8"]["activations"].update(x=[0.1, 256]), "scale > 0 and a uint8 zero point"),
         (lambda f: f["int8"].update(activations={}), "needs the calibrated activation ranges"),
         (lambda f: f["int8"].pop("calibration"), "calibration"),
+        (lambda f: f["int8"].update(keep_float="conv_1"), "keep_float must be a list of tensor names"),
+        (lambda f: f["int8"].update(keep_float=[1]), "keep_float must be a list of tensor names"),
     ],
 )
 def test_malformed_int8_settings_are_model_errors(
