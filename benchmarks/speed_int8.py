@@ -245,11 +245,13 @@ def main() -> None:
     args = ap.parse_args()
     import onnx
 
-    install_pack(builtin_manifest("yunet-sface"), cache_dir())
+    pack = builtin_manifest("yunet-sface")
+    install_pack(pack, cache_dir())
+    rewrites = list(pack.file(pack.recognizer.file).rewrites)  # exact: the ranges are those of "prelu"
     _, raw = sface_source()
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        base = prepared(raw, ["prelu"], Path(tmp))
+        base = prepared(raw, rewrites, Path(tmp))
         if args.keep_float is None:
             args.keep_float = default_float_ops(base)
         crops = calibration_crops()
@@ -263,6 +265,7 @@ def main() -> None:
             "percentile": args.percentile,
             "keep_float": args.keep_float,
             "file": args.name,
+            "rewrites": rewrites,
             "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
             "size": target.stat().st_size,
             "kernels": kernels(target, test[0]),
@@ -287,6 +290,7 @@ def write_pack(result: dict[str, Any], ranges: dict[str, tuple[float, int]]) -> 
     entry = next(f for f in data["files"] if f["name"] == data["recognizer"]["file"])
     entry.update(
         name=result["file"],
+        rewrites=result["rewrites"],
         sha256=result["sha256"],
         size=result["size"],
         int8={

@@ -9,6 +9,7 @@ checks that the two produce the same crop (and the same embedding).
 
 from __future__ import annotations
 
+import functools
 from typing import Protocol
 
 import numpy as np
@@ -78,14 +79,17 @@ def warp_affine(image: RGBImage, matrix: npt.NDArray[np.float64], size: int) -> 
 
     Only the window of the image the crop reads from (the inverse image of the
     output square, plus one pixel) is converted to float: a 12-megapixel photo
-    is never copied whole for a 112-pixel crop.
+    is never copied whole for a 112-pixel crop. The four neighbours are read
+    with flat indices into that window (``take``), which is what a 2-D fancy
+    index computes, at half the cost.
     """
     inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    xs, ys = _pixel_grid(size)
     sx = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
     sy = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
-    x0, y0 = np.floor(sx).astype(np.int64), np.floor(sy).astype(np.int64)
-    fx, fy = (sx - x0)[..., None], (sy - y0)[..., None]
+    floor_x, floor_y = np.floor(sx), np.floor(sy)
+    x0, y0 = floor_x.astype(np.int64), floor_y.astype(np.int64)
+    fx, fy = (sx - floor_x)[..., None], (sy - floor_y)[..., None]
     h, w = image.shape[:2]
     # The source window, clipped to the image; reads outside it hit the zero border.
     left, top_ = max(int(x0.min()), 0), max(int(y0.min()), 0)
@@ -95,12 +99,24 @@ def warp_affine(image: RGBImage, matrix: npt.NDArray[np.float64], size: int) -> 
     win_h, win_w = bottom_ - top_, right - left
     padded = np.zeros((win_h + 2, win_w + 2, 3), dtype=np.float32)
     padded[1:-1, 1:-1] = image[top_:bottom_, left:right]
+    pixels = padded.reshape(-1, 3)
     # Shift into the window, one more for the zero border; clip so out-of-range reads hit it.
-    x0, y0 = x0 - left, y0 - top_
-    cx0, cy0 = np.clip(x0 + 1, 0, win_w + 1), np.clip(y0 + 1, 0, win_h + 1)
-    cx1, cy1 = np.clip(x0 + 2, 0, win_w + 1), np.clip(y0 + 2, 0, win_h + 1)
-    top = padded[cy0, cx0] * (1 - fx) + padded[cy0, cx1] * fx
-    bottom = padded[cy1, cx0] * (1 - fx) + padded[cy1, cx1] * fx
+    x0 -= left
+    y0 -= top_
+    cx0, cx1 = np.clip(x0 + 1, 0, win_w + 1), np.clip(x0 + 2, 0, win_w + 1)
+    row0 = np.clip(y0 + 1, 0, win_h + 1) * (win_w + 2)
+    row1 = np.clip(y0 + 2, 0, win_h + 1) * (win_w + 2)
+    gx = 1 - fx
+    top = pixels.take(row0 + cx0, axis=0) * gx + pixels.take(row0 + cx1, axis=0) * fx
+    bottom = pixels.take(row1 + cx0, axis=0) * gx + pixels.take(row1 + cx1, axis=0) * fx
     out = top * (1 - fy) + bottom * fy
     crop: RGBImage = np.clip(np.rint(out), 0, 255).astype(np.uint8)
     return crop
+
+
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(size: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The output pixels' x and y coordinates (read-only: shared by every call)."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    xs.flags.writeable = ys.flags.writeable = False
+    return xs, ys
