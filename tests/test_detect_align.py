@@ -373,3 +373,19 @@ def test_warp_reads_only_its_window_but_matches_a_whole_image_warp(samples: dict
         shifted = m.copy()
         shifted[:, 2] -= m[:, :2] @ np.array([pad, pad])
         assert np.array_equal(warp_affine(img, m, 112), warp_affine(padded, shifted, 112))
+
+
+def test_quality_percentiles_are_numpys_without_importing_numpy_ma() -> None:
+    """The quality gate's percentiles interpolate as ``np.percentile`` does (its default
+    method), from one partial sort: ``np.percentile`` imports ``numpy.ma`` on a cold start."""
+    from faceverify._pipeline._quality import _percentiles
+
+    rng = np.random.default_rng(0)
+    qs = (0.0, 2.0, 50.0, 95.0, 98.0, 100.0)
+    for values in (
+        rng.uniform(0, 255, (72, 64)).astype(np.float32),
+        rng.integers(0, 3, (5, 7)).astype(np.float32),  # ties
+        np.array([[7.0]], dtype=np.float32),
+        np.array([[1.0, 2.0]], dtype=np.float32),
+    ):
+        np.testing.assert_allclose(_percentiles(values, qs), np.percentile(values, qs), rtol=1e-12, atol=1e-9)
