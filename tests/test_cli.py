@@ -180,3 +180,39 @@ def test_debug_shows_the_traceback(model_cache: Path, samples: dict[str, Path], 
     )
     assert done.returncode != 0
     assert "Traceback" in done.stderr and "UnreadableImageError" in done.stderr
+
+
+def test_compare_builds_only_its_own_commands_and_the_rest_still_parse(
+    model_cache: Path, samples: dict[str, Path]
+) -> None:
+    """A cold ``compare`` does not import the vault, service, door and calibration commands;
+    every other command line still finds its command (after a top-level option too)."""
+    groups = ("_vault_cmds", "_serve_cmd", "_door_cmd", "_calibrate_cmd")
+    script = (
+        "import sys\nfrom faceverify._cli._main import main\n"
+        f"status = main(sys.argv[1:])\n"
+        f"print(status, [g for g in {groups!r} if 'faceverify._cli.' + g in sys.modules])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "FACEVERIFY_HOME"}
+    command = ["compare", str(samples["obama"]), str(samples["obama2"]), "--cache", str(model_cache)]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "0 []", done.stdout + done.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "faceverify", "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert listed.returncode == 0 and all(c in listed.stdout for c in ("compare", "enroll", "serve", "door"))
+    helped = subprocess.run(
+        [sys.executable, "-m", "faceverify", "--debug", "enroll", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert helped.returncode == 0 and "--consent" in helped.stdout, helped.stdout + helped.stderr

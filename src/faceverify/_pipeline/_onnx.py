@@ -12,15 +12,17 @@ Measured choices (``benchmarks/speed.py``, docs/performance.md):
   up front) is off: ~20 MB less at peak, same speed; worker threads do not spin
   between runs (a cold compare burns 0.53 s of CPU instead of 0.85 s);
 - a session may be created in the background (``background=True``): a cold
-  ``faceverify compare`` then decodes and detects while the 39 MB recognizer is
-  being loaded, and waits for it only when it first embeds. The file has been
-  verified before the session starts; an error while creating it is raised
-  from the first use.
+  ``faceverify compare`` then decodes and detects while the recognizer's file is
+  hashed (``before``: its digest is checked before the session reads it) and
+  loaded, and waits for it only when it first embeds. An error in either (a
+  digest that does not match, a graph onnxruntime refuses) is raised from the
+  first use.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,8 +42,10 @@ class OnnxSession:
         background: bool = False,
         optimization: Literal["all", "basic", "none"] = "all",
         prepack: bool = False,
+        before: Callable[[], None] | None = None,
     ) -> None:
         self._path = path
+        self._before = before
         self._prepack = prepack
         self._optimization = optimization
         self._threads = threads
@@ -59,6 +63,8 @@ class OnnxSession:
             self._create()
 
     def _create(self) -> None:
+        if self._before is not None:  # e.g. the file's digest, checked in the thread that loads it
+            self._before()
         import onnxruntime as ort
 
         options = ort.SessionOptions()
