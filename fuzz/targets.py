@@ -270,8 +270,9 @@ def cli_seeds() -> list[bytes]:
 
 
 @functools.cache
-def _noop_parser() -> object:
-    """The real parser, its handlers replaced by the validation the commands do before any work."""
+def _noop_parser(command: str | None = None) -> object:
+    """The real parser (every command's: ``command`` is ignored), its handlers replaced by the
+    validation the commands do before any work."""
     parser = _build_parser()
 
     def validate(args: object) -> int:
