@@ -62,7 +62,8 @@ from live_attacks import FAMILIES, lfw_photos, upper95, usable, video_tracks  # 
 from screen_light_frames import grey_levels, greyscale, lit  # noqa: E402
 
 from faceverify._errors import FaceError  # noqa: E402
-from faceverify._liveness import ScreenColour, ScreenLightPolicy  # noqa: E402
+from faceverify._liveness import ChallengePolicy, ScreenColour, ScreenLightPolicy  # noqa: E402
+from faceverify._liveness._challenge import _at_rest, _Pose, _progress  # noqa: E402
 from faceverify._liveness._screen_light import PALETTE, ScreenLight  # noqa: E402
 from faceverify.hazmat import FacePipeline, builtin_manifest, load_image, load_pipeline  # noqa: E402
 
@@ -73,6 +74,7 @@ CACHE = Path(os.environ.get("FACEVERIFY_TEST_CACHE", ROOT / ".fv-cache")) / "mod
 
 RGB = npt.NDArray[np.uint8]
 POLICY = ScreenLightPolicy()
+SESSION = ChallengePolicy()  # what "at rest" means: the colour is read on a face near its rest pose
 STRENGTHS = (0.03, 0.06, 0.12, 0.25, 0.5)
 ATTACK_STRENGTH = 0.25
 LAG = 2  # frames between the session telling a colour and a frame reflecting it
@@ -113,11 +115,14 @@ def new_light(rng: Random) -> ScreenLight:
     return ScreenLight.draw(POLICY, rng, START, START + timedelta(seconds=LONGEST))
 
 
-def run(light: ScreenLight, frames: Iterator[tuple[float, RGB]]) -> dict[str, Any]:
-    """Feed (time, crop) pairs until the light is ready to decide; its verdict."""
+Frame = tuple[float, RGB, bool]  # seconds since the start, aligned crop, face at rest
+
+
+def run(light: ScreenLight, frames: Iterator[Frame]) -> dict[str, Any]:
+    """Feed frames until the light is ready to decide; its verdict."""
     n = 0
-    for t, crop in frames:
-        light.frame(START + timedelta(seconds=t), crop)
+    for t, crop, steady in frames:
+        light.frame(START + timedelta(seconds=t), crop, steady=steady)
         n += 1
         if light.ready:
             break
@@ -133,39 +138,40 @@ def bona_fide(
     *,
     record: bool = False,
     mono: bool = False,
-) -> tuple[dict[str, Any], list[tuple[float, RGB]]]:
+) -> tuple[dict[str, Any], list[Frame]]:
     """One pseudo-session of a real track lit by a new sequence (its recording, if asked)."""
     light = new_light(rng)
     told: list[ScreenColour] = []
     offset = rng.uniform(0, 2 * (track["frames"][-1]["t"] - track["frames"][0]["t"]))
     noise = np.random.default_rng(rng.randrange(1 << 30))
-    kept: list[tuple[float, RGB]] = []
+    kept: list[Frame] = []
+    rest = ping_pong(track["frames"], 0.0, offset)["pose"]  # as the session's baseline
 
-    def frames() -> Iterator[tuple[float, RGB]]:
+    def frames() -> Iterator[Frame]:
         for t in clock(rng):
             f = ping_pong(track["frames"], t, offset)
+            steady = _at_rest(_progress(SESSION, rest, f["pose"]), SESSION)
             shown = told[-LAG] if len(told) >= LAG else None
             region = lit(f["region"], shown, strength, rng=noise)
             if mono:
                 region = greyscale(region)
             crop = pipeline.aligner.align(region, f["landmarks"])
             if record:
-                kept.append((t, crop))
-            yield t, crop
+                kept.append((t, crop, steady))
+            yield t, crop, steady
             told.append(light.colour)  # the answer to this frame
 
     row = run(light, frames())
     return {**row, "track": track["id"], "half": track["half"], "strength": strength}, kept
 
 
-def animated(
-    pipeline: FacePipeline, animator: Any, rng: Random, *, tint: bool
-) -> Iterator[tuple[float, RGB]]:
+def animated(pipeline: FacePipeline, animator: Any, rng: Random, *, tint: bool) -> Iterator[Frame]:
     """An animated photo at rest with small random turns; tinted by a random colour every
     ``step_time`` when ``tint`` (the attacker guessing the sequence)."""
     noise = np.random.default_rng(rng.randrange(1 << 30))
     guess, since = rng.choice(PALETTE), 0.0
     yaw = pitch = 0.0
+    rest = None
     for t in clock(rng):
         yaw = float(np.clip(yaw + rng.uniform(-3, 3), -10, 10))
         pitch = float(np.clip(pitch + rng.uniform(-3, 3), -8, 8))
@@ -180,7 +186,13 @@ def animated(
             continue
         if len(face) != 1:
             continue
-        yield t, pipeline.aligner.align(frame, face[0].landmarks)
+        pose = _Pose.of(face[0].landmarks)
+        rest = rest or pose
+        yield (
+            t,
+            pipeline.aligner.align(frame, face[0].landmarks),
+            _at_rest(_progress(SESSION, rest, pose), SESSION),
+        )
 
 
 def decision(row: dict[str, Any]) -> str:

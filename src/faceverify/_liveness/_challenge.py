@@ -634,12 +634,14 @@ class ChallengeSession:
             return self.state
         self._static = 0
         self._patch = face_patch(crop)
-        if self._light is not None:
-            self._light.frame(at, crop)
         quality = measure(image, face, crop)
         self._feedback = tuple(quality_feedback(quality, self.policy.quality))
         sample = self._pipeline.frame_sample(face, crop, quality)  # embedded when first read
         pose = _Pose.of(face.landmarks)
+        if self._light is not None:  # its colour is read on a face at rest (cheeks in view, as before)
+            self._light.frame(
+                at, crop, steady=self._base is None or _at_rest(self._deltas(pose), self.policy)
+            )
 
         if self._reference is None:
             return self._baseline(sample, pose, image, now)

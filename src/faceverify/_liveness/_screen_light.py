@@ -289,11 +289,13 @@ class ScreenLight:
         """The colours put on screen so far, in order (for the decision's binding)."""
         return self.sequence[: self._index + 1]
 
-    def frame(self, at: datetime, crop: RGBImage) -> None:
+    def frame(self, at: datetime, crop: RGBImage, *, steady: bool = True) -> None:
         """Read one frame's face (its aligned crop) against the colour on screen, then switch
-        to the next colour if this one has been shown for ``step_time``."""
+        to the next colour if this one has been shown for ``step_time``. A face not ``steady``
+        (turned or nodded away from its rest pose, answering a challenge) is not read: its
+        skin regions hold other parts of the face, whose colour is not comparable."""
         p, step = self.policy, self._steps[-1]
-        if at - self._switched >= p.settle:
+        if steady and at - self._switched >= p.settle:
             rgb, clipped, chroma = skin_colour(crop)
             step.seen += 1
             if chroma < p.min_chroma:
