@@ -17,7 +17,9 @@ and JPEG (q 85) — at strengths from 0.03 (about 2 grey levels on mid skin:
 a dim laptop screen in a bright office) to 0.5 (about 28: a kiosk screen
 close up in dim light). The colour a frame reflects is the one the session
 told the client two frames earlier (one frame's round trip, one frame of
-camera buffering). BPCER on real screens and cameras is NOT measured.
+camera buffering). Every frame is read, natural turns included (a session
+reads only the face at rest, near its baseline pose; these clips have no
+baseline to rest at). BPCER on real screens and cameras is NOT measured.
 
 **Attacks** (APCER: share of sessions accepted; "not assessed" ones are
 refused under the default ``unassessable="refuse"``, and counted apart):
@@ -62,8 +64,7 @@ from live_attacks import FAMILIES, lfw_photos, upper95, usable, video_tracks  # 
 from screen_light_frames import grey_levels, greyscale, lit  # noqa: E402
 
 from faceverify._errors import FaceError  # noqa: E402
-from faceverify._liveness import ChallengePolicy, ScreenColour, ScreenLightPolicy  # noqa: E402
-from faceverify._liveness._challenge import _at_rest, _Pose, _progress  # noqa: E402
+from faceverify._liveness import ScreenColour, ScreenLightPolicy  # noqa: E402
 from faceverify._liveness._screen_light import PALETTE, ScreenLight  # noqa: E402
 from faceverify.hazmat import FacePipeline, builtin_manifest, load_image, load_pipeline  # noqa: E402
 
@@ -74,7 +75,6 @@ CACHE = Path(os.environ.get("FACEVERIFY_TEST_CACHE", ROOT / ".fv-cache")) / "mod
 
 RGB = npt.NDArray[np.uint8]
 POLICY = ScreenLightPolicy()
-SESSION = ChallengePolicy()  # what "at rest" means: the colour is read on a face near its rest pose
 STRENGTHS = (0.03, 0.06, 0.12, 0.25, 0.5)
 ATTACK_STRENGTH = 0.25
 LAG = 2  # frames between the session telling a colour and a frame reflecting it
@@ -115,7 +115,10 @@ def new_light(rng: Random) -> ScreenLight:
     return ScreenLight.draw(POLICY, rng, START, START + timedelta(seconds=LONGEST))
 
 
-Frame = tuple[float, RGB, bool]  # seconds since the start, aligned crop, face at rest
+#: Seconds since the start, the aligned crop, and whether the session would read it (a face at
+#: rest). These clips have no baseline to be at rest from (the people were not asked to hold
+#: still): every frame is read, turns included, which a session does not do.
+Frame = tuple[float, RGB, bool]
 
 
 def run(light: ScreenLight, frames: Iterator[Frame]) -> dict[str, Any]:
@@ -145,20 +148,18 @@ def bona_fide(
     offset = rng.uniform(0, 2 * (track["frames"][-1]["t"] - track["frames"][0]["t"]))
     noise = np.random.default_rng(rng.randrange(1 << 30))
     kept: list[Frame] = []
-    rest = ping_pong(track["frames"], 0.0, offset)["pose"]  # as the session's baseline
 
     def frames() -> Iterator[Frame]:
         for t in clock(rng):
             f = ping_pong(track["frames"], t, offset)
-            steady = _at_rest(_progress(SESSION, rest, f["pose"]), SESSION)
             shown = told[-LAG] if len(told) >= LAG else None
             region = lit(f["region"], shown, strength, rng=noise)
             if mono:
                 region = greyscale(region)
             crop = pipeline.aligner.align(region, f["landmarks"])
             if record:
-                kept.append((t, crop, steady))
-            yield t, crop, steady
+                kept.append((t, crop, True))
+            yield t, crop, True
             told.append(light.colour)  # the answer to this frame
 
     row = run(light, frames())
@@ -171,7 +172,6 @@ def animated(pipeline: FacePipeline, animator: Any, rng: Random, *, tint: bool) 
     noise = np.random.default_rng(rng.randrange(1 << 30))
     guess, since = rng.choice(PALETTE), 0.0
     yaw = pitch = 0.0
-    rest = None
     for t in clock(rng):
         yaw = float(np.clip(yaw + rng.uniform(-3, 3), -10, 10))
         pitch = float(np.clip(pitch + rng.uniform(-3, 3), -8, 8))
@@ -186,13 +186,7 @@ def animated(pipeline: FacePipeline, animator: Any, rng: Random, *, tint: bool) 
             continue
         if len(face) != 1:
             continue
-        pose = _Pose.of(face[0].landmarks)
-        rest = rest or pose
-        yield (
-            t,
-            pipeline.aligner.align(frame, face[0].landmarks),
-            _at_rest(_progress(SESSION, rest, pose), SESSION),
-        )
+        yield t, pipeline.aligner.align(frame, face[0].landmarks), True
 
 
 def decision(row: dict[str, Any]) -> str:

@@ -168,7 +168,7 @@ def test_a_grayscale_capture_cannot_be_assessed_and_the_policy_decides(
 def test_quick_answers_wait_for_the_colour_steps_and_a_restored_session_decides_the_same(
     pipeline: FacePipeline, clock: FrozenClock, obama: Poser
 ) -> None:
-    """Two turns take about 2 s here; the light needs (steps + 1) steps of 0.5 s: the session
+    """Two turns take about 2 s here; the light needs (steps + 1) steps of 0.8 s: the session
     asks the person to look at the camera meanwhile. Restored from its snapshot after every
     frame (another worker each time), it decides as one kept in memory."""
     prompts: list[str] = []
@@ -206,7 +206,7 @@ def test_a_snapshot_under_another_screen_light_policy_is_refused(
 @pytest.mark.parametrize(
     "bad",
     [
-        {"settle": timedelta(milliseconds=600)},
+        {"settle": timedelta(milliseconds=900)},
         {"steps": 1},
         {"max_missed": 10},
         {"min_frames": 0},
