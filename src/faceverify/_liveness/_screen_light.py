@@ -15,7 +15,8 @@ pixels in linear light (sRGB decoded), as a log-chromaticity ``q = log(rgb) -
 mean(log(rgb))`` — the skin's own colour (a constant factor per channel) and
 the brightness (a factor on all three) drop out of the step-to-step changes.
 A frame taken less than ``settle`` after a switch was told is not read (the
-display and the camera lag).
+display and the camera lag), nor a face turned or nodded away from its rest
+pose (the session says which: its skin regions then hold other parts).
 
 **The decision** (:meth:`ScreenLight.verdict`): at each switch between two
 read steps the face's mean ``q`` changes; the change must point from the old
@@ -31,7 +32,7 @@ passes ``steps`` of them with probability at most the binomial tail
 :func:`chance_bound` (4.2e-6 under the defaults).
 
 **Cannot assess.** A grayscale or infrared capture (no chroma), a face
-clipped to white, or shifts smaller than ``min_shift`` (the screen too weak
+clipped to white, or changes smaller than ``min_shift`` (the screen too weak
 for this light, or no response at all) are reported as not assessed
 (:attr:`ScreenLightResult.assessed` False), and ``ScreenLightPolicy.unassessable``
 decides: ``"refuse"`` (the default) fails the session, ``"active-only"`` lets
@@ -226,9 +227,9 @@ def chance_bound(steps: int, missed: int) -> float:
 class ScreenLightResult:
     """The screen-light verdict: assessed or not (``note`` says why), and what was seen.
 
-    ``steps`` were read (``shown`` colours were put on screen), ``matched`` of
-    them moved toward their own colour; ``correlation`` of the observed with
-    the expected shifts; ``shift`` their RMS (log-chromaticity).
+    ``steps``: the colour switches read (both steps read), ``matched`` of them
+    moved toward their new colour; ``correlation`` of the observed changes with
+    the expected ones; ``shift`` the changes' RMS (log-chromaticity).
     """
 
     assessed: bool
