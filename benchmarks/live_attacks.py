@@ -396,8 +396,11 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / (aw * ah + bw * bh - inter)
 
 
-def video_tracks(pipeline: FacePipeline) -> list[dict[str, Any]]:
-    """Face tracks (IoU-linked detections, >= 15 frames) of each real video."""
+def video_tracks(
+    pipeline: FacePipeline, extra: Callable[[RGB, Any], dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Face tracks (IoU-linked detections, >= 15 frames) of each real video; ``extra(image, face)``
+    adds its fields to each frame's record."""
     from faceverify._liveness import frames_from_video
     from faceverify._pipeline._quality import measure
 
@@ -420,6 +423,7 @@ def video_tracks(pipeline: FacePipeline) -> list[dict[str, Any]]:
                     "patch": face_patch(crop),
                     "quality": measure(image, face, crop),
                     "k": k,
+                    **(extra(image, face) if extra is not None else {}),
                 }
                 match = max(live, key=lambda tr: _iou(tr["frames"][-1]["box"], face.box), default=None)
                 if (

@@ -88,6 +88,7 @@ from ._liveness._challenge import (
     FrameFeedback,
 )
 from ._liveness._check import LivenessCheck
+from ._liveness._screen_light import ScreenColour
 from ._models._manifest import ModelPack, OperatingPoint
 from ._pipeline._capture import CaptureSource, RGBImage, load_image
 from ._pipeline._embed import Embedding
@@ -171,6 +172,7 @@ class SessionTicket:
     prompt: str
     deadline: datetime
     challenges: int
+    screen_colour: ScreenColour | None = None  # the screen-light colour to show first (None: off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,7 @@ class FrameUpdate:
     feedback: tuple[FrameFeedback, ...]
     progress: tuple[int, int]
     finished: bool
+    screen_colour: ScreenColour | None = None  # the screen-light colour to show now (None: off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -805,6 +808,7 @@ class Verifier:
             prompt=session.prompt,
             deadline=session.deadline,
             challenges=len(session.challenges),
+            screen_colour=session.screen_colour,
         )
 
     def feed_session(self, session_id: str, frame: CaptureSource, *, actor: str | None = None) -> FrameUpdate:
@@ -831,6 +835,7 @@ class Verifier:
             feedback=session.feedback,
             progress=session.progress,
             finished=session.finished,
+            screen_colour=session.screen_colour,
         )
 
     def finish_session(self, session_id: str, *, actor: str | None = None) -> VerificationResult:

@@ -103,6 +103,7 @@ class SessionTicket:
     prompt: str
     deadline: datetime
     challenges: int
+    screen: str | None = None  # the screen-light colour to show first (CSS hex), None: not asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,12 @@ class FrameUpdate:
     feedback: tuple[str, ...]
     progress: tuple[int, int]
     finished: bool
+    screen: str | None = None  # the screen-light colour to show until the next frame (CSS hex)
+
+
+def _screen(r: dict[str, Any]) -> str | None:
+    screen = r.get("screen")
+    return None if screen is None else str(screen["hex"])
 
 
 def _time(text: str) -> datetime:
@@ -216,7 +223,9 @@ class Client:
         self, subject_id: str, *, purpose: Literal["verify", "enroll"] = "verify"
     ) -> SessionTicket:
         r = self._call("POST", "/v1/sessions", json={"subject_id": subject_id, "purpose": purpose})
-        return SessionTicket(r["session_id"], r["nonce"], r["prompt"], _time(r["deadline"]), r["challenges"])
+        return SessionTicket(
+            r["session_id"], r["nonce"], r["prompt"], _time(r["deadline"]), r["challenges"], _screen(r)
+        )
 
     def send_frame(self, session_id: str, frame: bytes) -> FrameUpdate:
         r = self._call(
@@ -232,6 +241,7 @@ class Client:
             tuple(r["feedback"]),
             (progress["done"], progress["asked"]),
             r["finished"],
+            _screen(r),
         )
 
     def finish_session(self, session_id: str) -> Verification:

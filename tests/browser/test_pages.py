@@ -16,6 +16,8 @@ passive presentation-attack check. Screenshots of each state are written to buil
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -227,3 +229,58 @@ def test_a_locked_out_subject_sees_the_wait(
         assert "Too many attempts" in result_text(driver) and "try again in about" in result_text(driver)
         assert not driver.find_elements(By.CSS_SELECTOR, ".fv-actions button")  # nothing to retry now
         driver.save_screenshot(str(screenshots / "locked-out.png"))
+
+
+#: The page's widget, its screen-light colour and the colour it paints, as a test reads them.
+SCREEN = """const r = document.querySelector('.fv'); const l = document.querySelector('.fv-light');
+return [r ? r.dataset.state || '' : '', r ? r.dataset.screen || '' : '',
+        l && !l.hidden ? getComputedStyle(l).backgroundColor : ''];"""
+
+
+def test_a_screen_light_session_shows_the_servers_colours_and_the_fake_camera_is_refused(
+    service: Service, samples: dict[str, Path], videos: dict[str, Path], screenshots: Path
+) -> None:
+    """The page paints the window behind the widget in each colour the service asks for, in the
+    service's order. Chromium's fake camera plays a file, which reflects no screen: the session
+    answers its turns and is refused, and the reason is the screen light's. Test-only screen-light
+    parameters (6 switches, a frame each; a blind capture passes one time in 5**6): a loaded CI
+    machine may send one frame a second."""
+    from page_server import enrol_photos
+
+    from faceverify._liveness import ScreenColour, ScreenLightPolicy
+
+    enrol_photos(service.app, "carol", [samples["obama"], samples["obama2"]])
+    verifier = service.app.state.faceverify.verifier
+    before = verifier.challenge_policy
+    light = ScreenLightPolicy(steps=6, max_missed=0, min_frames=1)
+    verifier.challenge_policy = replace(before, screen_light=light)
+    rgb = {c.value: "rgb({}, {}, {})".format(*c.rgb) for c in ScreenColour}
+    seen: list[str] = []
+    try:
+        token = service.mint("verify", "carol")
+        with chromium(video=videos["alice"]) as driver:
+            driver.get(f"{service.url}/pages/login#token={token}")
+            for _ in range(1200):  # at most 120 s
+                page, colour, painted = driver.execute_script(SCREEN)
+                if colour:
+                    assert painted == rgb[colour], (colour, painted)  # painted as named
+                    if not seen or seen[-1] != colour:
+                        seen.append(colour)
+                        if len(seen) == 3:
+                            driver.save_screenshot(str(screenshots / "screen-light.png"))
+                if page in FINAL:
+                    break
+                time.sleep(0.1)
+            final = page
+            assert driver.execute_script(SCREEN)[2] == ""  # the light is off once the session ended
+    finally:
+        verifier.challenge_policy = before
+    assert final == "retry", (final, service.audit("carol")[-2:])
+    reason = next(r for e, o, r in reversed(service.audit("carol")) if "screen-light:" in r)
+    assert "the face's colour did not follow" in reason or "cannot assess the screen light" in reason
+    # The colours the decision is bound to ("...; screen red, cyan, ...: ..."), in the service's order:
+    # the page showed them in that order (polling may miss one shown briefly, never reorder them).
+    asked = reason.split("; screen ", 1)[1].split(":", 1)[0].split(", ")
+    assert len(seen) >= 3 and len(asked) >= 5
+    it = iter(asked)
+    assert all(c in it for c in seen), (seen, asked)

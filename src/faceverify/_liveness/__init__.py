@@ -18,6 +18,7 @@ from ._challenge import (
 from ._check import FusedCheck, LivenessCheck, LivenessResult, assess, fuse, require_live, square_crop
 from ._model import FACEPLUGIN_THRESHOLD, OnnxLivenessCheck, load_liveness_check
 from ._pad import FeaturePADCheck, LogisticWeights, builtin_weights
+from ._screen_light import ScreenColour, ScreenLightPolicy, ScreenLightResult
 from ._video import frames_from_video
 
 __all__ = [
@@ -34,6 +35,9 @@ __all__ = [
     "LivenessResult",
     "LogisticWeights",
     "OnnxLivenessCheck",
+    "ScreenColour",
+    "ScreenLightPolicy",
+    "ScreenLightResult",
     "State",
     "assess",
     "builtin_weights",

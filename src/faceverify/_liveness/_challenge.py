@@ -71,6 +71,7 @@ from .._pipeline._quality import Quality, QualityPolicy, measure, pose_from_land
 from . import _session_state as st
 from ._animation import Patch, TextureTrace, TraceFrame, TraceRules, face_patch, parallax
 from ._check import LivenessCheck, LivenessResult, cannot_assess, decide
+from ._screen_light import ScreenColour, ScreenLight, ScreenLightPolicy, ScreenLightResult
 
 
 class Challenge(enum.Enum):
@@ -254,6 +255,12 @@ class ChallengePolicy:
     Switch ``animation_checks`` off only for synthetic frames (a warped
     photo, or frames made before the session, is exactly what it refuses),
     never in a deployment.
+
+    ``screen_light`` (None: off, as at a door with an IR camera and no screen)
+    turns on the screen-light challenge for a browser page or a kiosk: the
+    client shows :attr:`ChallengeSession.screen_colour` after every frame and
+    the face's colour must follow the random sequence (:mod:`._screen_light`;
+    its own policy holds its thresholds and its ``unassessable`` rule).
     """
 
     challenges: tuple[int, int] = (2, 3)
@@ -292,6 +299,7 @@ class ChallengePolicy:
     prompt_hold: tuple[timedelta, timedelta] = (timedelta(milliseconds=500), timedelta(milliseconds=3500))
     max_response: timedelta = timedelta(seconds=2)
     quality: QualityPolicy = field(default_factory=QualityPolicy)
+    screen_light: ScreenLightPolicy | None = None
 
     def __post_init__(self) -> None:
         lo, hi = self.challenges
@@ -364,11 +372,15 @@ class ChallengeResult:
     passive: LivenessResult | None
     frames: int
     state: State = State.FAILED
+    screen_light: ScreenLightResult | None = None
+    colours: tuple[ScreenColour, ...] = ()  # the screen-light colours shown, in order
 
     @property
     def binding(self) -> str:
-        """``"session <nonce>: <challenge>, <challenge>"``: what this decision was about."""
-        return f"session {self.nonce}: " + ", ".join(c.value for c in self.challenges)
+        """``"session <nonce>: <challenge>, <challenge>[; screen <colour>, ...]"``: what this
+        decision was about."""
+        out = f"session {self.nonce}: " + ", ".join(c.value for c in self.challenges)
+        return out + ("; screen " + ", ".join(c.value for c in self.colours) if self.colours else "")
 
     @property
     def abandoned(self) -> bool:
@@ -525,6 +537,8 @@ class ChallengeSession:
         self._baseline_at: datetime | None = None
         self._at = self.started  # the frame being processed: its time and patch
         self._patch: Patch | None = None
+        light = p.screen_light
+        self._light = None if light is None else ScreenLight.draw(light, rand, self.started, self.deadline)
 
     # -- what to show the user ------------------------------------------------
 
@@ -532,8 +546,19 @@ class ChallengeSession:
     def current(self) -> Challenge | None:
         """The pending challenge once its prompt is given; None before (the baseline, the hold
         before each prompt) and after the session."""
-        shown = self.state is State.CHALLENGE and self._prompt_at is not None
+        shown = self.state is State.CHALLENGE and self._prompt_at is not None and not self._lighting
         return self.challenges[self._index] if shown else None
+
+    @property
+    def _lighting(self) -> bool:
+        """The challenges are met; the screen light still needs colour steps."""
+        return self._index == len(self.challenges)
+
+    @property
+    def screen_colour(self) -> ScreenColour | None:
+        """The colour the client's screen must show now (None: no screen-light challenge,
+        or the session is over)."""
+        return None if self._light is None or self.finished else self._light.colour
 
     @property
     def finished(self) -> bool:
@@ -541,7 +566,8 @@ class ChallengeSession:
 
     @property
     def prompt(self) -> str:
-        if self.state is State.BASELINE or (self.state is State.CHALLENGE and self._prompt_at is None):
+        waiting = self._prompt_at is None or self._lighting
+        if self.state is State.BASELINE or (self.state is State.CHALLENGE and waiting):
             return "look straight at the camera"
         if self.state is State.CHALLENGE:
             return self.challenges[self._index].prompt
@@ -612,6 +638,10 @@ class ChallengeSession:
         self._feedback = tuple(quality_feedback(quality, self.policy.quality))
         sample = self._pipeline.frame_sample(face, crop, quality)  # embedded when first read
         pose = _Pose.of(face.landmarks)
+        if self._light is not None:  # its colour is read on a face at rest (cheeks in view, as before)
+            self._light.frame(
+                at, crop, steady=self._base is None or _at_rest(self._deltas(pose), self.policy)
+            )
 
         if self._reference is None:
             return self._baseline(sample, pose, image, now)
@@ -646,6 +676,8 @@ class ChallengeSession:
         p = self.policy
         if changed or self._unchecked + 1 >= p.identity_every or self._rank(sample, pose) is not None:
             return True
+        if self.state is State.CHALLENGE and self._lighting:
+            return False
         if self.state is State.CHALLENGE and self._deltas(pose)[self.challenges[self._index]] >= 1.0:
             return True
         if not (p.animation_checks and self.state is State.CHALLENGE and self._prompt_at is None):
@@ -678,6 +710,8 @@ class ChallengeSession:
     def _late_reason(self) -> str:
         if self.state is State.BASELINE:
             return "no frontal face within the time allowed"
+        if self._lighting:
+            return "the screen light did not get enough colour steps seen in time"
         if self._prompt_at is None:
             return f"the face did not come back to rest for {self.challenges[self._index].value!r} in time"
         return f"no response to {self.challenges[self._index].value!r} before its deadline"
@@ -749,6 +783,8 @@ class ChallengeSession:
     def _respond(self, pose: _Pose, now: datetime) -> State:
         if self.state is not State.CHALLENGE:
             return self.state
+        if self._lighting:
+            return self._await_light()
         wanted = self.challenges[self._index]
         progress = self._deltas(pose)
         if self._prompt_at is None:
@@ -773,8 +809,8 @@ class ChallengeSession:
                 if wanted is not Challenge.MOVE_CLOSER and self._patch is not None:
                     self._posed.append(self._patch)
                 self._index += 1
-                if self._index == len(self.challenges):
-                    return self._finish()
+                if self._lighting:
+                    return self._await_light()
                 self._start_challenge(now)
             else:
                 self._feedback = (*self._feedback, FrameFeedback.HOLD_STILL)
@@ -798,6 +834,15 @@ class ChallengeSession:
                 f"challenge:{wanted.value}",
                 f"wrong response: {others[0].value} when asked to {wanted.value}",
             )
+        return self.state
+
+    def _await_light(self) -> State:
+        """Finish once the screen light has seen its colour steps; until then (quick answers),
+        the person looks at the camera, within the session's deadline."""
+        if self._light is None or self._light.ready:
+            return self._finish()
+        self._challenge_deadline = self.deadline
+        self._feedback = (*self._feedback, FrameFeedback.LOOK_STRAIGHT)
         return self.state
 
     def _consider(self, sample: FaceSample, pose: _Pose, image: RGBImage) -> None:
@@ -835,6 +880,10 @@ class ChallengeSession:
             self._animation_verdict()
             if self.state is State.FAILED:
                 return self.state
+        if self._light is not None and self.policy.screen_light is not None:
+            self._light_verdict(self._light, self.policy.screen_light)
+            if self.state is State.FAILED:
+                return self.state
         if self._passive is not None:
             return self._passive_verdict(self._passive)
         return self.state
@@ -870,6 +919,25 @@ class ChallengeSession:
             )
             return
         self._checks.append(CheckOutcome("parallax", True, f"{shown:.4f} >= {p.parallax_min:.4f}"))
+
+    def _light_verdict(self, light: ScreenLight, policy: ScreenLightPolicy) -> None:
+        """Did the face's colour follow the screen's random sequence? (see :mod:`._screen_light`)"""
+        r = light.verdict()
+        if r.assessed:
+            if r.passed:
+                self._checks.append(CheckOutcome("screen-light", True, r.detail))
+            else:
+                self._fail("screen-light", f"screen-light: {r.note}")
+        elif policy.unassessable == "refuse":
+            self._fail("screen-light", f"screen-light: {r.note}; refused by policy (unassessable='refuse')")
+        else:
+            self._checks.append(
+                CheckOutcome(
+                    "screen-light-not-assessed",
+                    True,
+                    f"{r.note}; the other checks carried the decision (unassessable='active-only')",
+                )
+            )
 
     def _passive_verdict(self, check: LivenessCheck) -> State:
         chosen = self._candidates[: self.policy.passive_frames]
@@ -920,7 +988,14 @@ class ChallengeSession:
             passive=self._passive_result,
             frames=self._frames,
             state=self.state,
+            screen_light=self._light_result(),
+            colours=() if self._light is None else self._light.shown,
         )
+
+    def _light_result(self) -> ScreenLightResult | None:
+        """The screen-light verdict, once the session has reached it."""
+        decided = any(c.name.startswith("screen-light") for c in self._checks)
+        return self._light.verdict() if self._light is not None and decided else None
 
     # -- the session as data -------------------------------------------------
 
@@ -988,6 +1063,7 @@ class ChallengeSession:
             "prompt_at": st.pack_time(self._prompt_at),
             "rest_at": st.pack_time(self._rest_at),
             "early": self._early,
+            "light": None if self._light is None else self._light.state(),
         }
 
     @classmethod
@@ -1087,6 +1163,14 @@ class ChallengeSession:
         self._early = int(body["early"])
         self._at = self._last_at or self.started
         self._patch = None
+        light = body.get("light")  # absent in a snapshot made before the screen light
+        if (light is None) != (policy.screen_light is None):
+            raise st.StateError("a session snapshot whose screen light does not match its policy")
+        self._light = (
+            None
+            if light is None or policy.screen_light is None
+            else ScreenLight.load(policy.screen_light, light)
+        )
 
 
 def _patch(d: Any) -> Patch:

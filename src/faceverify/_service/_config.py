@@ -58,6 +58,9 @@ class ServiceConfig:
     synthetic_frames: bool = False
     #: The browser pages and their ceremony routes (docs/browser.md); ``--no-pages`` turns them off.
     pages: bool = True
+    #: Live sessions run the screen-light challenge (the page lights the face with the colours the
+    #: server asks for): ``ChallengePolicy(screen_light=ScreenLightPolicy())``; see docs/liveness.md.
+    screen_light: bool = False
 
     def __post_init__(self) -> None:
         if self.workers < 1 or not 0 < self.port < 65536:
@@ -136,10 +139,11 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
             out[name] = int(out[name])
         if out.get("threshold") is not None:
             out["threshold"] = float(out["threshold"])
-        if isinstance(out.get("pages"), str):
-            if out["pages"].lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                raise ValueError(f"pages must be true or false, not {out['pages']!r}")
-            out["pages"] = out["pages"].lower() in ("true", "1", "yes", "on")
+        for name in ("pages", "screen_light"):
+            if isinstance(out.get(name), str):
+                if out[name].lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                    raise ValueError(f"{name} must be true or false, not {out[name]!r}")
+                out[name] = out[name].lower() in ("true", "1", "yes", "on")
         for name in ("database", "keys_database", "key_file", "cache", "host", "pack", "profile", "purpose"):
             if out.get(name) is not None:
                 out[name] = str(out[name])

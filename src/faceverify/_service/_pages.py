@@ -61,6 +61,7 @@ from .._errors import (
     InvalidCeremonyTokenError,
     LockedOutError,
 )
+from .._liveness._screen_light import ScreenColour
 from .._vault import ConsentEvidence, ConsentRecord
 from .._web._ceremony import Ceremony, CeremonyTokens, ConsentDocument, Outcome, default_consent_documents
 from ._clients import ApiClient, Scope
@@ -166,6 +167,11 @@ class ReceiptOut(BaseModel):
 router = APIRouter(
     prefix="/v1/ceremonies", tags=["ceremonies"], dependencies=[Security(bearer)], responses=PROBLEM_RESPONSES
 )
+
+
+def _screen(colour: ScreenColour | None) -> dict[str, str] | None:
+    """The screen-light colour for the page to show (None: no screen-light challenge)."""
+    return None if colour is None else {"colour": colour.value, "hex": colour.hex}
 
 
 def _pages(request: Request) -> _Pages:
@@ -346,6 +352,7 @@ class _Pages:
             "prompt": ticket.prompt,
             "deadline": ticket.deadline.isoformat(),
             "challenges": ticket.challenges,
+            "screen": _screen(ticket.screen_colour),
             "websocket": f"{PREFIX}/ws",
             "frames": f"{PREFIX}/frames",
         }
@@ -364,6 +371,7 @@ class _Pages:
             "feedback": [f.value for f in update.feedback],
             "progress": [done, asked],
             "finished": update.finished,
+            "screen": _screen(update.screen_colour),
         }
 
     async def frame(self, request: Request) -> dict[str, Any]:

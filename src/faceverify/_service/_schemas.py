@@ -124,12 +124,22 @@ class SessionIn(BaseModel):
     purpose: Literal["verify", "enroll"] = "verify"
 
 
+class ScreenOut(_Out):
+    """The screen-light challenge: the colour the screen must show, from now until the next answer."""
+
+    colour: Literal["red", "yellow", "green", "cyan", "blue", "magenta"]
+    hex: str = Field(description="the same colour for CSS, e.g. #ff0000", pattern="^#[0-9a-f]{6}$")
+
+
 class SessionOut(_Out):
     session_id: str
     nonce: str
     prompt: str
     deadline: datetime
     challenges: int
+    screen: ScreenOut | None = Field(
+        default=None, description="the colour to light the face with (fill the screen); null: not asked"
+    )
 
 
 class ProgressOut(_Out):
@@ -143,6 +153,11 @@ class FrameOut(_Out):
     feedback: list[str] = Field(description="about the last frame: no-face, too-dark, hold-still, ...")
     progress: ProgressOut
     finished: bool
+    screen: ScreenOut | None = Field(
+        default=None,
+        description="the colour to show from now until the next answer (fill the screen or a wide border "
+        "around the preview); null: no screen-light challenge, or the session is over",
+    )
 
 
 class HealthOut(_Out):

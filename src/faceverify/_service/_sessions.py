@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Path, Request, Security, WebSocket, WebS
 from fastapi.concurrency import run_in_threadpool
 
 from .._errors import FaceVerifyError
+from .._liveness._screen_light import ScreenColour
 from ._clients import ApiClient, Scope
 from ._problems import Problem, problem_for
 from ._routes import (
@@ -31,7 +32,7 @@ from ._routes import (
     subject,
     verification_out,
 )
-from ._schemas import FrameOut, ProgressOut, SessionIn, SessionOut, VerificationOut
+from ._schemas import FrameOut, ProgressOut, ScreenOut, SessionIn, SessionOut, VerificationOut
 
 FRAME_TYPES = ("image/jpeg", "image/png", "image/webp")
 _FRAME_BODY = {
@@ -58,6 +59,10 @@ def live_client(request: Request) -> ApiClient:
 LiveClient = Annotated[ApiClient, Depends(live_client)]
 
 
+def screen_out(colour: ScreenColour | None) -> ScreenOut | None:
+    return None if colour is None else ScreenOut(colour=colour.value, hex=colour.hex)
+
+
 def frame_out(update: Any) -> FrameOut:
     done, asked = update.progress
     return FrameOut(
@@ -66,6 +71,7 @@ def frame_out(update: Any) -> FrameOut:
         feedback=[f.value for f in update.feedback],
         progress=ProgressOut(done=done, asked=asked),
         finished=update.finished,
+        screen=screen_out(update.screen_colour),
     )
 
 
@@ -89,6 +95,7 @@ def start_session(body: SessionIn, svc: Service, client: LiveClient) -> SessionO
         prompt=ticket.prompt,
         deadline=ticket.deadline,
         challenges=ticket.challenges,
+        screen=screen_out(ticket.screen_colour),
     )
 
 

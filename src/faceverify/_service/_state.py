@@ -52,6 +52,12 @@ def open_verifier(config: ServiceConfig) -> Verifier:
 
             raise ConfigurationError(f"unknown challenge {exc.args[0]!r} in the fixed sequence") from None
         log.warning("TEST-ONLY: every live session asks the fixed challenges %s", config.fixed_challenges)
+    if config.screen_light:
+        from dataclasses import replace
+
+        from .._liveness import ScreenLightPolicy
+
+        verifier.challenge_policy = replace(verifier.challenge_policy, screen_light=ScreenLightPolicy())
     if config.synthetic_frames:
         from dataclasses import replace
 

@@ -43,6 +43,8 @@ export interface FrameUpdate {
   /** Challenges done, challenges asked. */
   progress: [number, number];
   finished: boolean;
+  /** The screen-light colour to show until the next answer (null: no screen-light challenge). */
+  screen?: { colour: string; hex: string } | null;
 }
 
 export const FEEDBACK: Record<string, string>;
@@ -62,7 +64,7 @@ export class CeremonyClient {
   sessionToken?: string;
   describe(): Promise<Record<string, any>>;
   agree(sha256: string): Promise<{ token: string; consented_at: string }>;
-  start(): Promise<{ token: string; nonce: string; prompt: string; deadline: string; challenges: number; websocket: string; frames: string }>;
+  start(): Promise<{ token: string; nonce: string; prompt: string; deadline: string; challenges: number; screen?: { colour: string; hex: string } | null; websocket: string; frames: string }>;
   frame(frame: Blob): Promise<FrameUpdate>;
   finish(): Promise<{ outcome: CaptureState; receipt: string }>;
   socketUrl(path: string): string;

@@ -48,6 +48,7 @@
  * @property {string[]} feedback  per-frame feedback keys, e.g. "no-face", "turn-further"
  * @property {[number, number]} progress  challenges done, challenges asked
  * @property {boolean} finished
+ * @property {{colour: string, hex: string} | null} [screen]  the screen-light colour to show until the next answer
  */
 
 /** Texts for the per-frame feedback keys the service sends; an unknown key is shown as words.
@@ -290,7 +291,10 @@ export class FaceCapture {
     this.bar = /** @type {HTMLProgressElement} */ (el("progress", { class: "fv-progress", max: "1", value: "0", "aria-label": "Challenges done", hidden: "" }));
     this.result = el("div", { class: "fv-result", role: "alert", hidden: "" });
     this.actions = el("div", { class: "fv-actions" });
-    this.root.append(this.heading, this.consentBox, this.stage, this.prompt, this.feedback, this.bar, this.steps, this.result, this.actions);
+    // The screen-light challenge: the whole window behind the widget lights the face in the
+    // colour the service asks for (a recording cannot know the sequence).
+    this.light = el("div", { class: "fv-light", "aria-hidden": "true", hidden: "" });
+    this.root.append(this.light, this.heading, this.consentBox, this.stage, this.prompt, this.feedback, this.bar, this.steps, this.result, this.actions);
   }
 
   /** @param {CaptureState} state @param {object} [detail] */
@@ -389,6 +393,7 @@ export class FaceCapture {
       }
       this.showSteps(ticket.challenges);
       this.showPrompt(ticket.prompt);
+      this.showScreen(ticket.screen);
       this.setState("capturing", { challenges: ticket.challenges });
       const transport = await this.openTransport(ticket);
       this.transport = transport;
@@ -409,6 +414,7 @@ export class FaceCapture {
     } finally {
       for (const track of stream.getTracks()) track.stop();
       this.stage.hidden = true;
+      this.showScreen(null);
     }
   }
 
@@ -432,7 +438,10 @@ export class FaceCapture {
    */
   async pump(transport, deadline) {
     const canvas = document.createElement("canvas");
-    const period = 1000 / Math.max(1, Math.min(15, this.options.fps || 5));
+    // With a screen-light challenge, at least 10 frames a second: each colour is read on the
+    // frames after the display and the camera caught up with it.
+    const fps = this.root.dataset.screen ? Math.max(10, this.options.fps || 5) : this.options.fps || 5;
+    const period = 1000 / Math.max(1, Math.min(15, fps));
     let failures = 0;
     let http = null;
     for (;;) {
@@ -482,8 +491,17 @@ export class FaceCapture {
     if (this.prompt.textContent !== shown) this.prompt.textContent = shown;
   }
 
+  /** The screen-light colour (null: none). @param {{colour: string, hex: string} | null | undefined} screen */
+  showScreen(screen) {
+    const hex = screen && /^#[0-9a-f]{6}$/.test(screen.hex) ? screen.hex : null;
+    this.light.hidden = !hex;
+    this.light.style.background = hex || "";
+    if (hex && screen) this.root.dataset.screen = screen.colour; else delete this.root.dataset.screen;
+  }
+
   /** @param {FrameUpdate} update */
   showUpdate(update) {
+    this.showScreen(update.screen);
     this.showPrompt(update.prompt);
     const [done, asked] = update.progress || [0, 0];
     this.bar.max = Math.max(1, asked);
