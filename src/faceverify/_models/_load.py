@@ -73,23 +73,18 @@ def load_pipeline(
         # In the background the recognizer's digest is checked by the thread that loads it.
         paths = verified_paths(manifest, root, later=(rec.file,) if background else ())
         check = partial(verify_file, manifest, rec.file, paths[rec.file]) if background else None
+        # The recognizer first: in the background it loads while the detector's session is made.
+        recognizer = OnnxSession(
+            paths[rec.file],
+            threads=threads,
+            background=background,
+            prepack=manifest.file(rec.file).int8 is not None,
+            before=check,
+        )
         pipeline = FacePipeline(
             detector=yunet_detector(det, OnnxSession(paths[det.file], threads=threads)),
             aligner=ArcFaceAligner(rec.input.size),
-            embedder=with_views(
-                OnnxEmbedder(
-                    OnnxSession(
-                        paths[rec.file],
-                        threads=threads,
-                        background=background,
-                        prepack=manifest.file(rec.file).int8 is not None,
-                        before=check,
-                    ),
-                    rec.input,
-                    dim=rec.dim,
-                ),
-                mirror=rec.mirror,
-            ),
+            embedder=with_views(OnnxEmbedder(recognizer, rec.input, dim=rec.dim), mirror=rec.mirror),
             limits=limits,
             mirror_band=rec.mirror_band,
         )
