@@ -396,8 +396,9 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / (aw * ah + bw * bh - inter)
 
 
-def video_tracks(pipeline: FacePipeline) -> list[dict[str, Any]]:
-    """Face tracks (IoU-linked detections, >= 15 frames) of each real video."""
+def video_tracks(pipeline: FacePipeline, *, embed: bool = True) -> list[dict[str, Any]]:
+    """Face tracks (IoU-linked detections, >= 15 frames) of each real video; with ``embed``
+    each frame's embedding too (the same-face check's)."""
     from faceverify._liveness import frames_from_video
     from faceverify._pipeline._quality import measure
 
@@ -420,6 +421,7 @@ def video_tracks(pipeline: FacePipeline) -> list[dict[str, Any]]:
                     "patch": face_patch(crop),
                     "quality": measure(image, face, crop),
                     "k": k,
+                    "embedding": pipeline.embedder.embed([crop])[0] if embed else None,
                 }
                 match = max(live, key=lambda tr: _iou(tr["frames"][-1]["box"], face.box), default=None)
                 if (

@@ -109,6 +109,7 @@ _WRONG = {
     Challenge.MOVE_CLOSER: (Challenge.TURN_LEFT, Challenge.TURN_RIGHT),
 }
 _TURNS = (Challenge.TURN_LEFT, Challenge.TURN_RIGHT)
+_NODS = (Challenge.LOOK_UP, Challenge.LOOK_DOWN)
 
 
 class State(enum.Enum):
@@ -187,13 +188,28 @@ class ChallengePolicy:
 
     Thresholds are changes from the frontal baseline frame: ``turn_yaw``
     degrees of yaw, ``nod_pitch`` (pitch units of :func:`pose_from_landmarks`),
-    ``closer_ratio`` growth of the eye distance. ``same_face`` is the minimum
-    cosine between a checked frontal frame's embedding and the baseline's, and
-    between a checked posed frame's and the previous checked frame's (see
-    *Identity between frames*); a posed frame must also
-    reach ``same_face_floor`` with the baseline (SFace on the sample photos:
-    the same person turned 25° stays above 0.6, at 40° of pitch about 0.4;
-    different people sit below 0.3). A movement in a wrong direction (see ``_WRONG``) fails the
+    ``closer_ratio`` growth of the eye distance.
+
+    **Same face.** A checked frontal frame's embedding is compared with the
+    baseline's, a checked posed frame's with the previous checked frame's and,
+    at ``same_face_floor``, with the baseline's (see *Identity between
+    frames*). At ``same_face`` (and the floor) the frame is the tracked face
+    and counts; below ``other_face`` with either it is another face and the
+    session fails; in between it **cannot be told** and counts for nothing (no
+    response, no best frame, no rigid-texture patch), and the next frame is
+    checked. Cosines are the pack's, so the three are calibrated with its
+    revision and recorded there (``ModelPack.session_identity``; the
+    ``Verifier`` takes them from its pack). The defaults are the default pack's
+    (``yunet-sface@4``): ``same_face`` 0.38, the lowest with an LFW impostor
+    FMR <= 1e-3 (7.1e-4 on 27.8 M pairs of gated images: a swapped-in face
+    counts on a frame at most that often); ``other_face`` 0.24, the highest
+    with an LFW genuine FNMR <= 0.1 % (0.09 %: photos years apart, wider than
+    a session; 94 % of random swaps score below it). Different people can score
+    between them (two sample photos: 0.32), and so can one real person across
+    28° of yaw with a microphone before the mouth (0.296 on the real speaker
+    video): that zone is why a frame there is neither refused nor used.
+
+    A movement in a wrong direction (see ``_WRONG``) fails the
     session once it reaches ``wrong_margin`` times its threshold. A turn is
     not read from a face whose eye distance, over its eyes-to-mouth height, has
     shrunk below ``min_turn_width`` of the baseline's: a flat print turned 60°
@@ -268,8 +284,9 @@ class ChallengePolicy:
     frontal_yaw: float = 17.0  # the sine estimate's 15 (before #15): same share frontal, LFW and real video
     frontal_pitch: float = 20.0
     hold_frames: int = 2
-    same_face: float = 0.40
+    same_face: float = 0.38  # these three: the default pack's, recorded with its revision (session_identity)
     same_face_floor: float = 0.3
+    other_face: float = 0.24
     identity_every: int = 5
     identity_jump: float = 30.0
     min_motion: float = 0.4
@@ -305,6 +322,12 @@ class ChallengePolicy:
             )
         if not self.identity_jump > 0:
             raise ConfigurationError(f"identity_jump must be positive, not {self.identity_jump}")
+        least, most = sorted((self.same_face, self.same_face_floor))
+        if not -1.0 <= self.other_face <= least <= most <= 1.0:
+            raise ConfigurationError(
+                "the same-face cosines must satisfy -1 <= other_face <= same_face, same_face_floor <= 1, "
+                f"not {self.other_face}, {self.same_face}, {self.same_face_floor}"
+            )
         if not 2 <= self.trace_frames <= MAX_TRACE_FRAMES or self.compared_pairs < 1:
             # The bound keeps a snapshot under its 256 KiB (a patch is 3 KiB, 4 in base64).
             raise ConfigurationError(
@@ -422,8 +445,7 @@ def _progress(p: ChallengePolicy, base: _Pose, pose: _Pose) -> dict[Challenge, f
 def _at_rest(progress: dict[Challenge, float], policy: ChallengePolicy) -> bool:
     """Near the baseline pose: turns and the distance within ``neutral_fraction`` of their
     thresholds; nods only short of theirs (five points' pitch swings at rest)."""
-    nods = (Challenge.LOOK_UP, Challenge.LOOK_DOWN)
-    return all(v < (1.0 if c in nods else policy.neutral_fraction) for c, v in progress.items())
+    return all(v < (1.0 if c in _NODS else policy.neutral_fraction) for c, v in progress.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,9 +639,12 @@ class ChallengeSession:
             return self._baseline(sample, pose, image, now)
         jumped = change is not None and change >= self.policy.identity_jump
         if self._needs_check(sample, pose, refound or jumped):
-            swapped = self._swapped(sample, pose)
-            if swapped:
-                return self._fail("same-face", f"a different face appeared mid-session ({swapped})")
+            other, unsure = self._identity(sample, pose)
+            if other:
+                return self._fail("same-face", f"a different face appeared mid-session ({other})")
+            if unsure:  # cannot tell: the frame counts for nothing, and the next one is checked
+                self._unchecked = self.policy.identity_every
+                return self.state
             self._previous, self._unchecked = sample, 0
         else:
             self._unchecked += 1
@@ -653,27 +678,33 @@ class ChallengeSession:
         assert self._baseline_at is not None
         return self._trace.due((self._at - self._baseline_at).total_seconds())
 
-    def _swapped(self, sample: FaceSample, pose: _Pose) -> str:
-        """Why this frame's face is not the tracked one ('' when it is).
+    def _identity(self, sample: FaceSample, pose: _Pose) -> tuple[str, str]:
+        """(why this frame's face is another's, why it cannot be told); both '' when it is the
+        tracked face.
 
-        A frontal frame must match the baseline at ``same_face``. A turned or
-        nodded face matches its own frontal view less well, so it must match
-        the previous frame at ``same_face`` (no jump to another face between
-        frames) and the baseline at least at ``same_face_floor``.
+        A frontal frame is compared with the baseline; a turned or nodded face, which matches
+        its own frontal view less well, with the previous checked frame (no jump to another
+        face between frames) and, at ``same_face_floor``, with the baseline. Below
+        ``other_face`` with any of them it is another face; at ``same_face`` (and the floor)
+        it is the same; in between the frame cannot be told and counts for nothing.
         """
         assert self._reference is not None and self._previous is not None
         p = self.policy
         to_base = cosine(self._reference.embedding, sample.embedding)
-        if self._frontal(pose):
-            if to_base < p.same_face:
-                return f"similarity {to_base:.2f} < {p.same_face:.2f} with the first frame"
-            return ""
-        to_prev = cosine(self._previous.embedding, sample.embedding)
-        if to_prev < p.same_face:
-            return f"similarity {to_prev:.2f} < {p.same_face:.2f} with the previous frame"
-        if to_base < p.same_face_floor:
-            return f"similarity {to_base:.2f} < {p.same_face_floor:.2f} with the first frame"
-        return ""
+        checks = [("the first frame", to_base, p.same_face)]
+        if not self._frontal(pose):
+            to_prev = cosine(self._previous.embedding, sample.embedding)
+            checks = [
+                ("the previous frame", to_prev, p.same_face),
+                ("the first frame", to_base, p.same_face_floor),
+            ]
+        for what, score, _ in checks:
+            if score < p.other_face:
+                return f"similarity {score:.2f} < {p.other_face:.2f} with {what}", ""
+        for what, score, least in checks:
+            if score < least:
+                return "", f"similarity {score:.2f} < {least:.2f} with {what}"
+        return "", ""
 
     def _late_reason(self) -> str:
         if self.state is State.BASELINE:
