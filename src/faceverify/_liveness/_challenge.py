@@ -263,7 +263,8 @@ class ChallengePolicy:
     random hold drawn from ``prompt_hold`` (OS CSPRNG, at the session's start,
     kept with the challenges); the prompt reaches the person in the reply to
     the first frame after it, and the response must be met no later than
-    ``max_response`` after that frame. A movement held (``hold_frames`` frames)
+    ``max_response`` after that frame. A movement held (``hold_frames`` frames; a nod at
+    ``wrong_margin`` times its threshold)
     before its prompt, or met too late after it, fails: a recording cannot
     know when its prompts will come. The session's deadline allows the longest
     hold before every prompt, so it tells the client nothing of the holds drawn.
@@ -446,6 +447,31 @@ def _at_rest(progress: dict[Challenge, float], policy: ChallengePolicy) -> bool:
     """Near the baseline pose: turns and the distance within ``neutral_fraction`` of their
     thresholds; nods only short of theirs (five points' pitch swings at rest)."""
     return all(v < (1.0 if c in _NODS else policy.neutral_fraction) for c, v in progress.items())
+
+
+def same_face(policy: ChallengePolicy, to_base: float, to_prev: float | None) -> tuple[str, str]:
+    """(why a frame's face is another's, why it cannot be told); both '' when it is the tracked face.
+
+    ``to_base``: its cosine with the baseline; ``to_prev``, for a turned or nodded face
+    (None for a frontal one), with the previous checked frame: a posed face matches its
+    own frontal view less well, so it is held to the previous frame (no jump to another
+    face between frames) and to the baseline only at ``same_face_floor``. Below
+    ``other_face`` with any of them it is another face; at ``same_face`` (and the
+    floor) the same; in between it cannot be told, and the frame counts for nothing.
+    """
+    checks = [("the first frame", to_base, policy.same_face)]
+    if to_prev is not None:
+        checks = [
+            ("the previous frame", to_prev, policy.same_face),
+            ("the first frame", to_base, policy.same_face_floor),
+        ]
+    for what, score, _ in checks:
+        if score < policy.other_face:
+            return f"similarity {score:.2f} < {policy.other_face:.2f} with {what}", ""
+    for what, score, least in checks:
+        if score < least:
+            return "", f"similarity {score:.2f} < {least:.2f} with {what}"
+    return "", ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -638,7 +664,10 @@ class ChallengeSession:
         if self._reference is None:
             return self._baseline(sample, pose, image, now)
         jumped = change is not None and change >= self.policy.identity_jump
-        if self._needs_check(sample, pose, refound or jumped):
+        # Read once a frame: where the face stands against each challenge, and its rank
+        # among the best frames (None: not kept), for the identity check and the decision.
+        progress, rank = self._deltas(pose), self._rank(sample, pose)
+        if self._needs_check(progress, rank, refound or jumped):
             other, unsure = self._identity(sample, pose)
             if other:
                 return self._fail("same-face", f"a different face appeared mid-session ({other})")
@@ -648,8 +677,8 @@ class ChallengeSession:
             self._previous, self._unchecked = sample, 0
         else:
             self._unchecked += 1
-        self._consider(sample, pose, image)
-        state = self._respond(pose, now)
+        self._consider(sample, rank, image)
+        state = self._respond(progress, now)
         if self.state is State.CHALLENGE and self._prompt_at is None and self._rest_at is not None:
             self._trace_frame(pose)  # held still, waiting for a prompt: what the rigid-texture check compares
         return state
@@ -659,7 +688,7 @@ class ChallengeSession:
         t = (self._at - self._baseline_at).total_seconds()
         self._trace.add(t, pose.yaw, pose.pitch, pose.interocular, self._patch)
 
-    def _needs_check(self, sample: FaceSample, pose: _Pose, changed: bool) -> bool:
+    def _needs_check(self, progress: dict[Challenge, float], rank: float | None, changed: bool) -> bool:
         """Must this frame's face be checked against the baseline (its embedding read)?
 
         Yes when the tracker ``changed`` faces (found one afresh, or the aligned face
@@ -669,9 +698,9 @@ class ChallengeSession:
         ``identity_every``-th frame; the others are only tracked.
         """
         p = self.policy
-        if changed or self._unchecked + 1 >= p.identity_every or self._rank(sample, pose) is not None:
+        if changed or self._unchecked + 1 >= p.identity_every or rank is not None:
             return True
-        if self.state is State.CHALLENGE and self._deltas(pose)[self.challenges[self._index]] >= 1.0:
+        if self.state is State.CHALLENGE and progress[self.challenges[self._index]] >= 1.0:
             return True
         if not (p.animation_checks and self.state is State.CHALLENGE and self._prompt_at is None):
             return False  # the trace takes frames only while the face waits for a prompt
@@ -679,32 +708,12 @@ class ChallengeSession:
         return self._trace.due((self._at - self._baseline_at).total_seconds())
 
     def _identity(self, sample: FaceSample, pose: _Pose) -> tuple[str, str]:
-        """(why this frame's face is another's, why it cannot be told); both '' when it is the
-        tracked face.
-
-        A frontal frame is compared with the baseline; a turned or nodded face, which matches
-        its own frontal view less well, with the previous checked frame (no jump to another
-        face between frames) and, at ``same_face_floor``, with the baseline. Below
-        ``other_face`` with any of them it is another face; at ``same_face`` (and the floor)
-        it is the same; in between the frame cannot be told and counts for nothing.
-        """
+        """:func:`same_face` of this frame's face with the baseline's and, for a turned
+        or nodded face, the previous checked frame's."""
         assert self._reference is not None and self._previous is not None
-        p = self.policy
         to_base = cosine(self._reference.embedding, sample.embedding)
-        checks = [("the first frame", to_base, p.same_face)]
-        if not self._frontal(pose):
-            to_prev = cosine(self._previous.embedding, sample.embedding)
-            checks = [
-                ("the previous frame", to_prev, p.same_face),
-                ("the first frame", to_base, p.same_face_floor),
-            ]
-        for what, score, _ in checks:
-            if score < p.other_face:
-                return f"similarity {score:.2f} < {p.other_face:.2f} with {what}", ""
-        for what, score, least in checks:
-            if score < least:
-                return "", f"similarity {score:.2f} < {least:.2f} with {what}"
-        return "", ""
+        to_prev = None if self._frontal(pose) else cosine(self._previous.embedding, sample.embedding)
+        return same_face(self.policy, to_base, to_prev)
 
     def _late_reason(self) -> str:
         if self.state is State.BASELINE:
@@ -737,7 +746,7 @@ class ChallengeSession:
         self._base_patch, self._baseline_at = self._patch, self._at
         self._trace_frame(pose)
         self._checks.append(CheckOutcome("baseline", True, "frontal face found"))
-        self._consider(sample, pose, image)
+        self._consider(sample, self._rank(sample, pose), image)
         self._start_challenge(now)
         if self._prompt_at is None:
             self._rest_at = self._at  # the baseline is the rest pose: its hold starts here
@@ -753,7 +762,9 @@ class ChallengeSession:
     def _await_prompt(self, wanted: Challenge, progress: dict[Challenge, float]) -> State:
         """Before a prompt: back at rest, then still for the drawn hold; the prompt goes out
         with the reply to the first frame after it. A response held before then answers
-        something the session has not asked yet: a recording, not a person."""
+        something the session has not asked yet: a recording, not a person. A nod counts
+        as held early only at ``wrong_margin`` times its threshold: five points' pitch
+        swings by up to 12 units (1.5 nods) in a face held still."""
         p = self.policy
         if self._rest_at is None:
             if _at_rest(progress, p):
@@ -761,7 +772,9 @@ class ChallengeSession:
             else:
                 self._feedback = (*self._feedback, FrameFeedback.LOOK_STRAIGHT)
             return self.state
-        early = [c for c in (wanted, *_WRONG[wanted]) if progress[c] >= 1.0]
+        early = [
+            c for c in (wanted, *_WRONG[wanted]) if progress[c] >= (p.wrong_margin if c in _NODS else 1.0)
+        ]
         self._early = self._early + 1 if early else 0
         if self._early >= p.hold_frames:
             return self._fail(
@@ -777,11 +790,10 @@ class ChallengeSession:
         assert self._base is not None
         return _progress(self.policy, self._base, pose)
 
-    def _respond(self, pose: _Pose, now: datetime) -> State:
+    def _respond(self, progress: dict[Challenge, float], now: datetime) -> State:
         if self.state is not State.CHALLENGE:
             return self.state
         wanted = self.challenges[self._index]
-        progress = self._deltas(pose)
         if self._prompt_at is None:
             return self._await_prompt(wanted, progress)
         latency = self._at - self._prompt_at
@@ -831,10 +843,10 @@ class ChallengeSession:
             )
         return self.state
 
-    def _consider(self, sample: FaceSample, pose: _Pose, image: RGBImage) -> None:
-        """Keep the best frontal frames that meet the quality minimums; score the
-        passive check on each kept frame now, so that no frame is held."""
-        rank = self._rank(sample, pose)
+    def _consider(self, sample: FaceSample, rank: float | None, image: RGBImage) -> None:
+        """Keep the best frontal frames that meet the quality minimums (``rank``: the
+        frame's, from :meth:`_rank`; None: not kept); score the passive check on each kept
+        frame now, so that no frame is held."""
         if rank is None:
             return
         score, note = None, ""
