@@ -179,3 +179,42 @@ def test_a_frame_is_placed_and_ranked_once(
     assert s.result().passed
     after_baseline = s.result().frames - 1
     assert calls == {"progress": after_baseline, "rank": after_baseline + 1}
+
+
+@pytest.mark.parametrize(
+    "trigger, policy, refused_at",
+    [
+        # Only the jump of the aligned face (every 10**6th frame is never): on the swapped frame.
+        ("identity_jump", replace(SYNTHETIC, identity_every=10**6), 4),
+        # Only every 5th frame (no jump is ever large enough): frames 2 and 3 (the first person,
+        # best-frame candidates) are read; the swapped face from frame 4 is not, until frame 8,
+        # the 5th since the last read.
+        ("identity_every", replace(SYNTHETIC, identity_jump=1e9), 8),
+    ],
+)
+def test_each_identity_trigger_alone_refuses_a_swap(
+    pipeline: FacePipeline,
+    clock: FrozenClock,
+    obama: Poser,
+    biden: Poser,
+    trigger: str,
+    policy: ChallengePolicy,
+    refused_at: int,
+) -> None:
+    s = ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[L, R])
+    feed(s, clock, rest(obama, 3) + rest(biden, 8))
+    result = s.result()
+    assert failed_check(result) == "same-face", (trigger, result.reasons)
+    assert result.frames == refused_at, trigger
+
+
+def test_with_no_trigger_a_swapped_face_that_counts_for_nothing_is_not_read(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser, biden: Poser
+) -> None:
+    """The control: with both triggers off, the swapped frames at rest are never read (they
+    decide nothing: no response, and not among the best frames, which the first person's
+    three hold), so the tests above show each trigger doing the refusing."""
+    policy = replace(SYNTHETIC, identity_jump=1e9, identity_every=10**6)
+    s = ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[L, R])
+    feed(s, clock, rest(obama, 3) + rest(biden, 8))
+    assert not s.finished and s.result().frames == 11
