@@ -209,7 +209,7 @@ def main() -> None:
         sys.exit(f"needs ../shared/data/video (looked in {SHARED})")
     pipeline = load_pipeline(builtin_manifest("yunet-sface"), cache=CACHE if CACHE.exists() else None)
     started = time.time()
-    tracks = video_tracks(pipeline, region)
+    tracks = video_tracks(pipeline, embed=False, extra=region)
     print(f"{len(tracks)} tracks ({time.time() - started:.0f} s)", flush=True)
     report: dict[str, Any] = {
         "policy": {k: str(v) for k, v in asdict(POLICY).items()},

@@ -47,12 +47,16 @@ def test_cli_enrolls_live_from_a_session_then_verifies(
     assert code == 5, err
 
     # A recording that does answer (one photo warped into poses, made before the session): the
-    # animation checks (on in every CLI session: no flag turns them off) refuse it, its answers
-    # come before their prompts (each follows a random hold), and nothing is enrolled.
+    # animation checks (on in every CLI session: no flag turns them off) refuse it, and nothing is
+    # enrolled. Its answers fall where the random holds before the prompts (the OS's CSPRNG) put
+    # them: mostly before their prompt, sometimes too soon or too late after it; when the holds
+    # happen to fit the recording, the rigid-texture check refuses it.
     live = ["--video", str(signup), "--challenges", ASKED]
     code, out, err = run_cli("enroll", "alice", *live, *enrol, "--json")
     assert code == 3, (err, out)
-    assert json.loads(out)["error"]["code"] == "not_live" and "held before its prompt" in out
+    assert json.loads(out)["error"]["code"] == "not_live"
+    refusals = ("held before its prompt", "faster than a person", "after its prompt", "one picture warped")
+    assert any(r in out for r in refusals), out
     assert "challenges (fixed by --challenges): move-closer, turn-left" in err
     assert run_cli("consent", "show", "alice", *where)[0] == 5
 

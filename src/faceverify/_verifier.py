@@ -93,7 +93,7 @@ from ._models._manifest import ModelPack, OperatingPoint
 from ._pipeline._capture import CaptureSource, RGBImage, load_image
 from ._pipeline._embed import Embedding
 from ._pipeline._pipeline import FacePipeline, FaceSample, cosine
-from ._pipeline._quality import Quality
+from ._pipeline._quality import Quality, QualityPolicy
 from ._profiles import Profile, get_profile
 from ._templates import mean_template
 from ._vault import ConsentRecord, DeletionReceipt, MasterKey, OpenedTemplate, RetentionPolicy, Vault
@@ -228,6 +228,25 @@ class _SessionEnvelope:
         return envelope
 
 
+def pack_session_policy(pack: ModelPack, *, quality: QualityPolicy) -> ChallengePolicy:
+    """The default ``ChallengePolicy`` under ``pack``: ``quality``, and the same-face cosines
+    calibrated for the pack's revision (``ModelPack.session_identity``; a pack that records
+    none keeps the policy's, which are the default pack's). Cosines recorded for another
+    revision are refused, never applied to these embeddings."""
+    policy = replace(ChallengePolicy(), quality=quality)
+    ident = pack.session_identity
+    if ident is None:
+        return policy
+    if ident.embedding_space != pack.embedding_space:
+        raise ConfigurationError(
+            f"pack {pack.id}'s same-face cosines were calibrated for {ident.embedding_space!r}, "
+            f"not {pack.embedding_space!r}: recalibrate them (benchmarks/same_face.py)"
+        )
+    return replace(
+        policy, same_face=ident.same_face, other_face=ident.other_face, same_face_floor=ident.same_face_floor
+    )
+
+
 class LiveSession(ChallengeSession):
     """A challenge session bound to one claimed subject, made by ``Verifier.start_session``.
 
@@ -305,7 +324,8 @@ class Verifier:
         frames; when None, the profile decides (``passive_check``: faceverify's own
         ``FeaturePADCheck`` for app-login and door-access, see docs/liveness.md).
         ``challenge_policy``: the sessions' parameters (default ``ChallengePolicy()``
-        with the profile's quality minimums)."""
+        with the profile's quality minimums and the pack's same-face cosines:
+        :func:`pack_session_policy`)."""
         self.pipeline = pipeline
         self.pack = pack
         self.vault = vault
@@ -317,7 +337,7 @@ class Verifier:
 
             passive = FeaturePADCheck()
         self.passive = passive
-        self.challenge_policy = challenge_policy or replace(ChallengePolicy(), quality=self.profile.quality)
+        self.challenge_policy = challenge_policy or pack_session_policy(pack, quality=self.profile.quality)
         # Sessions this Verifier started and has not yet decided: each is decided once.
         self._open_sessions: weakref.WeakSet[LiveSession] = weakref.WeakSet()
         self._sessions_lock = threading.Lock()

@@ -190,6 +190,39 @@ def test_a_recording_of_a_passing_session_passes_only_where_the_draw_repeats_its
         assert failed_check(result) == "timing" and refused in result.reasons[0], result.reasons
 
 
+def _nodding_before_the_prompt(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser, policy: ChallengePolicy
+) -> ChallengeSession:
+    """At rest, then two frames looking down (the Poser's -30°: 22-26 pitch units from rest)
+    in the random hold before a look-down prompt (the longest, 3.5 s), then at rest again."""
+    s = ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[DOWN, L], rng=Draws(1.0, 0.0))
+    frames = [obama.frame() for _ in range(4)] + [obama.frame(pitch=-30) for _ in range(2)]
+    feed(s, clock, frames + [obama.frame() for _ in range(16)])
+    return s
+
+
+def test_a_nod_read_in_a_face_at_rest_is_not_an_answer_held_before_its_prompt(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+) -> None:
+    """Five points' pitch swings by up to 12 units (1.5 nods) in a face held still, so a nod
+    counts as held early only at ``wrong_margin`` (1.5) times its threshold. With the
+    threshold at 20 units, the frames read 1.1-1.3 nods: a wobble, not a recording's answer
+    (this session used to fail them as "look-down held before its prompt")."""
+    s = _nodding_before_the_prompt(pipeline, clock, obama, replace(DEFAULT, nod_pitch=20.0))
+    assert not s.finished, s.result().reasons
+    assert s.current is DOWN  # the prompt came after its hold, as for anyone holding still
+
+
+def test_a_clear_nod_before_its_prompt_still_fails_as_held_early(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+) -> None:
+    """The same frames at the shipped threshold (8 units) read 2.7-3.3 nods: a recording's
+    answer, refused (the replay defence)."""
+    s = _nodding_before_the_prompt(pipeline, clock, obama, DEFAULT)
+    result = s.result()
+    assert failed_check(result) == "timing" and "look-down held before its prompt" in result.reasons[0]
+
+
 def test_a_response_faster_than_a_person_fails_on_timing(
     pipeline: FacePipeline, clock: FrozenClock, obama: Poser
 ) -> None:

@@ -10,16 +10,19 @@ decides as one that checks every frame, on fewer embeddings.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 from liveness_frames import Poser
-from test_challenge import CLOSER, DOWN, SYNTHETIC, UP, Draws, L, R, answer, failed_check, feed, person
+from test_challenge import CLOSER, DOWN, STEP, SYNTHETIC, UP, Draws, L, R, answer, failed_check, feed, person
 
 from faceverify import ConfigurationError, FrozenClock
 from faceverify._liveness import Challenge, ChallengePolicy, ChallengeResult, ChallengeSession
+from faceverify._liveness import _challenge as challenge_module
 from faceverify._pipeline._capture import RGBImage
 from faceverify.hazmat import FacePipeline
 
@@ -120,15 +123,29 @@ def test_after_the_prompt_a_resting_face_is_tracked_not_embedded(
     pipeline: FacePipeline, clock: FrozenClock, obama: Poser
 ) -> None:
     """The shipped policy (animation checks on): the rigid-texture trace takes frames only
-    while the face waits for a prompt, so a person slow to answer is not embedded on every frame."""
-    crops = []
+    while the face waits for a prompt, so a person slow to answer is not embedded on every frame.
+    Both sessions see the same frames (the shared poser's draws depend on the tests run before)."""
+    crops, frames = [], []
     for policy in (ChallengePolicy(identity_every=1), ChallengePolicy()):
         counting, embedder = counted(pipeline)
         s = ChallengeSession(counting, clock=clock, policy=policy, challenges=[L, R], rng=Draws(0.0, 0.0))
-        feed(s, clock, person(obama, s, react=20, stop_after=1))  # 4 s at rest after the prompt
+        if not frames:  # 4 s at rest after the prompt, then the answer
+            frames = list(recorded(person(obama, s, react=20, stop_after=1), s, clock))
+        else:
+            feed(s, clock, frames)
         assert s.progress[0] == 1 or s.finished
         crops.append(embedder.crops)
     assert crops[1] <= crops[0] * 0.6, crops
+
+
+def recorded(frames: Iterator[np.ndarray], s: ChallengeSession, clock: FrozenClock) -> Iterator[np.ndarray]:
+    """Feed ``frames`` to ``s`` as :func:`feed` does, yielding each."""
+    for frame in frames:
+        clock.advance(STEP)
+        s.feed(frame, at=clock.now())
+        yield frame
+        if s.finished:
+            return
 
 
 @pytest.mark.parametrize(
@@ -137,3 +154,67 @@ def test_after_the_prompt_a_resting_face_is_tracked_not_embedded(
 def test_identity_check_parameters_are_validated(bad: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
         ChallengePolicy(**bad)  # type: ignore[arg-type]
+
+
+def test_a_frame_is_placed_and_ranked_once(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the face stands against each challenge, and its rank among the best frames, are
+    read once a frame (they were read twice: for the identity check, then for the decision)."""
+    calls = {"progress": 0, "rank": 0}
+    progress, rank = challenge_module._progress, ChallengeSession._rank
+
+    def counted_progress(*args: Any) -> Any:
+        calls["progress"] += 1
+        return progress(*args)
+
+    def counted_rank(self: ChallengeSession, *args: Any) -> Any:
+        calls["rank"] += 1
+        return rank(self, *args)
+
+    monkeypatch.setattr(challenge_module, "_progress", counted_progress)
+    monkeypatch.setattr(ChallengeSession, "_rank", counted_rank)
+    s = ChallengeSession(pipeline, clock=clock, policy=SYNTHETIC, challenges=[L, R])
+    feed(s, clock, answer(obama, [L, R]))
+    assert s.result().passed
+    after_baseline = s.result().frames - 1
+    assert calls == {"progress": after_baseline, "rank": after_baseline + 1}
+
+
+@pytest.mark.parametrize(
+    "trigger, policy, refused_at",
+    [
+        # Only the jump of the aligned face (every 10**6th frame is never): on the swapped frame.
+        ("identity_jump", replace(SYNTHETIC, identity_every=10**6), 4),
+        # Only every 5th frame (no jump is ever large enough): frames 2 and 3 (the first person,
+        # best-frame candidates) are read; the swapped face from frame 4 is not, until frame 8,
+        # the 5th since the last read.
+        ("identity_every", replace(SYNTHETIC, identity_jump=1e9), 8),
+    ],
+)
+def test_each_identity_trigger_alone_refuses_a_swap(
+    pipeline: FacePipeline,
+    clock: FrozenClock,
+    obama: Poser,
+    biden: Poser,
+    trigger: str,
+    policy: ChallengePolicy,
+    refused_at: int,
+) -> None:
+    s = ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[L, R])
+    feed(s, clock, rest(obama, 3) + rest(biden, 8))
+    result = s.result()
+    assert failed_check(result) == "same-face", (trigger, result.reasons)
+    assert result.frames == refused_at, trigger
+
+
+def test_with_no_trigger_a_swapped_face_that_counts_for_nothing_is_not_read(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser, biden: Poser
+) -> None:
+    """The control: with both triggers off, the swapped frames at rest are never read (they
+    decide nothing: no response, and not among the best frames, which the first person's
+    three hold), so the tests above show each trigger doing the refusing."""
+    policy = replace(SYNTHETIC, identity_jump=1e9, identity_every=10**6)
+    s = ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[L, R])
+    feed(s, clock, rest(obama, 3) + rest(biden, 8))
+    assert not s.finished and s.result().frames == 11

@@ -110,6 +110,7 @@ _WRONG = {
     Challenge.MOVE_CLOSER: (Challenge.TURN_LEFT, Challenge.TURN_RIGHT),
 }
 _TURNS = (Challenge.TURN_LEFT, Challenge.TURN_RIGHT)
+_NODS = (Challenge.LOOK_UP, Challenge.LOOK_DOWN)
 
 
 class State(enum.Enum):
@@ -188,13 +189,28 @@ class ChallengePolicy:
 
     Thresholds are changes from the frontal baseline frame: ``turn_yaw``
     degrees of yaw, ``nod_pitch`` (pitch units of :func:`pose_from_landmarks`),
-    ``closer_ratio`` growth of the eye distance. ``same_face`` is the minimum
-    cosine between a checked frontal frame's embedding and the baseline's, and
-    between a checked posed frame's and the previous checked frame's (see
-    *Identity between frames*); a posed frame must also
-    reach ``same_face_floor`` with the baseline (SFace on the sample photos:
-    the same person turned 25° stays above 0.6, at 40° of pitch about 0.4;
-    different people sit below 0.3). A movement in a wrong direction (see ``_WRONG``) fails the
+    ``closer_ratio`` growth of the eye distance.
+
+    **Same face.** A checked frontal frame's embedding is compared with the
+    baseline's, a checked posed frame's with the previous checked frame's and,
+    at ``same_face_floor``, with the baseline's (see *Identity between
+    frames*). At ``same_face`` (and the floor) the frame is the tracked face
+    and counts; below ``other_face`` with either it is another face and the
+    session fails; in between it **cannot be told** and counts for nothing (no
+    response, no best frame, no rigid-texture patch), and the next frame is
+    checked. Cosines are the pack's, so the three are calibrated with its
+    revision and recorded there (``ModelPack.session_identity``; the
+    ``Verifier`` takes them from its pack). The defaults are the default pack's
+    (``yunet-sface@4``): ``same_face`` 0.38, the lowest with an LFW impostor
+    FMR <= 1e-3 (7.1e-4 on 27.8 M pairs of gated images: a swapped-in face
+    counts on a frame at most that often); ``other_face`` 0.24, the highest
+    with an LFW genuine FNMR <= 0.1 % (0.09 %: photos years apart, wider than
+    a session; 94 % of random swaps score below it). Different people can score
+    between them (two sample photos: 0.32), and so can one real person across
+    28° of yaw with a microphone before the mouth (0.296 on the real speaker
+    video): that zone is why a frame there is neither refused nor used.
+
+    A movement in a wrong direction (see ``_WRONG``) fails the
     session once it reaches ``wrong_margin`` times its threshold. A turn is
     not read from a face whose eye distance, over its eyes-to-mouth height, has
     shrunk below ``min_turn_width`` of the baseline's: a flat print turned 60°
@@ -248,7 +264,8 @@ class ChallengePolicy:
     random hold drawn from ``prompt_hold`` (OS CSPRNG, at the session's start,
     kept with the challenges); the prompt reaches the person in the reply to
     the first frame after it, and the response must be met no later than
-    ``max_response`` after that frame. A movement held (``hold_frames`` frames)
+    ``max_response`` after that frame. A movement held (``hold_frames`` frames; a nod at
+    ``wrong_margin`` times its threshold)
     before its prompt, or met too late after it, fails: a recording cannot
     know when its prompts will come. The session's deadline allows the longest
     hold before every prompt, so it tells the client nothing of the holds drawn.
@@ -275,8 +292,9 @@ class ChallengePolicy:
     frontal_yaw: float = 17.0  # the sine estimate's 15 (before #15): same share frontal, LFW and real video
     frontal_pitch: float = 20.0
     hold_frames: int = 2
-    same_face: float = 0.40
+    same_face: float = 0.38  # these three: the default pack's, recorded with its revision (session_identity)
     same_face_floor: float = 0.3
+    other_face: float = 0.24
     identity_every: int = 5
     identity_jump: float = 30.0
     min_motion: float = 0.4
@@ -313,6 +331,12 @@ class ChallengePolicy:
             )
         if not self.identity_jump > 0:
             raise ConfigurationError(f"identity_jump must be positive, not {self.identity_jump}")
+        least, most = sorted((self.same_face, self.same_face_floor))
+        if not -1.0 <= self.other_face <= least <= most <= 1.0:
+            raise ConfigurationError(
+                "the same-face cosines must satisfy -1 <= other_face <= same_face, same_face_floor <= 1, "
+                f"not {self.other_face}, {self.same_face}, {self.same_face_floor}"
+            )
         if not 2 <= self.trace_frames <= MAX_TRACE_FRAMES or self.compared_pairs < 1:
             # The bound keeps a snapshot under its 256 KiB (a patch is 3 KiB, 4 in base64).
             raise ConfigurationError(
@@ -434,8 +458,32 @@ def _progress(p: ChallengePolicy, base: _Pose, pose: _Pose) -> dict[Challenge, f
 def _at_rest(progress: dict[Challenge, float], policy: ChallengePolicy) -> bool:
     """Near the baseline pose: turns and the distance within ``neutral_fraction`` of their
     thresholds; nods only short of theirs (five points' pitch swings at rest)."""
-    nods = (Challenge.LOOK_UP, Challenge.LOOK_DOWN)
-    return all(v < (1.0 if c in nods else policy.neutral_fraction) for c, v in progress.items())
+    return all(v < (1.0 if c in _NODS else policy.neutral_fraction) for c, v in progress.items())
+
+
+def same_face(policy: ChallengePolicy, to_base: float, to_prev: float | None) -> tuple[str, str]:
+    """(why a frame's face is another's, why it cannot be told); both '' when it is the tracked face.
+
+    ``to_base``: its cosine with the baseline; ``to_prev``, for a turned or nodded face
+    (None for a frontal one), with the previous checked frame: a posed face matches its
+    own frontal view less well, so it is held to the previous frame (no jump to another
+    face between frames) and to the baseline only at ``same_face_floor``. Below
+    ``other_face`` with any of them it is another face; at ``same_face`` (and the
+    floor) the same; in between it cannot be told, and the frame counts for nothing.
+    """
+    checks = [("the first frame", to_base, policy.same_face)]
+    if to_prev is not None:
+        checks = [
+            ("the previous frame", to_prev, policy.same_face),
+            ("the first frame", to_base, policy.same_face_floor),
+        ]
+    for what, score, _ in checks:
+        if score < policy.other_face:
+            return f"similarity {score:.2f} < {policy.other_face:.2f} with {what}", ""
+    for what, score, least in checks:
+        if score < least:
+            return "", f"similarity {score:.2f} < {least:.2f} with {what}"
+    return "", ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -646,15 +694,21 @@ class ChallengeSession:
         if self._reference is None:
             return self._baseline(sample, pose, image, now)
         jumped = change is not None and change >= self.policy.identity_jump
-        if self._needs_check(sample, pose, refound or jumped):
-            swapped = self._swapped(sample, pose)
-            if swapped:
-                return self._fail("same-face", f"a different face appeared mid-session ({swapped})")
+        # Read once a frame: where the face stands against each challenge, and its rank
+        # among the best frames (None: not kept), for the identity check and the decision.
+        progress, rank = self._deltas(pose), self._rank(sample, pose)
+        if self._needs_check(progress, rank, refound or jumped):
+            other, unsure = self._identity(sample, pose)
+            if other:
+                return self._fail("same-face", f"a different face appeared mid-session ({other})")
+            if unsure:  # cannot tell: the frame counts for nothing, and the next one is checked
+                self._unchecked = self.policy.identity_every
+                return self.state
             self._previous, self._unchecked = sample, 0
         else:
             self._unchecked += 1
-        self._consider(sample, pose, image)
-        state = self._respond(pose, now)
+        self._consider(sample, rank, image)
+        state = self._respond(progress, now)
         if self.state is State.CHALLENGE and self._prompt_at is None and self._rest_at is not None:
             self._trace_frame(pose)  # held still, waiting for a prompt: what the rigid-texture check compares
         return state
@@ -664,7 +718,7 @@ class ChallengeSession:
         t = (self._at - self._baseline_at).total_seconds()
         self._trace.add(t, pose.yaw, pose.pitch, pose.interocular, self._patch)
 
-    def _needs_check(self, sample: FaceSample, pose: _Pose, changed: bool) -> bool:
+    def _needs_check(self, progress: dict[Challenge, float], rank: float | None, changed: bool) -> bool:
         """Must this frame's face be checked against the baseline (its embedding read)?
 
         Yes when the tracker ``changed`` faces (found one afresh, or the aligned face
@@ -674,38 +728,24 @@ class ChallengeSession:
         ``identity_every``-th frame; the others are only tracked.
         """
         p = self.policy
-        if changed or self._unchecked + 1 >= p.identity_every or self._rank(sample, pose) is not None:
+        if changed or self._unchecked + 1 >= p.identity_every or rank is not None:
             return True
         if self.state is State.CHALLENGE and self._lighting:
             return False
-        if self.state is State.CHALLENGE and self._deltas(pose)[self.challenges[self._index]] >= 1.0:
+        if self.state is State.CHALLENGE and progress[self.challenges[self._index]] >= 1.0:
             return True
         if not (p.animation_checks and self.state is State.CHALLENGE and self._prompt_at is None):
             return False  # the trace takes frames only while the face waits for a prompt
         assert self._baseline_at is not None
         return self._trace.due((self._at - self._baseline_at).total_seconds())
 
-    def _swapped(self, sample: FaceSample, pose: _Pose) -> str:
-        """Why this frame's face is not the tracked one ('' when it is).
-
-        A frontal frame must match the baseline at ``same_face``. A turned or
-        nodded face matches its own frontal view less well, so it must match
-        the previous frame at ``same_face`` (no jump to another face between
-        frames) and the baseline at least at ``same_face_floor``.
-        """
+    def _identity(self, sample: FaceSample, pose: _Pose) -> tuple[str, str]:
+        """:func:`same_face` of this frame's face with the baseline's and, for a turned
+        or nodded face, the previous checked frame's."""
         assert self._reference is not None and self._previous is not None
-        p = self.policy
         to_base = cosine(self._reference.embedding, sample.embedding)
-        if self._frontal(pose):
-            if to_base < p.same_face:
-                return f"similarity {to_base:.2f} < {p.same_face:.2f} with the first frame"
-            return ""
-        to_prev = cosine(self._previous.embedding, sample.embedding)
-        if to_prev < p.same_face:
-            return f"similarity {to_prev:.2f} < {p.same_face:.2f} with the previous frame"
-        if to_base < p.same_face_floor:
-            return f"similarity {to_base:.2f} < {p.same_face_floor:.2f} with the first frame"
-        return ""
+        to_prev = None if self._frontal(pose) else cosine(self._previous.embedding, sample.embedding)
+        return same_face(self.policy, to_base, to_prev)
 
     def _late_reason(self) -> str:
         if self.state is State.BASELINE:
@@ -740,7 +780,7 @@ class ChallengeSession:
         self._base_patch, self._baseline_at = self._patch, self._at
         self._trace_frame(pose)
         self._checks.append(CheckOutcome("baseline", True, "frontal face found"))
-        self._consider(sample, pose, image)
+        self._consider(sample, self._rank(sample, pose), image)
         self._start_challenge(now)
         if self._prompt_at is None:
             self._rest_at = self._at  # the baseline is the rest pose: its hold starts here
@@ -756,7 +796,9 @@ class ChallengeSession:
     def _await_prompt(self, wanted: Challenge, progress: dict[Challenge, float]) -> State:
         """Before a prompt: back at rest, then still for the drawn hold; the prompt goes out
         with the reply to the first frame after it. A response held before then answers
-        something the session has not asked yet: a recording, not a person."""
+        something the session has not asked yet: a recording, not a person. A nod counts
+        as held early only at ``wrong_margin`` times its threshold: five points' pitch
+        swings by up to 12 units (1.5 nods) in a face held still."""
         p = self.policy
         if self._rest_at is None:
             if _at_rest(progress, p):
@@ -764,7 +806,9 @@ class ChallengeSession:
             else:
                 self._feedback = (*self._feedback, FrameFeedback.LOOK_STRAIGHT)
             return self.state
-        early = [c for c in (wanted, *_WRONG[wanted]) if progress[c] >= 1.0]
+        early = [
+            c for c in (wanted, *_WRONG[wanted]) if progress[c] >= (p.wrong_margin if c in _NODS else 1.0)
+        ]
         self._early = self._early + 1 if early else 0
         if self._early >= p.hold_frames:
             return self._fail(
@@ -780,13 +824,12 @@ class ChallengeSession:
         assert self._base is not None
         return _progress(self.policy, self._base, pose)
 
-    def _respond(self, pose: _Pose, now: datetime) -> State:
+    def _respond(self, progress: dict[Challenge, float], now: datetime) -> State:
         if self.state is not State.CHALLENGE:
             return self.state
         if self._lighting:
             return self._await_light()
         wanted = self.challenges[self._index]
-        progress = self._deltas(pose)
         if self._prompt_at is None:
             return self._await_prompt(wanted, progress)
         latency = self._at - self._prompt_at
@@ -845,10 +888,10 @@ class ChallengeSession:
         self._feedback = (*self._feedback, FrameFeedback.LOOK_STRAIGHT)
         return self.state
 
-    def _consider(self, sample: FaceSample, pose: _Pose, image: RGBImage) -> None:
-        """Keep the best frontal frames that meet the quality minimums; score the
-        passive check on each kept frame now, so that no frame is held."""
-        rank = self._rank(sample, pose)
+    def _consider(self, sample: FaceSample, rank: float | None, image: RGBImage) -> None:
+        """Keep the best frontal frames that meet the quality minimums (``rank``: the
+        frame's, from :meth:`_rank`; None: not kept); score the passive check on each kept
+        frame now, so that no frame is held."""
         if rank is None:
             return
         score, note = None, ""

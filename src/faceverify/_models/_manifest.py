@@ -151,6 +151,24 @@ class CalibratedFor:
     dataset: str
 
 
+@dataclass(frozen=True, slots=True)
+class SessionIdentity:
+    """The live session's same-face cosines for one embedding space (``ChallengePolicy``'s
+    ``same_face``, ``other_face`` and ``same_face_floor``), how they were chosen and what
+    they give on the calibration data: a frame counts as the tracked face at ``same_face``
+    (impostor pairs at or above: ``same_face_fmr``), and is another face below
+    ``other_face`` (genuine pairs below: ``other_face_fnmr``)."""
+
+    embedding_space: str
+    same_face: float
+    other_face: float
+    same_face_floor: float
+    same_face_fmr: float
+    other_face_fnmr: float
+    dataset: str
+    rule: str
+
+
 def find_operating_point(points: Sequence[OperatingPoint], name: str, owner: str) -> OperatingPoint:
     """The operating point called ``name``; a ConfigurationError naming those ``owner`` has."""
     for op in points:
@@ -290,6 +308,8 @@ class ModelPack(Pack):
     template_points: tuple[TemplatePoints, ...] = field(default=())
     condition_points: tuple[ConditionPoints, ...] = field(default=())
     calibrated_for: CalibratedFor | None = None
+    #: The live session's same-face cosines, calibrated for this revision (None: not calibrated).
+    session_identity: SessionIdentity | None = None
 
     def template_point(self, name: str, *, images: int) -> OperatingPoint | None:
         """The point ``name`` for a mean template of ``images`` images, if the pack states one.
@@ -517,6 +537,21 @@ def _calibrated_for(c: dict[str, Any] | None) -> CalibratedFor | None:
     return CalibratedFor(bounds, float(c["admitted"]), _flag(c, "colour"), str(c["dataset"]))
 
 
+def _session_identity(c: dict[str, Any] | None) -> SessionIdentity | None:
+    if c is None:
+        return None
+    return SessionIdentity(
+        embedding_space=str(c["embedding_space"]),
+        same_face=float(c["same_face"]),
+        other_face=float(c["other_face"]),
+        same_face_floor=float(c["same_face_floor"]),
+        same_face_fmr=float(c["same_face_fmr"]),
+        other_face_fnmr=float(c["other_face_fnmr"]),
+        dataset=str(c["dataset"]),
+        rule=str(c["rule"]),
+    )
+
+
 def parse_manifest(data: dict[str, Any]) -> ModelPack:
     """Build a :class:`ModelPack` from its JSON form; a malformed manifest is a ModelError."""
     try:
@@ -530,6 +565,7 @@ def parse_manifest(data: dict[str, Any]) -> ModelPack:
             template_points=tuple(_template_points(t) for t in data.get("template_operating_points", [])),
             condition_points=tuple(_condition_points(c) for c in data.get("condition_operating_points", [])),
             calibrated_for=_calibrated_for(data.get("calibrated_for")),
+            session_identity=_session_identity(data.get("session_identity")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"malformed model pack manifest: {exc!r}") from None
