@@ -24,6 +24,7 @@ from PIL import Image
 
 from faceverify._clock import FrozenClock
 from faceverify._errors import (
+    ConfigurationError,
     ConsentError,
     EnumerationRefusedError,
     LivenessRequiredError,
@@ -250,6 +251,9 @@ def test_a_new_revision_of_the_same_pack_needs_reenrolment(
     assert newer.needs_reenroll("alice")
     with pytest.raises(TemplateExpiredError, match="re-enrol"):
         newer.verify("alice", samples["obama2"])
+    # Its live sessions are refused: the same-face cosines were calibrated for the old revision.
+    with pytest.raises(ConfigurationError, match="same-face cosines were calibrated for"):
+        newer.start_session("alice")
 
 
 # -- CLI ---------------------------------------------------------------------------

@@ -337,7 +337,7 @@ class Verifier:
 
             passive = FeaturePADCheck()
         self.passive = passive
-        self.challenge_policy = challenge_policy or pack_session_policy(pack, quality=self.profile.quality)
+        self._challenge_policy = challenge_policy
         # Sessions this Verifier started and has not yet decided: each is decided once.
         self._open_sessions: weakref.WeakSet[LiveSession] = weakref.WeakSet()
         self._sessions_lock = threading.Lock()
@@ -583,6 +583,19 @@ class Verifier:
         with self._sessions_lock:
             self._open_sessions.add(session)
         return session
+
+    @property
+    def challenge_policy(self) -> ChallengePolicy:
+        """The live sessions' parameters, resolved on first use: a pack whose same-face
+        cosines were calibrated for another revision refuses its live sessions
+        (``ConfigurationError``), not the ceremonies that take no live capture."""
+        if self._challenge_policy is None:
+            self._challenge_policy = pack_session_policy(self.pack, quality=self.profile.quality)
+        return self._challenge_policy
+
+    @challenge_policy.setter
+    def challenge_policy(self, policy: ChallengePolicy) -> None:
+        self._challenge_policy = policy
 
     def session_policy(self, purpose: SessionPurpose = "verify") -> ChallengePolicy:
         """The ChallengePolicy of this Verifier's sessions for ``purpose`` (an enrolment
