@@ -84,7 +84,7 @@ def warp_affine(image: RGBImage, matrix: npt.NDArray[np.float64], size: int) -> 
     index computes, at half the cost.
     """
     inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
-    xs, ys = _pixel_grid(size)
+    xs, ys = pixel_grid(size)
     sx = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
     sy = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
     floor_x, floor_y = np.floor(sx), np.floor(sy)
@@ -114,9 +114,9 @@ def warp_affine(image: RGBImage, matrix: npt.NDArray[np.float64], size: int) -> 
     return crop
 
 
-@functools.lru_cache(maxsize=4)
-def _pixel_grid(size: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """The output pixels' x and y coordinates (read-only: shared by every call)."""
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+@functools.lru_cache(maxsize=8)
+def pixel_grid(size: int, step: int = 1) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """x and y of every ``step``-th pixel of a ``size``-pixel square (read-only: shared by every call)."""
+    ys, xs = np.mgrid[0:size:step, 0:size:step].astype(np.float64)
     xs.flags.writeable = ys.flags.writeable = False
     return xs, ys

@@ -33,14 +33,13 @@ impostor scores rise; these are the measures that predict it (docs/accuracy.md).
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._errors import LowQualityError
-from ._align import ARCFACE_TEMPLATE, similarity_transform
+from ._align import ARCFACE_TEMPLATE, pixel_grid, similarity_transform
 from ._capture import RGBImage
 from ._detect import Face
 
@@ -209,7 +208,7 @@ def crop_padding(landmarks: np.ndarray, shape: tuple[int, int], size: int = 112)
     """
     m = similarity_transform(landmarks, ARCFACE_TEMPLATE * (size / 112.0))
     inverse = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
-    xs, ys = _sample_grid(size)
+    xs, ys = pixel_grid(size, max(1, size // 56))  # a 56×56 grid of the crop is exact enough
     sx = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
     sy = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
     h, w = shape
@@ -234,15 +233,6 @@ def _percentiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
         a, b, t = float(part[lo]), float(part[min(lo + 1, last)]), p - lo
         out.append(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)  # as numpy interpolates
     return out
-
-
-@functools.lru_cache(maxsize=4)
-def _sample_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """x and y of a 56×56 grid over a ``size``-pixel crop (exact enough for a share; read-only)."""
-    step = max(1, size // 56)
-    ys, xs = np.mgrid[0:size:step, 0:size:step].astype(np.float64)
-    xs.flags.writeable = ys.flags.writeable = False
-    return xs, ys
 
 
 NOSE_DEPTH = 0.43
