@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Security
+from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
@@ -61,13 +62,13 @@ from .._errors import (
     InvalidCeremonyTokenError,
     LockedOutError,
 )
-from .._liveness._screen_light import ScreenColour
 from .._vault import ConsentEvidence, ConsentRecord
 from .._web._ceremony import Ceremony, CeremonyTokens, ConsentDocument, Outcome, default_consent_documents
 from ._clients import ApiClient, Scope
 from ._problems import MEDIA_TYPE, Problem, problem_for
 from ._ratelimit import RateLimitExceeded
 from ._routes import PROBLEM_RESPONSES, bearer, caller, subject
+from ._schemas import screen_out
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -167,11 +168,6 @@ class ReceiptOut(BaseModel):
 router = APIRouter(
     prefix="/v1/ceremonies", tags=["ceremonies"], dependencies=[Security(bearer)], responses=PROBLEM_RESPONSES
 )
-
-
-def _screen(colour: ScreenColour | None) -> dict[str, str] | None:
-    """The screen-light colour for the page to show (None: no screen-light challenge)."""
-    return None if colour is None else {"colour": colour.value, "hex": colour.hex}
 
 
 def _pages(request: Request) -> _Pages:
@@ -352,7 +348,7 @@ class _Pages:
             "prompt": ticket.prompt,
             "deadline": ticket.deadline.isoformat(),
             "challenges": ticket.challenges,
-            "screen": _screen(ticket.screen_colour),
+            "screen": jsonable_encoder(screen_out(ticket.screen_colour)),
             "websocket": f"{PREFIX}/ws",
             "frames": f"{PREFIX}/frames",
         }
@@ -371,7 +367,7 @@ class _Pages:
             "feedback": [f.value for f in update.feedback],
             "progress": [done, asked],
             "finished": update.finished,
-            "screen": _screen(update.screen_colour),
+            "screen": jsonable_encoder(screen_out(update.screen_colour)),
         }
 
     async def frame(self, request: Request) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from .._liveness._screen_light import ScreenColour
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -129,6 +131,11 @@ class ScreenOut(_Out):
 
     colour: Literal["red", "yellow", "green", "cyan", "blue", "magenta"]
     hex: str = Field(description="the same colour for CSS, e.g. #ff0000", pattern="^#[0-9a-f]{6}$")
+
+
+def screen_out(colour: ScreenColour | None) -> ScreenOut | None:
+    """The screen-light colour to show, as the API and the page carry it (None: not asked)."""
+    return None if colour is None else ScreenOut(colour=colour.value, hex=colour.hex)
 
 
 class SessionOut(_Out):

@@ -18,7 +18,6 @@ from fastapi import APIRouter, Depends, Path, Request, Security, WebSocket, WebS
 from fastapi.concurrency import run_in_threadpool
 
 from .._errors import FaceVerifyError
-from .._liveness._screen_light import ScreenColour
 from ._clients import ApiClient, Scope
 from ._problems import Problem, problem_for
 from ._routes import (
@@ -32,7 +31,7 @@ from ._routes import (
     subject,
     verification_out,
 )
-from ._schemas import FrameOut, ProgressOut, ScreenOut, SessionIn, SessionOut, VerificationOut
+from ._schemas import FrameOut, ProgressOut, SessionIn, SessionOut, VerificationOut, screen_out
 
 FRAME_TYPES = ("image/jpeg", "image/png", "image/webp")
 _FRAME_BODY = {
@@ -57,10 +56,6 @@ def live_client(request: Request) -> ApiClient:
 
 
 LiveClient = Annotated[ApiClient, Depends(live_client)]
-
-
-def screen_out(colour: ScreenColour | None) -> ScreenOut | None:
-    return None if colour is None else ScreenOut(colour=colour.value, hex=colour.hex)
 
 
 def frame_out(update: Any) -> FrameOut:
