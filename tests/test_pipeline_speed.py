@@ -257,3 +257,39 @@ def test_int8_ranges_made_for_another_graph_are_refused(
             insert_qdq(model, bad, keep_float=keep)
     with pytest.raises(ValueError, match="do not name this graph's int8 tensors"):
         insert_qdq(model, ranges, keep_float=(*spec.keep_float, "not-an-op"))
+
+
+def test_prelu_max_keeps_the_four_op_form_where_max_would_not_be_prelu() -> None:
+    """Max(x, slope·x) is PRelu only for slopes <= 1 given as constants: a slope above 1, or one
+    computed in the graph, is written as Relu(x) + slope·Min(x, 0); every form computes PRelu."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from faceverify._models._repair import rewrite_prelu_max
+
+    def graph(slope: np.ndarray, *, constant: bool) -> onnx.ModelProto:
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 2, 2])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 2, 2])
+        init = numpy_helper.from_array(slope, "slope_raw")
+        nodes = [helper.make_node("Identity", ["slope_raw"], ["slope"])] if not constant else []
+        nodes.append(helper.make_node("PRelu", ["x", "slope" if not constant else "slope_raw"], ["y"]))
+        model = helper.make_model(
+            helper.make_graph(nodes, "g", [x], [y], [init]), opset_imports=[helper.make_opsetid("", 13)]
+        )
+        model.ir_version = 8
+        return model
+
+    x = np.random.default_rng(0).normal(size=(1, 3, 2, 2)).astype(np.float32)
+    for slope, constant, expected in (
+        (np.array([[[0.25]], [[-0.5]], [[1.0]]], np.float32), True, "Max"),
+        (np.array([[[0.25]], [[1.12]], [[0.5]]], np.float32), True, "Min"),
+        (np.array([[[0.25]], [[-0.5]], [[1.0]]], np.float32), False, "Min"),
+    ):
+        model = graph(slope, constant=constant)
+        rewrite_prelu_max(model)
+        ops = [n.op_type for n in model.graph.node]
+        assert "PRelu" not in ops and expected in ops, ops
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        want = np.where(x >= 0, x, slope[None] * x)
+        np.testing.assert_array_equal(session.run(None, {"x": x})[0], want)
