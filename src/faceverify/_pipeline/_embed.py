@@ -52,7 +52,8 @@ class OnnxEmbedder:
         batch = np.stack(crops).astype(np.float32)
         if self._spec.channels == "BGR":
             batch = batch[..., ::-1]
-        batch = (batch - self._spec.mean) / self._spec.std
+        if self._spec.mean != 0.0 or self._spec.std != 1.0:  # SFace takes raw pixels
+            batch = (batch - self._spec.mean) / self._spec.std
         # Fixed batch-1 graphs (SFace) are run crop by crop.
         rows = [self._session.run(np.ascontiguousarray(b.transpose(2, 0, 1)[None]))[0][0] for b in batch]
         return l2_normalise(np.stack(rows).astype(np.float32))

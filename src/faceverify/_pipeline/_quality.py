@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._errors import LowQualityError
-from ._align import ARCFACE_TEMPLATE, pixel_grid, similarity_transform
+from ._align import pixel_grid, template_transform
 from ._capture import RGBImage
 from ._detect import Face
 
@@ -196,9 +196,17 @@ def measure(image: RGBImage, face: Face, crop: RGBImage) -> Quality:
         light_asymmetry=abs(left - right) / max(left + right, 1e-6),
         dynamic_range=float(hi - lo) / 255.0,
         shadow=float(np.mean(centre < 0.25 * max(float(bright), 1.0))),
-        colourfulness=float(np.mean(face_rgb.max(axis=2) - face_rgb.min(axis=2))) / 255.0,
+        colourfulness=float(np.mean(_channel_spread(face_rgb))) / 255.0,
         padding=crop_padding(face.landmarks, (h, w), crop.shape[0]),
     )
+
+
+def _channel_spread(rgb: np.ndarray) -> np.ndarray:
+    """Per pixel, its largest channel minus its smallest: ``rgb.max(axis=2) - rgb.min(axis=2)``,
+    from the three planes (numpy reduces a length-3 last axis 15 times slower)."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    spread: np.ndarray = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
+    return spread
 
 
 def crop_padding(landmarks: np.ndarray, shape: tuple[int, int], size: int = 112) -> float:
@@ -206,8 +214,7 @@ def crop_padding(landmarks: np.ndarray, shape: tuple[int, int], size: int = 112)
 
     The aligner fills those pixels with black; the recognizer was never trained on them.
     """
-    m = similarity_transform(landmarks, ARCFACE_TEMPLATE * (size / 112.0))
-    inverse = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
+    inverse = np.linalg.inv(np.vstack([template_transform(landmarks, size), [0.0, 0.0, 1.0]]))[:2]
     xs, ys = pixel_grid(size, max(1, size // 56))  # a 56×56 grid of the crop is exact enough
     sx = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
     sy = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
