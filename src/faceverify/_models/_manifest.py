@@ -41,12 +41,14 @@ class Int8Execution:
     ``activations`` maps each tensor an int8 op reads or writes to its uint8
     ``(scale, zero_point)``, calibrated once; ``keep_float`` names the ops (by output
     tensor) left in float32; ``calibration`` records how (method, captures, crops, the
-    ``onnx`` version), so what is stored says how it was made.
+    ``onnx`` version), so what is stored says how it was made; ``rewrites`` name the
+    rewrites of the int8 form (``_repair.INT8_REWRITES``), applied in order.
     """
 
     activations: tuple[tuple[str, float, int], ...]
     calibration: tuple[tuple[str, str], ...]
     keep_float: tuple[str, ...] = ()
+    rewrites: tuple[str, ...] = ()
 
     def ranges(self) -> dict[str, tuple[float, int]]:
         return {name: (scale, zero) for name, scale, zero in self.activations}
@@ -484,7 +486,12 @@ def _int8(f: dict[str, Any]) -> Int8Execution | None:
     keep_float = spec.get("keep_float", [])
     if not isinstance(keep_float, list) or not all(isinstance(k, str) for k in keep_float):
         raise ValueError(f"keep_float must be a list of tensor names, not {keep_float!r}")
-    return Int8Execution(tuple(activations), calibration, tuple(keep_float))
+    from ._repair import INT8_REWRITES
+
+    rewrites = spec.get("rewrites", [])
+    if not isinstance(rewrites, list) or any(n not in INT8_REWRITES for n in rewrites):
+        raise ValueError(f"int8 rewrites must be a list of {sorted(INT8_REWRITES)}, not {rewrites!r}")
+    return Int8Execution(tuple(activations), calibration, tuple(keep_float), tuple(rewrites))
 
 
 def detector_spec(det: dict[str, Any], kind: Literal["yunet", "insightface"]) -> DetectorSpec:

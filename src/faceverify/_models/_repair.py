@@ -29,13 +29,15 @@ def fold_constant_dequantize(
     rewrites: Sequence[str] = (),
     int8: Mapping[str, tuple[float, int]] | None = None,
     keep_float: Sequence[str] = (),
+    int8_rewrites: Sequence[str] = (),
 ) -> None:
     """Write ``source`` to ``target`` with constant DequantizeLinear folded away.
 
     ``rewrites`` names further exact graph rewrites applied after folding, in
     order (:data:`REWRITES`: ``"prelu"``, ``"prelu-max"``, ``"dynamic-input"``). ``int8`` (the
     calibrated activation ranges of a manifest) then writes the graph in int8 form
-    (:func:`prepare_int8`, :func:`insert_qdq`), but for the ops ``keep_float`` names.
+    (:func:`prepare_int8`, :func:`insert_qdq`), but for the ops ``keep_float`` names, and
+    ``int8_rewrites`` rewrite that form (:data:`INT8_REWRITES`: ``"prelu-convolutions"``).
     """
     import onnx  # install-time only: keep it off every import path of the library
 
@@ -46,6 +48,8 @@ def fold_constant_dequantize(
     if int8 is not None:
         prepare_int8(model)
         insert_qdq(model, int8, keep_float=keep_float)
+        for name in int8_rewrites:
+            INT8_REWRITES[name](model)
     onnx.save(model, str(target))
 
 
@@ -361,6 +365,100 @@ def insert_qdq(
     graph.node.extend(nodes)
     del graph.initializer[:]
     graph.initializer.extend(kept + new_inits)
+
+
+def prelu_as_convolutions(model: Any) -> None:
+    """Every PRelu of an int8 graph (:func:`insert_qdq`'s) written as convolutions, in place.
+
+    In the int8 SFace each PRelu reads a float convolution (the first one and the
+    depthwise ones, kept float32) or a dequantized int8 convolution, and feeds the
+    next convolution. As elementwise ops (``Max(y, a·y)``) it leaves onnxruntime's
+    blocked (NCHWc) layout of the float convolutions for a plain one and comes back
+    (two reorders), and its passes cost more than the depthwise convolutions do.
+    With per-channel slopes ``a``, ``PRelu(y) = a·y + (1 - a)·Relu(y)``, and where
+    every ``a <= 1``, ``(1 - a)·Relu(y) = Relu((1 - a)·y)``. So for ``y = Conv(x; W, b)``,
+    a float convolution read by this PRelu alone::
+
+        a <= 1:  Conv(x; a·W, a·b) + Relu(Conv(x; (1-a)·W, (1-a)·b))
+        else:    Conv(x; a·W, a·b) + D(Relu(Conv(x; W, b)); 1-a)
+
+    with ``D(.; k)`` a 1x1 depthwise convolution by ``k``; any other ``y`` is taken
+    as ``D(y; 1)``. onnxruntime fuses each Relu into the convolution before it and the
+    sum into the convolution after it (its ``Sum`` input): a PRelu becomes two or
+    three convolutions in the blocked layout (SFace int8: 5.05 -> 4.42 ms a crop, one
+    thread). The same function up to float rounding (``a·(W·x)`` against
+    ``(a·W)·x``) — not bit for bit, so a pack revision that asks for it is calibrated
+    on it (revision 5). A PRelu whose slope is computed in the graph is left as it is.
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producer = {o: node for node in graph.node for o in node.output}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    new_inits: list[Any] = []
+
+    def constant(name: str, array: np.ndarray) -> str:
+        new_inits.append(numpy_helper.from_array(array.astype(np.float32), name=name))
+        return name
+
+    def scaled(out: str, k: np.ndarray, conv: Any, source: str) -> Any:
+        """``k·y`` per channel: ``conv`` with its weights and bias scaled, or ``D(source; k)``."""
+        if conv is None:
+            weight = constant(f"{out}/weight", k.reshape(-1, 1, 1, 1))
+            return helper.make_node("Conv", [source, weight], [out], group=k.size, kernel_shape=[1, 1])
+        w = values[conv.input[1]]
+        b = values[conv.input[2]] if len(conv.input) > 2 else np.zeros(w.shape[0], np.float32)
+        inputs = [conv.input[0], constant(f"{out}/weight", w * k.reshape((-1,) + (1,) * (w.ndim - 1)))]
+        node = helper.make_node("Conv", [*inputs, constant(f"{out}/bias", b * k)], [out])
+        node.attribute.extend(conv.attribute)
+        return node
+
+    dropped: set[int] = set()
+    written: dict[int, list[Any]] = {}
+    for node in graph.node:
+        if node.op_type != "PRelu" or node.input[1] not in values:
+            continue
+        y, out = node.input[0], node.output[0]
+        a = values[node.input[1]].astype(np.float32).reshape(-1)
+        conv = producer.get(y)
+        if not (
+            conv is not None
+            and conv.op_type == "Conv"
+            and all(i in values for i in conv.input[1:])
+            and readers.get(y) == 1
+            and values[conv.input[1]].shape[0] == a.size
+        ):
+            conv = None
+        nodes = [scaled(f"{out}/linear", a, conv, y)]
+        if bool((a <= 1).all()):
+            nodes.append(scaled(f"{out}/rest", 1 - a, conv, y))
+            nodes.append(helper.make_node("Relu", [f"{out}/rest"], [f"{out}/positive"]))
+        else:
+            nodes.append(helper.make_node("Relu", [y], [f"{out}/relu"]))
+            nodes.append(scaled(f"{out}/positive", 1 - a, None, f"{out}/relu"))
+        nodes.append(helper.make_node("Add", [f"{out}/linear", f"{out}/positive"], [out]))
+        if conv is not None and bool((a <= 1).all()):
+            dropped.add(id(conv))
+        written[id(node)] = nodes
+    rewritten = []
+    for node in graph.node:
+        if id(node) not in dropped:
+            rewritten.extend(written.get(id(node), [node]))
+    used = {i for node in rewritten for i in node.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.node[:]
+    graph.node.extend(rewritten)
+    del graph.initializer[:]
+    graph.initializer.extend(kept + [i for i in new_inits if i.name in used])
+
+
+#: Rewrites of the int8 form (a manifest's ``"int8": {"rewrites": [...]}``): equal up to float
+#: rounding, so calibrated with the revision that asks for them.
+INT8_REWRITES: dict[str, Callable[[Any], None]] = {"prelu-convolutions": prelu_as_convolutions}
 
 
 def uint8_range(low: float, high: float) -> tuple[float, int]:
