@@ -502,7 +502,8 @@ def pseudo_sessions(track: dict[str, Any], policy: ChallengePolicy, variant: str
     the quality minimums, with ``MIN_SESSION`` of the track after it), the 8 s after it. As the
     session does, the rigid-texture check sees the frames at rest (near the baseline's pose,
     facing the camera, as the session holds the face before each prompt); the same-face check
-    reads every frame (the session reads fewer: an upper bound on its refusals); a nod held in
+    reads every frame, the last frame read being the one before (the session reads at least every
+    ``identity_every``-th: with the last read 5 frames back, the same sessions are refused); a nod held in
     the first 3.5 s is read at the shipped margin and at its plain threshold (before)."""
     frames = _variant(track["frames"], variant)
     out = []
@@ -516,7 +517,7 @@ def pseudo_sessions(track: dict[str, Any], policy: ChallengePolicy, variant: str
         trace, posed, rest = TextureTrace(policy.trace_rules), [], []
         trace.add(0.0, pose.yaw, pose.pitch, pose.interocular, base["patch"])
         window = [{**f, "t": f["t"] - base["t"]} for f in frames[i + 1 :] if f["t"] - base["t"] <= 8.0]
-        other, unsure, previous = "", 0, base
+        other, unsure, previous, last = "", 0, base, base
         for f in window:
             p: _Pose = f["pose"]
             # At rest, and not foreshortened: ``_progress`` reads no turn from a face narrowed
@@ -533,9 +534,10 @@ def pseudo_sessions(track: dict[str, Any], policy: ChallengePolicy, variant: str
                 e = f["embedding"]
                 is_frontal = abs(p.yaw) <= policy.frontal_yaw and abs(p.pitch) <= policy.frontal_pitch
                 to_prev = None if is_frontal else float(previous["embedding"] @ e)
-                other, cannot = same_face(policy, float(base["embedding"] @ e), to_prev)
+                to_last = float(last["embedding"] @ e)
+                other, cannot = same_face(policy, float(base["embedding"] @ e), to_prev, to_last=to_last)
                 unsure += bool(cannot)
-                previous = previous if cannot else f
+                previous, last = previous if cannot else f, f
         scales = [r.interocular / pose.interocular for r in rest]
         out.append(
             {
