@@ -637,7 +637,8 @@ def main() -> None:
             run = json.loads(path.read_text())
             for family, halves in run["attacks"].items():
                 for half, rows in halves.items():  # runs of other seeds add sessions
-                    merged["attacks"].setdefault(family, {}).setdefault(half, []).extend(rows)
+                    if rows:
+                        merged["attacks"].setdefault(family, {}).setdefault(half, []).extend(rows)
             if not merged["bona_fide"]["sessions"]:
                 merged["bona_fide"]["sessions"] = run["bona_fide"]["sessions"]
         merged["policy"] = _policy_figures()
@@ -664,7 +665,7 @@ def main() -> None:
         flush=True,
     )
 
-    families = args.families.split(",")
+    families = [f for f in args.families.split(",") if f]  # '': the bona fide part alone
     recorded: dict[str, list[Recorded]] = {}
     for half in args.halves.split(","):
         rng = Random(f"live-attacks-{half}{args.seed}")
