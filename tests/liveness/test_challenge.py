@@ -47,10 +47,12 @@ RESPONSES = {
 REST = [(0, 0, 1.0), (0, 0, 1.0)]
 
 
-def feed(session: ChallengeSession, clock: FrozenClock, frames: Iterable[np.ndarray]) -> State:
+def feed(
+    session: ChallengeSession, clock: FrozenClock, frames: Iterable[np.ndarray], *, step: timedelta = STEP
+) -> State:
     state = session.state
     for frame in frames:
-        clock.advance(STEP)
+        clock.advance(step)
         state = session.feed(frame, at=clock.now())
         if session.finished:
             break

@@ -3,9 +3,11 @@
 Cosines between frames of one real person can fall as low as a stranger's
 (the real speaker video: 0.296 across 28° of yaw with a microphone before the
 mouth; two different people among the sample photos: 0.32). A frame in that
-zone is neither refused nor used; only a clear stranger (below ``other_face``)
-fails the session. The thresholds are calibrated for the pack's revision and
-recorded with it (``benchmarks/same_face.py``).
+zone is neither refused nor used; only a clear stranger (below ``other_face``
+with the baseline and with the last frame read: a face that was not there the
+frame before) fails the session, so a real face the recognizer loses without a
+cut (looking at the ground) is not refused as another. The thresholds are
+calibrated for the pack's revision and recorded with it (``benchmarks/same_face.py``).
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ import os
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from liveness_frames import Poser
+from liveness_frames import Poser, small
 from test_challenge import SYNTHETIC, L, R, answer, failed_check, feed
 
 from faceverify import ConfigurationError, FrozenClock
 from faceverify._liveness import ChallengePolicy, ChallengeSession, State, frames_from_video
+from faceverify._liveness import _challenge as challenge_module
+from faceverify._liveness._challenge import same_face
 from faceverify._models._manifest import ModelPack, SessionIdentity
 from faceverify._verifier import pack_session_policy
 from faceverify.hazmat import FacePipeline, builtin_manifest, cosine
@@ -81,6 +86,75 @@ def test_a_clear_stranger_is_refused_as_before(
     feed(s, clock, [obama.frame(), obama.frame(), biden.frame()])
     assert failed_check(s.result()) == "same-face"
     assert "< 0.24 with the first frame" in s.result().reasons[0]
+
+
+@pytest.mark.parametrize(
+    "to_base, to_prev, to_last, other, unsure",
+    [
+        (0.90, None, 0.90, False, False),  # the tracked face, frontal
+        (0.30, None, 0.90, False, True),  # frontal, short of same_face: cannot tell
+        (0.10, None, 0.60, False, True),  # lost by the recognizer without a cut: cannot tell
+        (0.10, 0.60, 0.60, False, True),  # the same, turned
+        (0.10, None, 0.20, True, False),  # matches neither the baseline nor the frame before
+        (0.20, 0.20, 0.10, True, False),  # the same, turned
+        (0.20, 0.90, 0.90, False, True),  # turned, below the floor with the baseline
+        (0.35, 0.50, 0.50, False, False),  # turned, held to the previous frame and the floor
+    ],
+)
+def test_another_face_needs_a_discontinuity(
+    to_base: float, to_prev: float | None, to_last: float, other: bool, unsure: bool
+) -> None:
+    why_other, why_unsure = same_face(ChallengePolicy(), to_base, to_prev, to_last=to_last)
+    assert (bool(why_other), bool(why_unsure)) == (other, unsure)
+
+
+#: A person looking down to the ground and back, 3 degrees a frame, from the sample photo's
+#: depth warp: from about 45 degrees down the recognizer no longer reads him as himself.
+LOOK_DOWN = [*range(0, 51, 3), 36, 24, 12, 0, 0]
+TEN_FPS = timedelta(milliseconds=100)
+
+
+@pytest.fixture
+def posers(pipeline: FacePipeline, samples: dict[str, Path]) -> tuple[Poser, Poser]:
+    """Two people with their own draws (the shared posers' depend on the tests run before)."""
+    return Poser(pipeline, small(samples["obama"])), Poser(pipeline, small(samples["biden"]), seed=1)
+
+
+def test_a_face_the_recognizer_loses_without_a_cut_is_not_refused_as_another(
+    pipeline: FacePipeline, clock: FrozenClock, posers: tuple[Poser, Poser], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every frame read (``identity_every`` 1): looking down, the face falls below
+    ``other_face`` with its own baseline (where that cosine alone would refuse it as another)
+    while each frame still matches the one before; it counts for nothing, and once back the
+    person answers and passes."""
+    obama, _ = posers
+    read: list[tuple[float, float]] = []
+
+    def spy(policy: ChallengePolicy, to_base: float, to_prev: float | None, *, to_last: float) -> Any:
+        read.append((to_base, to_last))
+        return same_face(policy, to_base, to_prev, to_last=to_last)
+
+    monkeypatch.setattr(challenge_module, "same_face", spy)
+    policy = replace(SYNTHETIC, identity_every=1)
+    s = ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[L, R])
+    feed(s, clock, [obama.frame(pitch=-a) for a in LOOK_DOWN] + answer(obama, [L, R]), step=TEN_FPS)
+    assert s.result().passed, s.result().reasons
+    lost = [last for base, last in read if base < policy.other_face]
+    assert lost and min(lost) >= policy.other_face  # lost by the recognizer, never by a cut
+
+
+@pytest.mark.parametrize("swapped", [4, 6])  # looking down 12 and 18 degrees
+def test_a_face_swapped_in_while_the_person_looks_down_is_refused_at_once(
+    pipeline: FacePipeline, clock: FrozenClock, posers: tuple[Poser, Poser], swapped: int
+) -> None:
+    obama, biden = posers
+    frames = [obama.frame(pitch=-a) for a in LOOK_DOWN]
+    frames[swapped] = biden.frame(pitch=-LOOK_DOWN[swapped])
+    s = ChallengeSession(pipeline, clock=clock, policy=SYNTHETIC, challenges=[L, R])
+    feed(s, clock, frames, step=TEN_FPS)
+    result = s.result()
+    assert failed_check(result) == "same-face"
+    assert result.frames == swapped + 1  # on the swapped frame itself
 
 
 def test_the_defaults_are_the_default_packs_recorded_cosines(pack: ModelPack) -> None:

@@ -79,6 +79,7 @@ def run_both(
             kept.prompt,
         )
         data = moved.snapshot()
+        assert data == kept.snapshot()  # the whole state carried, to the last frame read
         largest = max(largest, len(data))
     final = type(kept).restore(data, pipeline, clock=clock, policy=policy, passive=passive)  # type: ignore[arg-type]
     return kept, final, largest
@@ -155,6 +156,26 @@ def test_a_restored_session_keeps_the_passive_verdict_and_the_face_swap_check(
     )
     same_result(kept.result(), moved.result())
     assert moved.result().checks[-1].name == "same-face"
+
+
+def test_a_restored_session_carries_the_last_frame_read(
+    pipeline: FacePipeline, clock: FrozenClock, samples: dict[str, Path]
+) -> None:
+    """A face the recognizer cannot tell (looking at the ground) is not counted but is the
+    last frame read: the next frame is held to it (test_same_face), so the snapshot carries
+    it apart from the last frame that counted, and a restored session has it."""
+    obama = Poser(pipeline, small(samples["obama"]))  # its own draws: the lost frame is the same
+    policy = replace(SYNTHETIC, identity_every=1)
+    s = ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[L, R])
+    for pitch in range(0, 51, 3):
+        clock.advance(STEP)
+        s.feed(obama.frame(pitch=-pitch), at=clock.now())
+        body = json.loads(s.snapshot())["session"]
+        if body["last_read"] != body["previous"]:
+            break  # a frame read and not counted
+    assert body["last_read"] != body["previous"] and s.state is State.CHALLENGE
+    moved = ChallengeSession.restore(s.snapshot(), pipeline, clock=clock, policy=policy, passive=None)
+    assert moved.snapshot() == s.snapshot()
 
 
 def test_a_live_session_keeps_its_subject_and_kinds_do_not_mix(

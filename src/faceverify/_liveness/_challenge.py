@@ -192,23 +192,28 @@ class ChallengePolicy:
     ``closer_ratio`` growth of the eye distance.
 
     **Same face.** A checked frontal frame's embedding is compared with the
-    baseline's, a checked posed frame's with the previous checked frame's and,
-    at ``same_face_floor``, with the baseline's (see *Identity between
+    baseline's, a checked posed frame's with the previous frame that counted
+    and, at ``same_face_floor``, with the baseline's (see *Identity between
     frames*). At ``same_face`` (and the floor) the frame is the tracked face
-    and counts; below ``other_face`` with either it is another face and the
-    session fails; in between it **cannot be told** and counts for nothing (no
-    response, no best frame, no rigid-texture patch), and the next frame is
-    checked. Cosines are the pack's, so the three are calibrated with its
-    revision and recorded there (``ModelPack.session_identity``; the
-    ``Verifier`` takes them from its pack). The defaults are the default pack's
-    (``yunet-sface@4``): ``same_face`` 0.38, the lowest with an LFW impostor
-    FMR <= 1e-3 (7.1e-4 on 27.8 M pairs of gated images: a swapped-in face
-    counts on a frame at most that often); ``other_face`` 0.24, the highest
-    with an LFW genuine FNMR <= 0.1 % (0.09 %: photos years apart, wider than
-    a session; 94 % of random swaps score below it). Different people can score
-    between them (two sample photos: 0.32), and so can one real person across
-    28° of yaw with a microphone before the mouth (0.296 on the real speaker
-    video): that zone is why a frame there is neither refused nor used.
+    and counts. Below ``other_face`` with the baseline *and* with the last
+    frame read (counted or not) it is another face, one that was not there the
+    frame before, and the session fails. Otherwise it **cannot be told** and
+    counts for nothing (no response, no best frame, no rigid-texture patch),
+    and the next frame is checked: a real face the recognizer loses without a
+    cut (looking at the ground, half hidden) is not taken for another
+    (:func:`same_face` has the security argument). Cosines are the pack's, so
+    the three are calibrated with its revision and recorded there
+    (``ModelPack.session_identity``; the ``Verifier`` takes them from its
+    pack). The defaults are the default pack's (``yunet-sface@4``):
+    ``same_face`` 0.38, the lowest with an LFW impostor FMR <= 1e-3 (7.1e-4 on
+    27.8 M pairs of gated images: a swapped-in face counts on a frame at most
+    that often); ``other_face`` 0.24, the highest with an LFW genuine FNMR <=
+    0.1 % (0.09 %: photos years apart, wider than a session; 91 % of random
+    LFW swaps score below it with a baseline and another photo of its person,
+    94 % with the baseline alone). Different people can score between them (two sample
+    photos: 0.32), and so can one real person across 28° of yaw with a
+    microphone before the mouth (0.296 on the real speaker video): that zone
+    is why a frame there is neither refused nor used.
 
     A movement in a wrong direction (see ``_WRONG``) fails the
     session once it reaches ``wrong_margin`` times its threshold. A turn is
@@ -461,25 +466,43 @@ def _at_rest(progress: dict[Challenge, float], policy: ChallengePolicy) -> bool:
     return all(v < (1.0 if c in _NODS else policy.neutral_fraction) for c, v in progress.items())
 
 
-def same_face(policy: ChallengePolicy, to_base: float, to_prev: float | None) -> tuple[str, str]:
+def same_face(
+    policy: ChallengePolicy, to_base: float, to_prev: float | None, *, to_last: float
+) -> tuple[str, str]:
     """(why a frame's face is another's, why it cannot be told); both '' when it is the tracked face.
 
     ``to_base``: its cosine with the baseline; ``to_prev``, for a turned or nodded face
-    (None for a frontal one), with the previous checked frame: a posed face matches its
-    own frontal view less well, so it is held to the previous frame (no jump to another
-    face between frames) and to the baseline only at ``same_face_floor``. Below
-    ``other_face`` with any of them it is another face; at ``same_face`` (and the
-    floor) the same; in between it cannot be told, and the frame counts for nothing.
+    (None for a frontal one), with the previous frame that counted: a posed face matches
+    its own frontal view less well, so it is held to that frame at ``same_face`` and to the
+    baseline only at ``same_face_floor``; a frontal face to the baseline at ``same_face``.
+    Only then is it the tracked face, and the frame counts.
+
+    ``to_last``: its cosine with the last frame read and not refused (the baseline at first),
+    whether it counted or not. The face is **another** only where it matches neither the
+    baseline nor that frame (below ``other_face`` with both): a discontinuity, a face that
+    was not there the frame before. A face that still matches the frame read before it but
+    no longer the baseline is the same face the recognizer cannot read (a walker looking
+    at the ground: 0.10 with his own baseline, 0.55 or more with the frame before; a face
+    half hidden by a passer-by): it cannot be told, like any frame short of counting.
+
+    Why this is safe: a frame that does not match the baseline never counts, so nothing an
+    attacker shows that is not the baseline's face answers a prompt, becomes a best frame
+    or enters the rigid-texture trace; what the refusal adds is that a face swapped in
+    (a cut: every swap is unlike the frame before it) fails the session at once. A face
+    morphed into another a little a frame is real-time rendering, the stated limit of
+    an RGB check (docs/liveness.md), and still counts for nothing; the session runs out.
     """
+    if to_base < policy.other_face and to_last < policy.other_face:
+        return (
+            f"similarity {to_base:.2f} < {policy.other_face:.2f} with the first frame "
+            f"and {to_last:.2f} with the last frame read"
+        ), ""
     checks = [("the first frame", to_base, policy.same_face)]
     if to_prev is not None:
         checks = [
             ("the previous frame", to_prev, policy.same_face),
             ("the first frame", to_base, policy.same_face_floor),
         ]
-    for what, score, _ in checks:
-        if score < policy.other_face:
-            return f"similarity {score:.2f} < {policy.other_face:.2f} with {what}", ""
     for what, score, least in checks:
         if score < least:
             return "", f"similarity {score:.2f} < {least:.2f} with {what}"
@@ -568,7 +591,8 @@ class ChallengeSession:
         self._last_at: datetime | None = None
         self._last_crop: np.ndarray | None = None  # uint16: the sum of the aligned crop's channels
         self._reference: FaceSample | None = None
-        self._previous: FaceSample | None = None
+        self._previous: FaceSample | None = None  # the last frame that counted (checked, the same face)
+        self._last_read: FaceSample | None = None  # the last frame read and not refused, counted or not
         self._base: _Pose | None = None
         self._candidates: list[_Candidate] = []
         self._checks: list[CheckOutcome] = []
@@ -701,6 +725,7 @@ class ChallengeSession:
             other, unsure = self._identity(sample, pose)
             if other:
                 return self._fail("same-face", f"a different face appeared mid-session ({other})")
+            self._last_read = sample
             if unsure:  # cannot tell: the frame counts for nothing, and the next one is checked
                 self._unchecked = self.policy.identity_every
                 return self.state
@@ -740,12 +765,13 @@ class ChallengeSession:
         return self._trace.due((self._at - self._baseline_at).total_seconds())
 
     def _identity(self, sample: FaceSample, pose: _Pose) -> tuple[str, str]:
-        """:func:`same_face` of this frame's face with the baseline's and, for a turned
-        or nodded face, the previous checked frame's."""
-        assert self._reference is not None and self._previous is not None
+        """:func:`same_face` of this frame's face with the baseline's, the last frame read's
+        and, for a turned or nodded face, the previous frame that counted."""
+        assert self._reference is not None and self._previous is not None and self._last_read is not None
         to_base = cosine(self._reference.embedding, sample.embedding)
         to_prev = None if self._frontal(pose) else cosine(self._previous.embedding, sample.embedding)
-        return same_face(self.policy, to_base, to_prev)
+        to_last = cosine(self._last_read.embedding, sample.embedding)
+        return same_face(self.policy, to_base, to_prev, to_last=to_last)
 
     def _late_reason(self) -> str:
         if self.state is State.BASELINE:
@@ -776,7 +802,7 @@ class ChallengeSession:
             return self.state
         if self.policy.quality.reasons(sample.quality):
             return self.state  # wait for a frontal frame good enough to track from
-        self._reference, self._previous, self._base = sample, sample, pose
+        self._reference, self._previous, self._last_read, self._base = sample, sample, sample, pose
         self._base_patch, self._baseline_at = self._patch, self._at
         self._trace_frame(pose)
         self._checks.append(CheckOutcome("baseline", True, "frontal face found"))
@@ -1046,7 +1072,7 @@ class ChallengeSession:
         """The session's whole state as bytes (versioned JSON, at most 256 KiB, no pickle).
 
         Holds no frame: the face's embeddings, pose and quality figures of the
-        baseline, previous and best frames, and one aligned crop's grey levels
+        baseline, previous, last read and best frames, and one aligned crop's grey levels
         (the motion check's last frame). Seal it at rest (the vault's session
         store does). :meth:`restore` continues exactly here.
         """
@@ -1082,6 +1108,7 @@ class ChallengeSession:
             "last_crop": None if self._last_crop is None else st.pack_array(self._last_crop),
             "reference": None if self._reference is None else st.pack_sample(self._reference),
             "previous": None if self._previous is None else st.pack_sample(self._previous),
+            "last_read": None if self._last_read is None else st.pack_sample(self._last_read),
             "base": None if pose is None else [pose.yaw, pose.pitch, pose.interocular, pose.width],
             "candidates": [
                 {
@@ -1178,6 +1205,8 @@ class ChallengeSession:
         self._last_crop = None if crop is None else st.unpack_array(crop, "uint16", ndim=2)
         self._reference = None if body["reference"] is None else st.unpack_sample(body["reference"])
         self._previous = None if body["previous"] is None else st.unpack_sample(body["previous"])
+        last_read = body.get("last_read", body["previous"])  # absent before: the last frame that counted
+        self._last_read = None if last_read is None else st.unpack_sample(last_read)
         base = body["base"]
         self._base = None if base is None else _Pose(*(float(v) for v in base))
         self._candidates = [

@@ -159,7 +159,8 @@ class SessionIdentity:
     ``same_face``, ``other_face`` and ``same_face_floor``), how they were chosen and what
     they give on the calibration data: a frame counts as the tracked face at ``same_face``
     (impostor pairs at or above: ``same_face_fmr``), and is another face below
-    ``other_face`` (genuine pairs below: ``other_face_fnmr``)."""
+    ``other_face`` with the baseline and the last frame read (genuine pairs below:
+    ``other_face_fnmr``)."""
 
     embedding_space: str
     same_face: float
