@@ -204,11 +204,11 @@ class ChallengePolicy:
     (:func:`same_face` has the security argument). Cosines are the pack's, so
     the three are calibrated with its revision and recorded there
     (``ModelPack.session_identity``; the ``Verifier`` takes them from its
-    pack). The defaults are the default pack's (``yunet-sface@4``):
+    pack). The defaults are the default pack's (``yunet-sface@5``, as ``@4``):
     ``same_face`` 0.38, the lowest with an LFW impostor FMR <= 1e-3 (7.1e-4 on
     27.8 M pairs of gated images: a swapped-in face counts on a frame at most
     that often); ``other_face`` 0.24, the highest with an LFW genuine FNMR <=
-    0.1 % (0.09 %: photos years apart, wider than a session; 91 % of random
+    0.1 % (0.08 %: photos years apart, wider than a session; 91 % of random
     LFW swaps score below it with a baseline and another photo of its person,
     94 % with the baseline alone). Different people can score between them (two sample
     photos: 0.32), and so can one real person across 28° of yaw with a
