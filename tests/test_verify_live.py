@@ -239,8 +239,12 @@ def test_cli_verify_from_a_video(
     tmp_path: Path, model_cache: Path, pipeline: FacePipeline, samples: dict[str, Path]
 ) -> None:
     # obama3's face rests turned 15-17 degrees to its left, at the edge of frontal: the recording
-    # turns right (away from that edge), so that it clearly answers its challenges.
-    live = write_video(tmp_path / "live.avi", answer(poser(pipeline, samples["obama3"]), [R, CLOSER]))
+    # turns right (away from that edge), so that it clearly answers its challenges. At 10 frames a
+    # second its first turn is held 0.4 s after its first frame, before the shortest hold (0.5 s) can
+    # end: at 5 a second a hold drawn near 0.5 s put the prompt inside the turn, which then read as a
+    # response too fast to count (refused as "not finished", not as a recording; 1 run in ~10).
+    frames = answer(poser(pipeline, samples["obama3"]), [R, CLOSER])
+    live = write_video(tmp_path / "live.avi", frames, fps=10.0)
     where = ["--vault", str(tmp_path / "vault"), "--key-file", str(tmp_path / "master.key")]
     models = ["--cache", str(model_cache), "--threshold", str(THRESHOLD)]
     evidence = tmp_path / "release.pdf"
