@@ -479,12 +479,15 @@ def _variant(frames: list[dict[str, Any]], variant: str) -> list[dict[str, Any]]
     return frames
 
 
-def _early_nod(frames: list[dict[str, Any]], base: _Pose, policy: ChallengePolicy, margin: float) -> bool:
-    """Would a look-up or look-down prompt's hold (the longest, from the baseline) see that nod
-    ``margin`` times its threshold on ``hold_frames`` frames in a row, while the turns and the
-    distance are at rest (the face held still, as before a prompt)?"""
+def _early_nod(
+    frames: list[dict[str, Any]], base: _Pose, policy: ChallengePolicy, margin: float
+) -> list[str]:
+    """The nods (``look-up``, ``look-down``) that the first prompt's hold (the longest, from the
+    baseline) would see ``margin`` times their threshold on ``hold_frames`` frames in a row, while
+    the turns and the distance are at rest (the face held still, as before a prompt)."""
     nods = (Challenge.LOOK_UP, Challenge.LOOK_DOWN)
     runs = dict.fromkeys(nods, 0)
+    seen: list[str] = []
     for f in frames:
         if f["t"] > policy.prompt_hold[1].total_seconds():
             break
@@ -493,9 +496,22 @@ def _early_nod(frames: list[dict[str, Any]], base: _Pose, policy: ChallengePolic
         held = facing and all(abs(v) < policy.neutral_fraction for c, v in progress.items() if c not in nods)
         for c in nods:
             runs[c] = runs[c] + 1 if held and progress[c] >= margin else 0
-            if runs[c] >= policy.hold_frames:
-                return True
-    return False
+            if runs[c] >= policy.hold_frames and c.value not in seen:
+                seen.append(c.value)
+    return seen
+
+
+def first_pending(policy: ChallengePolicy, draws: int = 200_000) -> dict[str, float]:
+    """How often each challenge is the first one a session asks (its own draw, a seeded sample).
+
+    A nod held before a prompt fails a session only when that very nod is pending (``_WRONG``
+    lists no nod for another challenge): the early-nod refusal's rate over the session's draws."""
+    rand = Random(0)
+    counts: dict[str, int] = {}
+    for _ in range(draws):
+        first = _draw(rand, *policy.challenges)[0].value
+        counts[first] = counts.get(first, 0) + 1
+    return {c: k / draws for c, k in counts.items()}
 
 
 def pseudo_sessions(track: dict[str, Any], policy: ChallengePolicy, variant: str) -> list[dict[str, Any]]:
@@ -837,8 +853,19 @@ REFUSING = ("rigid-texture", "same-face", "early-nod")
 
 def bona_fide_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """BPCER per check and combined, with one-sided 95 % upper bounds over pseudo-sessions and
-    over tracks (a track refused if any of its pseudo-sessions is: the unit that is independent)."""
+    over tracks (a track refused if any of its pseudo-sessions is: the unit that is independent).
+
+    "combined" counts an early nod as a refusal, as if that nod's prompt were always the first
+    (an upper bound); ``expected`` is the refusal rate over the session's own draw of challenges
+    (:func:`first_pending`): a session refused by another check counts 1, one refused only by an
+    early nod counts the chance that a nod it held is the first prompt."""
     fig: dict[str, Any] = {"n": len(rows), "tracks": len({r["track"] for r in rows})}
+    pending = first_pending(POLICY)
+
+    def expected(r: dict[str, Any]) -> float:
+        if any(BONA_FIDE_CHECKS[c](r) for c in REFUSING if c != "early-nod"):
+            return 1.0
+        return sum(pending.get(nod, 0.0) for nod in r.get("early_nod") or [])
     for name, refuses in BONA_FIDE_CHECKS.items():
         k = sum(map(refuses, rows))
         fig[name] = {"refused": k, "rate": k / len(rows), "upper95": upper95(k, len(rows))}
@@ -848,6 +875,7 @@ def bona_fide_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     fig["combined"] = {
         "refused": sum(combined),
         "rate": float(np.mean(combined)),
+        "expected": float(np.mean([expected(r) for r in rows])),
         "upper95": upper95(sum(combined), len(rows)),
         "tracks_refused": len(refused_tracks),
         "tracks_upper95": upper95(len(refused_tracks), len(tracks)),
@@ -855,10 +883,12 @@ def bona_fide_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     paired = [x for x, r in zip(combined, rows, strict=True) if r["rest_change"] is not None]
     # Held still as a session asks (a pair at rest for the rigid-texture check): "no pair" is the
     # pseudo-session's artifact (walkers never hold still), a refusal by design in a session.
+    held = [expected(r) for r in rows if r["rest_change"] is not None]
     fig["paired"] = {
         "n": len(paired),
         "refused": sum(paired),
         "rate": float(np.mean(paired)) if paired else float("nan"),
+        "expected": float(np.mean(held)) if held else float("nan"),
         "upper95": upper95(sum(paired), len(paired)),
     }
     changes = [r["rest_change"] for r in rows if r["rest_change"] is not None]
@@ -918,8 +948,8 @@ def table(summary: dict[str, Any]) -> str:
         "",
         "| bona fide (pseudo-sessions) | n | tracks | rigid texture | of which no pair | same face "
         "| early nod (plain before) | **combined** | 95 % upper | tracks refused (upper) "
-        "| held still: refused (95 % upper) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| held still: refused (95 % upper) | expected over the draws: all / held still |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, b in summary["bpcer"].items():
         c, p = b["combined"], b["paired"]
@@ -929,7 +959,8 @@ def table(summary: dict[str, Any]) -> str:
             f"| {b['early-nod']['refused']} ({b['early-nod-plain (before)']['refused']}) "
             f"| **{100 * c['rate']:.1f} %** | {100 * c['upper95']:.1f} % "
             f"| {c['tracks_refused']} of {b['tracks']} ({100 * c['tracks_upper95']:.0f} %) "
-            f"| {p['refused']} of {p['n']} ({100 * p['upper95']:.1f} %) |"
+            f"| {p['refused']} of {p['n']} ({100 * p['upper95']:.1f} %) "
+            f"| {100 * c['expected']:.1f} % / {100 * p['expected']:.1f} % |"
         )
     m = summary.get("mirror_correlation", {})
     if "pearson" in m:
