@@ -138,7 +138,9 @@ def test_prelu_as_convolutions_computes_prelu_after_a_convolution_and_elsewhere(
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1, 4, 6, 6)).astype(np.float32)
 
-    def model(slope: np.ndarray, group: int, *, constant: bool = True) -> onnx.ModelProto:
+    def model(
+        slope: np.ndarray, group: int, *, constant: bool = True, outputs: tuple[str, ...] = ("out",)
+    ) -> onnx.ModelProto:
         weight = rng.normal(size=(4, 4 // group, 3, 3)).astype(np.float32)
         inits = [
             numpy_helper.from_array(weight, "w"),
@@ -153,7 +155,7 @@ def test_prelu_as_convolutions_computes_prelu_after_a_convolution_and_elsewhere(
         ]
         if not constant:
             nodes.insert(0, helper.make_node("Identity", ["slope_raw"], ["slope"]))
-        io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4, 6, 6]) for n in ("x", "out")]
+        io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4, 6, 6]) for n in ("x", *outputs)]
         m = helper.make_model(
             helper.make_graph(nodes, "g", io[:1], io[1:], inits), opset_imports=[helper.make_opsetid("", 13)]
         )
@@ -162,7 +164,7 @@ def test_prelu_as_convolutions_computes_prelu_after_a_convolution_and_elsewhere(
 
     def run(m: onnx.ModelProto) -> np.ndarray:
         session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-        out: np.ndarray = session.run(None, {"x": x})[0]
+        out: np.ndarray = np.stack(session.run(None, {"x": x}))
         return out
 
     for slope, group in (
@@ -177,6 +179,12 @@ def test_prelu_as_convolutions_computes_prelu_after_a_convolution_and_elsewhere(
         ops = Counter(n.op_type for n in original.graph.node)
         assert ops["PRelu"] == 0 and ops["Conv"] >= 4, ops
         np.testing.assert_allclose(run(original), want, rtol=1e-5, atol=1e-5)
+    # A convolution whose output is also the graph's keeps computing it.
+    exposed = model(np.array([0.25, -0.5, 1.0, 0.0], np.float32), 4, outputs=("out", "y"))
+    want = run(exposed)
+    prelu_as_convolutions(exposed)
+    assert Counter(n.op_type for n in exposed.graph.node)["PRelu"] == 0
+    np.testing.assert_allclose(run(exposed), want, rtol=1e-5, atol=1e-5)
     computed = model(np.array([0.25, -0.5, 1.0, 0.0], np.float32), 1, constant=False)
     want = run(computed)
     prelu_as_convolutions(computed)

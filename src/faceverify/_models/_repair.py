@@ -396,9 +396,8 @@ def prelu_as_convolutions(model: Any) -> None:
     values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     producer = {o: node for node in graph.node for o in node.output}
     readers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
+    for name in [i for node in graph.node for i in node.input] + [o.name for o in graph.output]:
+        readers[name] = readers.get(name, 0) + 1  # a graph output is read too: its conv stays
     new_inits: list[Any] = []
 
     def constant(name: str, array: np.ndarray) -> str:
