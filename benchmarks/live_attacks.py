@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import os
@@ -501,15 +502,17 @@ def _early_nod(
     return seen
 
 
-def first_pending(policy: ChallengePolicy, draws: int = 200_000) -> dict[str, float]:
-    """How often each challenge is the first one a session asks (its own draw, a seeded sample).
+@functools.cache
+def first_pending(how_many: tuple[int, int], draws: int = 200_000) -> dict[str, float]:
+    """How often each challenge is the first one a session asks, drawing ``how_many``
+    (``ChallengePolicy.challenges``) with the session's own ``_draw`` (a seeded sample, once).
 
     A nod held before a prompt fails a session only when that very nod is pending (``_WRONG``
     lists no nod for another challenge): the early-nod refusal's rate over the session's draws."""
     rand = Random(0)
     counts: dict[str, int] = {}
     for _ in range(draws):
-        first = _draw(rand, *policy.challenges)[0].value
+        first = _draw(rand, *how_many)[0].value
         counts[first] = counts.get(first, 0) + 1
     return {c: k / draws for c, k in counts.items()}
 
@@ -860,7 +863,7 @@ def bona_fide_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     (:func:`first_pending`): a session refused by another check counts 1, one refused only by an
     early nod counts the chance that a nod it held is the first prompt."""
     fig: dict[str, Any] = {"n": len(rows), "tracks": len({r["track"] for r in rows})}
-    pending = first_pending(POLICY)
+    pending = first_pending(POLICY.challenges)
 
     def expected(r: dict[str, Any]) -> float:
         if any(BONA_FIDE_CHECKS[c](r) for c in REFUSING if c != "early-nod"):
