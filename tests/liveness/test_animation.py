@@ -22,7 +22,7 @@ from liveness_frames import Poser
 from test_challenge import CLOSER, DOWN, STEP, SYNTHETIC, UP, Draws, L, R, answer, failed_check, feed, person
 
 from faceverify import ConfigurationError, FrozenClock
-from faceverify._liveness import Challenge, ChallengePolicy, ChallengeSession
+from faceverify._liveness import Challenge, ChallengePolicy, ChallengeSession, FrameFeedback
 from faceverify._liveness._animation import (
     TextureTrace,
     TraceRules,
@@ -123,6 +123,20 @@ def test_a_still_image_and_a_repeated_frame_never_pass(
     feed(mixed, clock, [still, obama.frame()] * 5)
     clock.advance(DEFAULT.time_per_challenge)
     assert not mixed.result().passed
+
+
+def test_a_session_whose_face_never_held_still_ends_saying_so(
+    pipeline: FacePipeline, clock: FrozenClock, obama: Poser
+) -> None:
+    """The first hold begins once the rigid-texture check has two frames in the same pose 0.3 s
+    apart (test_session_state: the feedback says hold still until then); without them the prompt
+    never comes, and the session's reason says why rather than failing the check at the end."""
+    s = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=[L, R], rng=Draws(0.0, 0.0))
+    feed(s, clock, [obama.frame(), obama.frame()])  # the baseline, and 0.2 s later the camera stops
+    assert s.feedback == (FrameFeedback.HOLD_STILL,) and s.current is None
+    clock.advance(timedelta(seconds=30))
+    result = s.result()
+    assert failed_check(result) == "deadline" and "did not hold still" in result.reasons[0], result.reasons
 
 
 def test_a_replayed_recording_of_a_passing_session_never_passes(

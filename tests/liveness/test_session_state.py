@@ -203,7 +203,7 @@ def test_a_snapshot_is_versioned_json_without_frames_and_refuses_what_it_cannot_
         s.feed(frame, at=clock.now())
     data = s.snapshot()
     doc = json.loads(data)
-    assert (doc["format"], doc["version"], doc["kind"]) == ("faceverify/challenge-session", 2, "challenge")
+    assert (doc["format"], doc["version"], doc["kind"]) == ("faceverify/challenge-session", 3, "challenge")
     assert len(data) < 128 * 1024  # embeddings, one grey crop, a few 56x56 face patches: no frame
     restore = ChallengeSession.restore
     with pytest.raises(ConfigurationError, match="another ChallengePolicy"):
@@ -255,10 +255,16 @@ def test_feedback_says_what_to_change_and_progress_counts(
     show(obama.frame(yaw=30))
     assert FrameFeedback.LOOK_STRAIGHT in seen[-1]
     show(obama.frame())
-    assert s.state is State.CHALLENGE and seen[-1] == () and s.current is None  # the hold before the prompt
+    assert s.state is State.CHALLENGE and seen[-1] == () and s.current is None  # the baseline
     assert s.prompt == "look straight at the camera"
-    for _ in range(3):
+    show(obama.frame())  # 0.2 s on: no two frames 0.3 s apart yet for the rigid-texture check
+    assert seen[-1] == (FrameFeedback.HOLD_STILL,) and s.current is None
+    show(obama.frame())  # 0.4 s on, in the baseline's pose: the hold of 0.5 s starts
+    assert seen[-1] == () and s.current is None
+    for _ in range(2):
         show(obama.frame())
+        assert s.current is None  # 0.6 and 0.8 s: the hold runs from 0.4 s, not from the baseline
+    show(obama.frame())
     assert s.current is L and seen[-1] == ()
     # Part of the way: a 14-degree warp reads 9.2-13.6 degrees from the baseline over 60 draws of
     # the poser's noise (16 reached the 15-degree threshold on some draws: the session said hold still).

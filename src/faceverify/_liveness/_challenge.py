@@ -265,7 +265,9 @@ class ChallengePolicy:
     ``parallax_min`` after the best warp (None: not checked).
     *Timing*: a response met sooner than ``min_response`` after its prompt
     is faster than a person reacts. *Prompt timing* (with ``animation_checks``):
-    before each prompt the face must be back at rest, then wait a
+    before each prompt the face must be back at rest, with two frames in the
+    same pose at least ``pair_gap`` apart for the rigid-texture check (held
+    still: before the first prompt, about 0.4 s; "hold still" until then), then wait a
     random hold drawn from ``prompt_hold`` (OS CSPRNG, at the session's start,
     kept with the challenges); the prompt reaches the person in the reply to
     the first frame after it, and the response must be met no later than
@@ -605,6 +607,7 @@ class ChallengeSession:
         self._posed: list[Patch] = []
         self._prompt_at: datetime | None = None  # the frame time a challenge's prompt was issued
         self._rest_at: datetime | None = None  # when the face came back to rest before a prompt
+        self._hold_from: datetime | None = None  # when its hold began: at rest, two frames to compare
         self._early = 0  # frames in a row answering a prompt not yet given
         self._baseline_at: datetime | None = None
         self._at = self.started  # the frame being processed: its time and patch
@@ -733,10 +736,15 @@ class ChallengeSession:
         else:
             self._unchecked += 1
         self._consider(sample, rank, image)
-        state = self._respond(progress, now)
-        if self.state is State.CHALLENGE and self._prompt_at is None and self._rest_at is not None:
-            self._trace_frame(pose)  # held still, waiting for a prompt: what the rigid-texture check compares
-        return state
+        if self._waiting(progress):
+            self._trace_frame(pose)  # at rest, waiting for a prompt: what the rigid-texture check compares
+        return self._respond(progress, now)
+
+    def _waiting(self, progress: dict[Challenge, float]) -> bool:
+        """Is the face waiting for a prompt, back at rest since the last (or coming back now)?"""
+        if self.state is not State.CHALLENGE or self._prompt_at is not None or self._lighting:
+            return False
+        return self._rest_at is not None or _at_rest(progress, self.policy)
 
     def _trace_frame(self, pose: _Pose) -> None:
         assert self._patch is not None and self._baseline_at is not None
@@ -778,9 +786,14 @@ class ChallengeSession:
             return "no frontal face within the time allowed"
         if self._lighting:
             return "the screen light did not get enough colour steps seen in time"
+        wanted = self.challenges[self._index].value
+        if self._rest_at is None:
+            return f"the face did not come back to rest for {wanted!r} in time"
+        if self._hold_from is None:
+            return f"the face did not hold still before {wanted!r} (no two frames in the same pose) in time"
         if self._prompt_at is None:
-            return f"the face did not come back to rest for {self.challenges[self._index].value!r} in time"
-        return f"no response to {self.challenges[self._index].value!r} before its deadline"
+            return f"no frame came in time for {wanted!r} to be asked (the frames stopped during its hold)"
+        return f"no response to {wanted!r} before its deadline"
 
     def _crop_change(self, crop: RGBImage) -> float | None:
         """The mean absolute grey-level change of the aligned face since the last frame
@@ -809,29 +822,30 @@ class ChallengeSession:
         self._consider(sample, self._rank(sample, pose), image)
         self._start_challenge(now)
         if self._prompt_at is None:
-            self._rest_at = self._at  # the baseline is the rest pose: its hold starts here
+            self._rest_at = self._at  # the baseline is the rest pose: a response from here is early
         return self.state
 
     def _start_challenge(self, now: datetime) -> None:
         self.state = State.CHALLENGE
-        self._armed, self._held, self._early, self._rest_at = False, 0, 0, None
+        self._armed, self._held, self._early, self._rest_at, self._hold_from = False, 0, 0, None, None
         hold = timedelta(seconds=self.holds[self._index])
         self._prompt_at = None if self.policy.animation_checks else self._at
         self._challenge_deadline = min(self.deadline, now + self.policy.time_per_challenge + hold)
 
     def _await_prompt(self, wanted: Challenge, progress: dict[Challenge, float]) -> State:
-        """Before a prompt: back at rest, then still for the drawn hold; the prompt goes out
-        with the reply to the first frame after it. A response held before then answers
-        something the session has not asked yet: a recording, not a person. A nod counts
-        as held early only at ``wrong_margin`` times its threshold: five points' pitch
-        swings by up to 12 units (1.5 nods) in a face held still."""
+        """Before a prompt: back at rest; at rest with two frames in the same pose for the
+        rigid-texture check (the face held still: before the first prompt, about 0.4 s); then
+        the drawn hold, and the prompt goes out with the reply to the first frame after it. A
+        response held from the face's return to rest until then answers something the session
+        has not asked yet: a recording, not a person. A nod counts as held early only at
+        ``wrong_margin`` times its threshold: five points' pitch swings by up to 12 units (1.5
+        nods) in a face held still."""
         p = self.policy
         if self._rest_at is None:
-            if _at_rest(progress, p):
-                self._rest_at = self._at
-            else:
+            if not _at_rest(progress, p):
                 self._feedback = (*self._feedback, FrameFeedback.LOOK_STRAIGHT)
-            return self.state
+                return self.state
+            self._rest_at = self._at
         early = [
             c for c in (wanted, *_WRONG[wanted]) if progress[c] >= (p.wrong_margin if c in _NODS else 1.0)
         ]
@@ -840,7 +854,15 @@ class ChallengeSession:
             return self._fail(
                 "timing", f"{early[0].value} held before its prompt was given: a recording, not a response"
             )
-        if self._at - self._rest_at >= timedelta(seconds=self.holds[self._index]):
+        if self._hold_from is None:
+            if not _at_rest(progress, p):
+                self._feedback = (*self._feedback, FrameFeedback.LOOK_STRAIGHT)
+            elif not self._trace.pairs():
+                self._feedback = (*self._feedback, FrameFeedback.HOLD_STILL)
+            else:
+                self._hold_from = self._at
+            return self.state
+        if self._at - self._hold_from >= timedelta(seconds=self.holds[self._index]):
             self._prompt_at, self._armed = self._at, True
         elif early:
             self._feedback = (*self._feedback, FrameFeedback.LOOK_STRAIGHT)
@@ -1132,6 +1154,7 @@ class ChallengeSession:
             "baseline_at": st.pack_time(self._baseline_at),
             "prompt_at": st.pack_time(self._prompt_at),
             "rest_at": st.pack_time(self._rest_at),
+            "hold_from": st.pack_time(self._hold_from),
             "early": self._early,
             "light": None if self._light is None else self._light.state(),
         }
@@ -1232,6 +1255,7 @@ class ChallengeSession:
         self._baseline_at = st.unpack_time(body["baseline_at"])
         self._prompt_at = st.unpack_time(body["prompt_at"])
         self._rest_at = st.unpack_time(body["rest_at"])
+        self._hold_from = st.unpack_time(body["hold_from"])
         self._early = int(body["early"])
         self._at = self._last_at or self.started
         self._patch = None
