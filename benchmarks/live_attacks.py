@@ -40,7 +40,13 @@ not measured on them; the animation checks are, on pseudo-sessions: a
 baseline (the first frontal frame meeting the quality minimums, as the
 session takes it), then the next 8 s of the track, of which the frames at
 rest are kept as the session keeps the frames held before its prompts; each
-track as filmed, mirrored and played backwards (``VARIANTS``).
+track as filmed, mirrored and played backwards (``VARIANTS``). A session's
+first prompt waits for two frames in the same pose (the rigid-texture check's
+pair): a pseudo-session without one gets no verdict (a non-response, reported
+apart); BPCER is over those the session judges. Besides, each start is run
+through the session's whole pre-prompt protocol over its own draws
+(:func:`first_prompt`): what natural motion that does not wait for a prompt
+meets (not a BPCER: those people are not presenting).
 
 **Split**: attack photos of people A–M and odd-numbered real tracks are the
 *tuning* half; N–Z and even tracks the *test* half. Thresholds (the policy's
@@ -76,8 +82,17 @@ from liveness_frames import Poser, _sample  # noqa: E402  (the tests' own depth 
 from faceverify import FrozenClock  # noqa: E402
 from faceverify._errors import FaceError  # noqa: E402
 from faceverify._liveness import Challenge, ChallengePolicy, ChallengeSession, FeaturePADCheck  # noqa: E402
-from faceverify._liveness._animation import TextureTrace, face_patch, parallax  # noqa: E402
-from faceverify._liveness._challenge import _at_rest, _draw, _Pose, _progress, same_face  # noqa: E402
+from faceverify._liveness._animation import PAIR_BLUR, TextureTrace, face_patch, parallax, texture_residual  # noqa: E402
+from faceverify._liveness._challenge import (  # noqa: E402
+    _NODS,
+    _WRONG,
+    _at_rest,
+    _draw,
+    _holds,
+    _Pose,
+    _progress,
+    same_face,
+)
 from faceverify.hazmat import FacePipeline, builtin_manifest, load_image, load_pipeline  # noqa: E402
 
 SHARED = Path(os.environ.get("FACEVERIFY_SHARED", ROOT.parent / "shared"))
@@ -559,8 +574,14 @@ def pseudo_sessions(track: dict[str, Any], policy: ChallengePolicy, variant: str
                 unsure += bool(cannot)
                 previous, last = previous if cannot else f, f
         scales = [r.interocular / pose.interocular for r in rest]
+        seed = f"{track['id']}-{variant}-{base['k']}"
+        ahead = [{**f, "t": f["t"] - base["t"]} for f in frames[i + 1 :]]
         out.append(
             {
+                "draws": [
+                    first_prompt(ahead, pose, base["patch"], policy, Random(f"{seed}-{d}"), later=window)
+                    for d in range(DRAWS)
+                ],
                 "track": track["id"],
                 "variant": variant,
                 "half": track["half"],
@@ -583,6 +604,71 @@ def pseudo_sessions(track: dict[str, Any], policy: ChallengePolicy, variant: str
             }
         )
     return out
+
+
+#: Draws of the session's challenges and holds per pseudo-session (:func:`first_prompt`).
+DRAWS = 8
+
+
+def first_prompt(
+    ahead: list[dict[str, Any]],
+    base: _Pose,
+    patch: npt.NDArray[np.uint8],
+    policy: ChallengePolicy,
+    rand: Random,
+    *,
+    later: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """One draw of a session (its challenges and holds, the session's own ``_draw`` and
+    ``_holds``) run on a real track up to its first prompt, as ``ChallengeSession._await_prompt``
+    does: from the baseline every frame enters the rigid-texture trace (as the session takes
+    them while the face waits); a response to the pending challenge or a wrong one, held
+    ``hold_frames`` frames before the prompt, is refused as early ("timing"); the hold begins at
+    the first frame at rest with two frames in the same pose in the trace, and the prompt goes
+    out ``hold`` after it. No hold before the challenge's deadline is "no-hold" (the session
+    keeps saying "hold still": a non-response, not a verdict); a track that ends first is
+    "unobserved". After the prompt the person in the video does not answer it: the frames at
+    rest (and facing the camera) in ``later`` stand for the holds before the later prompts, as
+    the session takes those, and the trace's change is read at the shipped threshold."""
+    challenges = _draw(rand, *policy.challenges)
+    hold = _holds(rand, policy, len(challenges))[0]
+    wanted = challenges[0]
+    deadline = policy.time_per_challenge.total_seconds() + hold
+    trace = TextureTrace(policy.trace_rules)
+    trace.add(0.0, base.yaw, base.pitch, base.interocular, patch)
+    early, hold_from, prompt = 0, None, None
+    out: dict[str, Any] = {"first": wanted.value, "hold": hold}
+    for f in ahead:
+        t, p = f["t"], f["pose"]
+        if t > deadline:
+            return {**out, "outcome": "no-hold", "hold_from": hold_from}
+        progress = _progress(policy, base, p)
+        trace.add(t, p.yaw, p.pitch, p.interocular, f["patch"])
+        held = [
+            c
+            for c in (wanted, *_WRONG[wanted])
+            if progress[c] >= (policy.wrong_margin if c in _NODS else 1.0)
+        ]
+        early = early + 1 if held else 0
+        if early >= policy.hold_frames:
+            return {**out, "outcome": "timing", "early": held[0].value, "at": t}
+        if hold_from is None:
+            if _at_rest(progress, policy) and trace.pairs():
+                hold_from = t
+        elif t - hold_from >= hold:
+            prompt = t
+            break
+    if prompt is None:
+        return {**out, "outcome": "unobserved", "hold_from": hold_from}
+    for f in later:
+        p = f["pose"]
+        facing = p.width >= policy.min_turn_width * base.width
+        if f["t"] > prompt and facing and _at_rest(_progress(policy, base, p), policy):
+            trace.add(f["t"], p.yaw, p.pitch, p.interocular, f["patch"])
+    fs = trace.frames
+    change = max(texture_residual(fs[i].patch, fs[j].patch, blur=PAIR_BLUR) for i, j in trace.pairs())
+    outcome = "accepted" if change >= policy.texture_change_min else "rigid-texture"
+    return {**out, "outcome": outcome, "hold_from": hold_from, "prompt": prompt, "change": change}
 
 
 #: The shortest session a person can give: a reaction time and two challenges answered.
@@ -838,6 +924,8 @@ def summarise(report: dict[str, Any], *, passive: bool) -> dict[str, Any]:
     for key, rows in groups:
         if rows:
             out["bpcer"][key] = bona_fide_figures(rows)
+            if all("draws" in r for r in rows):
+                out.setdefault("session", {})[key] = session_figures(rows)
     out["mirror_correlation"] = _mirror_correlation(report["bona_fide"]["sessions"])
     return out
 
@@ -869,6 +957,7 @@ def bona_fide_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if any(BONA_FIDE_CHECKS[c](r) for c in REFUSING if c != "early-nod"):
             return 1.0
         return sum(pending.get(nod, 0.0) for nod in r.get("early_nod") or [])
+
     for name, refuses in BONA_FIDE_CHECKS.items():
         k = sum(map(refuses, rows))
         fig[name] = {"refused": k, "rate": k / len(rows), "upper95": upper95(k, len(rows))}
@@ -894,10 +983,71 @@ def bona_fide_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "expected": float(np.mean(held)) if held else float("nan"),
         "upper95": upper95(sum(paired), len(paired)),
     }
+    # The face checks alone (rigid texture, same face) on the sessions that get a verdict: a
+    # session without a pair never reaches its first prompt (it keeps asking to hold still).
+    checks = [
+        BONA_FIDE_CHECKS["rigid-texture"](r) or BONA_FIDE_CHECKS["same-face"](r)
+        for r in rows
+        if r["rest_change"] is not None
+    ]
+    fig["face_checks"] = {
+        "n": len(checks),
+        "refused": sum(checks),
+        "rate": float(np.mean(checks)) if checks else float("nan"),
+        "upper95": upper95(sum(checks), len(checks)) if checks else float("nan"),
+    }
+    fig["non_response"] = (len(rows) - len(paired)) / len(rows)
     changes = [r["rest_change"] for r in rows if r["rest_change"] is not None]
     fig["least_change"] = min(changes) if changes else float("nan")
     fig["unsure_frames"] = int(sum(r.get("unsure_frames", 0) for r in rows))
     fig["frames"] = int(sum(r.get("frames", 0) for r in rows))
+    return fig
+
+
+def session_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The session's own verdicts on the pseudo-sessions, over their draws (:func:`first_prompt`).
+
+    A draw *responds* when the session reaches a verdict on it: refused before the prompt
+    (early), or prompted and then accepted or refused by the rigid-texture check; a face that
+    appeared mid-session (``other_face``, read over the 8 s) refuses every draw it is seen in.
+    BPCER = refused draws / responding draws. "No hold" draws (the face never held still before
+    the challenge's deadline: the session kept asking) are the non-response rate, apart, as ISO/IEC
+    30107-3 counts non-responses apart from BPCER. Draws of one start are not independent: the
+    bound is over starts refused in any of their draws, and over tracks."""
+    fig: dict[str, Any] = {"starts": len(rows), "tracks": len({r["track"] for r in rows})}
+    counts: dict[str, int] = {}
+    refused_starts, responding_starts, tracks, refused_tracks = 0, 0, set(), set()
+    for r in rows:
+        verdicts = []
+        for d in r["draws"]:
+            outcome = d["outcome"]
+            if r.get("other_face") and outcome != "unobserved":
+                outcome = "same-face"
+            counts[outcome] = counts.get(outcome, 0) + 1
+            if outcome == "timing":
+                key = f"early {d['early']}"
+                counts[key] = counts.get(key, 0) + 1
+            if outcome not in ("no-hold", "unobserved"):
+                verdicts.append(outcome != "accepted")
+        if verdicts:
+            responding_starts += 1
+            tracks.add(r["track"])
+            if any(verdicts):
+                refused_starts += 1
+                refused_tracks.add(r["track"])
+    responded = sum(v for k, v in counts.items() if k in ("accepted", "timing", "rigid-texture", "same-face"))
+    refused = responded - counts.get("accepted", 0)
+    fig["draws"] = counts
+    fig["responded"] = responded
+    fig["bpcer"] = refused / responded if responded else float("nan")
+    fig["no_hold"] = counts.get("no-hold", 0) / max(1, responded + counts.get("no-hold", 0))
+    fig["starts_responding"] = responding_starts
+    fig["starts_refused"] = refused_starts
+    fig["starts_upper95"] = upper95(refused_starts, responding_starts) if responding_starts else float("nan")
+    fig["tracks_responding"] = len(tracks)
+    fig["tracks_refused"] = len(refused_tracks)
+    changes = [d["change"] for r in rows for d in r["draws"] if "change" in d]
+    fig["least_change"] = min(changes) if changes else float("nan")
     return fig
 
 
@@ -949,22 +1099,39 @@ def table(summary: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| bona fide (pseudo-sessions) | n | tracks | rigid texture | of which no pair | same face "
-        "| early nod (plain before) | **combined** | 95 % upper | tracks refused (upper) "
-        "| held still: refused (95 % upper) | expected over the draws: all / held still |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| bona fide (pseudo-sessions) | n | tracks | never held still (no pair: non-response) "
+        "| with a verdict | rigid texture | same face | **face checks: BPCER** (95 % upper) "
+        "| + early nod: every one (95 % upper) | **+ early nod over the draws** |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, b in summary["bpcer"].items():
-        c, p = b["combined"], b["paired"]
+        p, fc = b["paired"], b["face_checks"]
         lines.append(
-            f"| {key} | {b['n']} | {b['tracks']} | {b['rigid-texture']['refused']} "
-            f"| {b['no-pair']['refused']} | {b['same-face']['refused']} "
-            f"| {b['early-nod']['refused']} ({b['early-nod-plain (before)']['refused']}) "
-            f"| **{100 * c['rate']:.1f} %** | {100 * c['upper95']:.1f} % "
-            f"| {c['tracks_refused']} of {b['tracks']} ({100 * c['tracks_upper95']:.0f} %) "
-            f"| {p['refused']} of {p['n']} ({100 * p['upper95']:.1f} %) "
-            f"| {100 * c['expected']:.1f} % / {100 * p['expected']:.1f} % |"
+            f"| {key} | {b['n']} | {b['tracks']} "
+            f"| {b['no-pair']['refused']} ({100 * b['non_response']:.1f} %) "
+            f"| {p['n']} | {b['rigid-texture']['refused'] - b['no-pair']['refused']} "
+            f"| {b['same-face']['refused']} | **{100 * fc['rate']:.1f} %** ({100 * fc['upper95']:.1f} %) "
+            f"| {100 * p['rate']:.1f} % ({100 * p['upper95']:.1f} %) | **{100 * p['expected']:.1f} %** |"
         )
+    if summary.get("session"):
+        lines += [
+            "",
+            "| natural motion through the whole pre-prompt protocol, over the session's draws "
+            "(people not presenting: not BPCER) | starts | draws with a verdict "
+            "| never held still | refused early | rigid texture | same face "
+            "| refused | starts refused in any draw (95 % upper) | tracks refused |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for key, b in summary["session"].items():
+            d = b["draws"]
+            early = ", ".join(f"{k[6:]} {v}" for k, v in sorted(d.items()) if k.startswith("early "))
+            lines.append(
+                f"| {key} | {b['starts']} | {b['responded']} | {d.get('no-hold', 0)} "
+                f"({100 * b['no_hold']:.1f} %) | {d.get('timing', 0)} ({early or '-'}) "
+                f"| {d.get('rigid-texture', 0)} | {d.get('same-face', 0)} | {100 * b['bpcer']:.1f} % "
+                f"| {b['starts_refused']} of {b['starts_responding']} ({100 * b['starts_upper95']:.1f} %) "
+                f"| {b['tracks_refused']} of {b['tracks_responding']} |"
+            )
     m = summary.get("mirror_correlation", {})
     if "pearson" in m:
         lines.append(
