@@ -114,9 +114,10 @@ def test_a_still_image_and_a_repeated_frame_never_pass(
     feed(s, clock, [still] * 8)
     assert failed_check(s.result()) == "motion"
     # The same frame with fresh sensor noise each time passes the motion check, answers nothing:
-    # once its prompt is out (after a hold of at most 3.5 s), 2 s without an answer fail it.
+    # once its prompt is out (held still 0.4 s, then a hold of at most 3.5 s), 2 s without an
+    # answer fail it: by 6.4 s after the baseline at the latest.
     noisy = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=[L, R])
-    feed(noisy, clock, (obama.frame() for _ in range(30)))  # 6 s
+    feed(noisy, clock, (obama.frame() for _ in range(40)))  # 8 s
     assert failed_check(noisy.result()) == "timing" and "not met" in noisy.result().reasons[0]
     # A frame repeated between fresh ones: the fresh ones are one photo, and nothing is answered.
     mixed = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=[L, R])
@@ -211,7 +212,7 @@ def _nodding_before_the_prompt(
     in the random hold before a look-down prompt (the longest, 3.5 s), then at rest again."""
     s = ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[DOWN, L], rng=Draws(1.0, 0.0))
     frames = [obama.frame() for _ in range(4)] + [obama.frame(pitch=-30) for _ in range(2)]
-    feed(s, clock, frames + [obama.frame() for _ in range(16)])
+    feed(s, clock, frames + [obama.frame() for _ in range(20)])  # the prompt at 4.2 s, held still from 0.6
     return s
 
 
