@@ -82,7 +82,7 @@ from liveness_frames import Poser, _sample  # noqa: E402  (the tests' own depth 
 from faceverify import FrozenClock  # noqa: E402
 from faceverify._errors import FaceError  # noqa: E402
 from faceverify._liveness import Challenge, ChallengePolicy, ChallengeSession, FeaturePADCheck  # noqa: E402
-from faceverify._liveness._animation import PAIR_BLUR, TextureTrace, face_patch, parallax, texture_residual  # noqa: E402
+from faceverify._liveness._animation import TextureTrace, face_patch, parallax  # noqa: E402
 from faceverify._liveness._challenge import (  # noqa: E402
     _NODS,
     _WRONG,
@@ -665,9 +665,8 @@ def first_prompt(
         facing = p.width >= policy.min_turn_width * base.width
         if f["t"] > prompt and facing and _at_rest(_progress(policy, base, p), policy):
             trace.add(f["t"], p.yaw, p.pitch, p.interocular, f["patch"])
-    fs = trace.frames
-    change = max(texture_residual(fs[i].patch, fs[j].patch, blur=PAIR_BLUR) for i, j in trace.pairs())
-    outcome = "accepted" if change >= policy.texture_change_min else "rigid-texture"
+    change = trace.change()  # a pair exists: the hold began with one
+    outcome = "accepted" if change is not None and change >= policy.texture_change_min else "rigid-texture"
     return {**out, "outcome": outcome, "hold_from": hold_from, "prompt": prompt, "change": change}
 
 
