@@ -624,7 +624,7 @@ def first_prompt(
     does: from the baseline every frame enters the rigid-texture trace (as the session takes
     them while the face waits); a response to the pending challenge or a wrong one, held
     ``hold_frames`` frames before the prompt, is refused as early ("timing"); the hold begins at
-    the first frame at rest with two frames in the same pose in the trace, and the prompt goes
+    the first frame with two frames in the same pose in the trace, and the prompt goes
     out ``hold`` after it. No hold before the challenge's deadline is "no-hold" (the session
     keeps saying "hold still": a non-response, not a verdict); a track that ends first is
     "unobserved". After the prompt the person in the video does not answer it: the frames at
@@ -653,7 +653,7 @@ def first_prompt(
         if early >= policy.hold_frames:
             return {**out, "outcome": "timing", "early": held[0].value, "at": t}
         if hold_from is None:
-            if _at_rest(progress, policy) and trace.pairs():
+            if trace.pairs():
                 hold_from = t
         elif t - hold_from >= hold:
             prompt = t

@@ -138,6 +138,21 @@ def test_a_session_whose_face_never_held_still_ends_saying_so(
     clock.advance(timedelta(seconds=30))
     result = s.result()
     assert failed_check(result) == "deadline" and "did not hold still" in result.reasons[0], result.reasons
+    # Each way a session can run out before its first prompt says which it was.
+    turned = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=[L, R], rng=Draws(0.0, 0.0))
+    while turned.progress == (0, 2) and not turned.finished:  # answers turn-left, stays turned
+        feed(turned, clock, [obama.frame(yaw=25 if turned.current is L else 0)])
+    feed(turned, clock, [obama.frame(yaw=25)])
+    assert turned.progress == (1, 2) and not turned.finished, turned.result().reasons
+    held = ChallengeSession(pipeline, clock=clock, policy=DEFAULT, challenges=[L, R], rng=Draws(1.0, 0.0))
+    for _ in range(8):  # held still: two frames in the same pose (0.4-0.6 s), then its 3.5 s hold runs
+        feed(held, clock, [obama.frame()])
+        if held._hold_from is not None:
+            break
+    assert held._hold_from is not None and held.current is None
+    clock.advance(timedelta(seconds=30))
+    assert "did not come back to rest" in turned.result().reasons[0], turned.result().reasons
+    assert "the frames stopped during its hold" in held.result().reasons[0], held.result().reasons
 
 
 def test_a_replayed_recording_of_a_passing_session_never_passes(

@@ -833,9 +833,9 @@ class ChallengeSession:
         self._challenge_deadline = min(self.deadline, now + self.policy.time_per_challenge + hold)
 
     def _await_prompt(self, wanted: Challenge, progress: dict[Challenge, float]) -> State:
-        """Before a prompt: back at rest; at rest with two frames in the same pose for the
-        rigid-texture check (the face held still: before the first prompt, about 0.4 s); then
-        the drawn hold, and the prompt goes out with the reply to the first frame after it. A
+        """Before a prompt: back at rest; two frames in the same pose in the rigid-texture
+        check's trace (the face held still: before the first prompt, about 0.4 s); then the
+        drawn hold, and the prompt goes out with the reply to the first frame after it. A
         response held from the face's return to rest until then answers something the session
         has not asked yet: a recording, not a person. A nod counts as held early only at
         ``wrong_margin`` times its threshold: five points' pitch swings by up to 12 units (1.5
@@ -855,12 +855,10 @@ class ChallengeSession:
                 "timing", f"{early[0].value} held before its prompt was given: a recording, not a response"
             )
         if self._hold_from is None:
-            if not _at_rest(progress, p):
-                self._feedback = (*self._feedback, FrameFeedback.LOOK_STRAIGHT)
-            elif not self._trace.pairs():
-                self._feedback = (*self._feedback, FrameFeedback.HOLD_STILL)
-            else:
+            if self._trace.pairs():
                 self._hold_from = self._at
+            else:
+                self._feedback = (*self._feedback, FrameFeedback.HOLD_STILL)
             return self.state
         if self._at - self._hold_from >= timedelta(seconds=self.holds[self._index]):
             self._prompt_at, self._armed = self._at, True
