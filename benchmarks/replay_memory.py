@@ -78,8 +78,9 @@ def replays(pipeline: FacePipeline) -> Any:
             return {"replays": {}}
         out = {}
         for name, img in _variants(image, rng).items():
-            near = [f for f in pipeline.detector.detect(img) if abs(f.box[0] - face.box[0]) < face.box[2] / 2]
-            faces = near  # the same face (others in a crowd frame are other tracks)
+            # The same face: others in a crowd frame are other tracks.
+            found = pipeline.detector.detect(img)
+            faces = [f for f in found if abs(f.box[0] - face.box[0]) < face.box[2] / 2]
             if not faces:
                 continue
             crop = pipeline.aligner.align(img, faces[0].landmarks)
