@@ -179,7 +179,8 @@ def ensure_schema(engine: Engine, schema: Schema, *, create: bool, what: str) ->
             f"no {what} at {redact(engine.url)} (only `faceverify keys init` or an enrolment create one;"
             " check the path or URL for a typo)"
         )
-    with engine.unit() as tx:
+    # The schema's lock: workers of a new version opening one old database migrate it once.
+    with engine.unit(["schema:" + schema.name]) as tx:
         d = engine.dialect.name
         tx.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
         rows = dict(tx.all("SELECT name, value FROM meta"))

@@ -1,4 +1,4 @@
-"""The vault database: templates, lockout and anti-enumeration state, audit log, live sessions.
+"""The vault database: templates, lockout and anti-enumeration state, audit log, sessions.
 
 Everything is addressed by one subject id. There is deliberately no "all templates" or
 "all embeddings" query: a store that can hand out every template is a search engine
@@ -15,6 +15,11 @@ Columns nothing authenticates are not trusted: expiry is read from the sealed te
 header (``purge`` opens each template), the lockout triple carries a MAC keyed from the
 master key (an edited ``failures`` or ``locked_until`` refuses the subject rather than
 resetting the count), and a value of the wrong type is a typed error, never a traceback.
+
+A subject's *recollections* (schema version 2) are the liveness layer's opaque fingerprints of
+its last passing live sessions, sealed under the active template's key (``_recollection``):
+at most a few rows per subject, read only with that subject's template id, deleted when the
+template is replaced or erased, and shredded with its key.
 
 ``Records`` runs the statements for one unit of work (``Tx``) on either engine; the
 protocols below name what a ceremony needs from it.
@@ -87,8 +92,24 @@ _POSTGRES_V1 = [
 ]
 _V1: Migration = {"sqlite": _SQLITE_V1, "postgresql": _POSTGRES_V1}
 
+
+def _recollections_ddl(time: str, blob: str, serial: str) -> list[str]:
+    # ``seq`` orders a subject's rows newest first whatever the clock says.
+    return [
+        f"CREATE TABLE recollections (seq {serial} PRIMARY KEY, subject_id TEXT NOT NULL,"
+        f" template_id TEXT NOT NULL, at {time} NOT NULL, blob {blob} NOT NULL)",
+        "CREATE INDEX recollections_by_subject ON recollections (subject_id)",
+    ]
+
+
+#: V2: a subject's last passing live sessions, sealed under the template's key (``_recollection``).
+_V2: Migration = {
+    "sqlite": _recollections_ddl("TEXT", "BLOB", "INTEGER"),
+    "postgresql": _recollections_ddl("TIMESTAMPTZ", "BYTEA", "BIGINT GENERATED ALWAYS AS IDENTITY"),
+}
+
 #: The vault database's schema; add a migration to change it (never edit a released one).
-VAULT_SCHEMA = Schema("faceverify-vault", [_V1])
+VAULT_SCHEMA = Schema("faceverify-vault", [_V1, _V2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +155,12 @@ class TemplateStore(Protocol):
     def replace_blob(self, subject_id: str, *, template_id: str, blob: bytes) -> bool: ...
 
     def erase(self, subject_id: str, *, state: SubjectState, at: datetime) -> bool: ...
+
+    def recollections(self, subject_id: str, template_id: str) -> list[bytes]: ...
+
+    def remember(
+        self, subject_id: str, *, template_id: str, blob: bytes, at: datetime, keep: int
+    ) -> None: ...
 
 
 class LockoutStore(Protocol):
@@ -210,7 +237,8 @@ class Records:
         return None if row is None else str(row[0])
 
     def put(self, subject_id: str, *, template_id: str, blob: bytes, consent_json: str, at: datetime) -> None:
-        """Store a new template, replacing any previous one or tombstone; lockout resets."""
+        """Store a new template, replacing any previous one or tombstone; lockout resets and
+        the previous template's recollections are forgotten."""
         fresh = LockoutState()
         self.tx.execute(
             "INSERT INTO subjects (subject_id, state, changed_at, template_id, blob, consent_json,"
@@ -228,6 +256,7 @@ class Records:
                 self._lockout_mac(subject_id, template_id, fresh),
             ),
         )
+        self.tx.execute("DELETE FROM recollections WHERE subject_id=?", (subject_id,))
 
     def replace_blob(self, subject_id: str, *, template_id: str, blob: bytes) -> bool:
         """Swap in a re-sealed blob of the *same* template (after a successful use)."""
@@ -249,7 +278,36 @@ class Records:
         )
         self.tx.execute("DELETE FROM probes WHERE subject_id=?", (subject_id,))
         self.tx.execute("DELETE FROM sessions WHERE subject_id=?", (subject_id,))
+        self.tx.execute("DELETE FROM recollections WHERE subject_id=?", (subject_id,))
         return bool(row[0] == "active")
+
+    # -- recollections ----------------------------------------------------------------
+
+    def recollections(self, subject_id: str, template_id: str) -> list[bytes]:
+        """The subject's sealed recollections of this template, newest first (opaque blobs)."""
+        rows = self.tx.all(
+            "SELECT blob FROM recollections WHERE subject_id=? AND template_id=? ORDER BY seq DESC",
+            (subject_id, template_id),
+        )
+        try:
+            return [self._d.blob_out(r[0]) for r in rows]
+        except ValueError:
+            raise InvalidTemplateError(_CORRUPT) from None
+
+    def remember(self, subject_id: str, *, template_id: str, blob: bytes, at: datetime, keep: int) -> None:
+        """Add a sealed recollection, then keep only the subject's newest ``keep`` rows, all of
+        this template (any other template's rows go)."""
+        if keep < 1:
+            raise ValueError("keep at least one recollection, or remember none")
+        self.tx.execute(
+            "INSERT INTO recollections (subject_id, template_id, at, blob) VALUES (?, ?, ?, ?)",
+            (subject_id, template_id, self._d.time_in(at), blob),
+        )
+        self.tx.execute(
+            "DELETE FROM recollections WHERE subject_id=? AND (template_id<>? OR seq NOT IN"
+            " (SELECT seq FROM recollections WHERE subject_id=? ORDER BY seq DESC LIMIT ?))",
+            (subject_id, template_id, subject_id, keep),
+        )
 
     def consents(self) -> Iterator[tuple[str, str]]:
         """``(subject_id, consent_json)`` of every active subject: records of processing."""
