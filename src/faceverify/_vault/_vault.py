@@ -38,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -65,6 +65,7 @@ from ._consent import ConsentRecord, check_subject_id
 from ._engine import Engine, ensure_schema, is_postgres, open_engine, sqlite_path
 from ._keys import KeyStore, MasterKey
 from ._lockout import EnumerationPolicy, LockoutPolicy, Sketcher, linked
+from ._recollection import check_recollection, open_recollection, seal_recollection
 from ._retention import RetentionPolicy
 from ._sessions import SessionStore
 from ._store import VAULT_SCHEMA, Records, StoredSubject
@@ -156,6 +157,7 @@ class Vault:
         lockout: LockoutPolicy | None = None,
         enumeration: EnumerationPolicy | None = None,
         purpose: str | None = None,
+        recollections: int = 3,
     ) -> None:
         self.engine = engine
         self.keys = keys
@@ -164,6 +166,8 @@ class Vault:
         self.lockout = lockout or LockoutPolicy()
         self.enumeration = enumeration or EnumerationPolicy()
         self.purpose = purpose
+        #: How many passing live sessions are remembered per subject (``verify(remember=)``).
+        self.recollections = _check_recollections(recollections)
         self._state_key = keys.derive(b"lockout-state-v1")
         self._sketcher = Sketcher(keys.derive(b"probe-sketch-v1"))
         self.audit = AuditLog(engine, keys.derive(b"audit-chain-v1"), keys, clock=self.clock)
@@ -186,6 +190,7 @@ class Vault:
         purpose: str | None = None,
         create: bool = False,
         pool_size: int | None = None,
+        recollections: int = 3,
     ) -> Vault:
         """Open the vault ``database`` names, with its key store (see ``docs/privacy.md``).
 
@@ -195,8 +200,9 @@ class Vault:
         ``default_keys_location`` (outside the vault folder), a PostgreSQL vault must name
         one. A key store inside the vault folder, or in the vault's own database, is
         refused. Nothing is created unless ``create`` (``keys init``, an enrolment): a
-        mistyped path is an error, not a new empty vault.
+        mistyped path is an error, not a new empty vault. ``recollections``: see ``verify``.
         """
+        _check_recollections(recollections)
         engine = open_engine(database, folder_file="vault.db", pool_size=pool_size)
         try:
             folder = engine.folder
@@ -231,6 +237,7 @@ class Vault:
                 lockout=lockout,
                 enumeration=enumeration,
                 purpose=purpose,
+                recollections=recollections,
             )
             vault._reconcile_master(master_key, meta.get("master_fingerprint"))
             return vault
@@ -317,14 +324,19 @@ class Vault:
         consent: ConsentRecord,
         model_pack_id: str,
         actor: str | None = None,
+        remember: bytes | None = None,
     ) -> TemplateHeader:
         """Seal 1–5 embeddings as ``subject_id``'s template, replacing any previous one.
 
         Refused (``ConsentError``) unless ``consent`` is this subject's, in force
-        now, and for this vault's purpose.
+        now, and for this vault's purpose. ``remember``: the enrolment session's
+        recollection (see ``verify``), kept sealed under the new template's key; the
+        previous template's recollections are forgotten.
         """
         subject_id = check_subject_id(subject_id)
         rows = check_embeddings(embeddings)
+        if remember is not None:
+            check_recollection(remember)
         now = self.clock.now()
         with self._unit(subject_id) as records:
             refusal = self._consent_refusal(records, subject_id, consent, actor)
@@ -351,6 +363,7 @@ class Vault:
                     consent_json=consent.to_json(),
                     at=now,
                 )
+                self._remember(records, subject_id, header.template_id, remember, key, now)
                 replaced = previous == "active"
                 reason = f"template {header.template_id}, {rows.shape[0]} embedding(s)" + (
                     ", replaced" if replaced else ""
@@ -373,6 +386,53 @@ class Vault:
                     return 0  # never destroy the key of a row we cannot read
             return self.keys.shred(subject_id, keep=keep)
 
+    def _remember(  # noqa: PLR0917 - private helper
+        self,
+        records: Records,
+        subject_id: str,
+        template_id: str,
+        remember: bytes | None,
+        key: bytes,
+        now: datetime,
+    ) -> None:
+        """Keep a passing session's recollection, sealed under the template's key (in the unit)."""
+        if remember is not None and self.recollections > 0:
+            records.remember(
+                subject_id,
+                template_id=template_id,
+                blob=seal_recollection(subject_id, template_id, remember, key),
+                at=now,
+                keep=self.recollections,
+            )
+
+    def _recall_refusal(  # noqa: PLR0917 - private helper
+        self,
+        records: Records,
+        subject_id: str,
+        opened: OpenedTemplate,
+        key: bytes,
+        recall: Callable[[Sequence[bytes]], FaceVerifyError | None],
+        now: datetime,
+        actor: str | None,
+    ) -> FaceVerifyError | None:
+        """Hand the subject's recollections to ``recall``; its error counts as a failed attempt."""
+        template_id = opened.header.template_id
+        try:
+            remembered = [
+                open_recollection(subject_id, template_id, blob, key)
+                for blob in records.recollections(subject_id, template_id)
+            ]
+        except InvalidTemplateError:
+            self._audit(
+                records, "verify", subject_id, "error", "a remembered session could not be opened", actor
+            )
+            return InvalidTemplateError("template could not be opened")
+        error = recall(remembered)
+        if error is not None:
+            self._audit(records, "verify", subject_id, "refused", str(error), actor)
+            self._count_failure(records, subject_id, now, actor)
+        return error
+
     # -- verification --------------------------------------------------------
 
     def verify(
@@ -385,6 +445,8 @@ class Vault:
         note: str = "",
         actor: str | None = None,
         live: bool | None = None,
+        recall: Callable[[Sequence[bytes]], FaceVerifyError | None] | None = None,
+        remember: bytes | None = None,
     ) -> R:
         """Run ``compare`` on ``subject_id``'s template only, after every refusal check.
 
@@ -396,8 +458,19 @@ class Vault:
         use; the template was made with ``model_pack_id``. Then the outcome updates
         lockout and last use, and is audited (``note`` goes into the entry's reason) —
         all in one transaction holding the subject's lock.
+
+        Recollections (the liveness layer's opaque fingerprints of passing live sessions,
+        which the vault never interprets): with ``recall``, before ``compare``, the
+        subject's recollections of the active template are opened (newest first) and
+        handed to it; one that does not open refuses the attempt (``InvalidTemplateError``,
+        audited), and an error ``recall`` returns is audited as the refusal's reason,
+        counted toward lockout like a no-match and raised, without a comparison. On a
+        match, ``remember`` is kept, sealed under the template's key, and the subject's
+        newest ``recollections`` are all that is kept (none when the vault remembers 0).
         """
         subject_id = check_subject_id(subject_id)
+        if remember is not None:
+            check_recollection(remember)
         now = self.clock.now()
         sketch = self._sketcher.sketch(probe)
         caller = actor if actor is not None else _ANONYMOUS
@@ -413,6 +486,9 @@ class Vault:
             refusal, opened = self._refusal(records, subject_id, now, "verify", actor, model_pack_id, live)
             if refusal is None:
                 refusal = self._enumeration_refusal(records, subject_id, caller, sketch, now, actor, attempt)
+            if refusal is None and recall is not None:
+                assert opened is not None
+                refusal = self._recall_refusal(records, subject_id, opened[0], opened[2], recall, now, actor)
             if refusal is None:
                 assert opened is not None
                 opened_template, consent, key = opened
@@ -429,6 +505,7 @@ class Vault:
                     records.set_lockout(
                         subject_id, self.lockout.after_success(records.lockout(subject_id), now)
                     )
+                    self._remember(records, subject_id, header.template_id, remember, key, now)
                     self._audit(records, "verify", subject_id, "match", note, actor)
                 else:
                     self._audit(records, "verify", subject_id, "no-match", note, actor)
@@ -773,6 +850,14 @@ class Vault:
         if event is not None:
             self._audit(records, event, subject_id, "refused", reason, actor)
         return error
+
+
+def _check_recollections(count: object) -> int:
+    if type(count) is not int or count < 0:
+        raise ConfigurationError(
+            f"recollections is how many passing sessions to remember per subject (0 for none), not {count!r}"
+        )
+    return count
 
 
 def _open_keys(
