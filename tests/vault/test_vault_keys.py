@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from vault_helpers import PACK, Where, consent_for, matches, raw_sql, unit
+from vault_helpers import PACK, Where, backup_vault, consent_for, matches, raw_sql, unit
 
 from faceverify._clock import FrozenClock
 from faceverify._errors import (
@@ -129,31 +128,6 @@ def test_a_rotation_interrupted_before_the_vault_recorded_it_is_completed_and_au
     assert reopened.audit.verify_chain().ok
 
 
-def _backup(where: Where, vault: Vault, tmp_path: Path, postgres_url: str | None) -> str:
-    """An ordinary backup of the vault as an operator takes it: a copy of the folder, or a
-    ``pg_dump`` of the vault's database restored into a new database."""
-    if where.backend == "sqlite":
-        vault.engine.scrub()
-        shutil.copytree(where.database, tmp_path / "backup")
-        return str(tmp_path / "backup")
-    import subprocess
-
-    import pgserver
-    import psycopg
-
-    assert postgres_url is not None
-    dump = tmp_path / "vault.dump"
-    bindir = pgserver.bindir()
-    subprocess.run([bindir / "pg_dump", "-Fc", "-f", dump, where.database], check=True)
-    name = "fvbackup_" + tmp_path.name[-12:].replace("-", "_").lower()
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    copy = pgserver.with_database(postgres_url, name)
-    subprocess.run([bindir / "pg_restore", "--no-owner", "-d", copy, dump], check=True)
-    return copy + "&options=" + where.database.rsplit("options=", 1)[1]
-
-
 def test_a_backup_of_the_vault_taken_before_revoke_cannot_verify_the_revoked_subject(
     where: Where, master: MasterKey, clock: FrozenClock, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -167,7 +141,7 @@ def test_a_backup_of_the_vault_taken_before_revoke_cannot_verify_the_revoked_sub
     vault.enroll("alice", unit(1), consent=consent_for("alice"), model_pack_id=PACK)
     vault.enroll("bob", unit(2), consent=consent_for("bob"), model_pack_id=PACK)
     server = request.getfixturevalue("postgres_url") if where.backend == "postgresql" else None
-    backup = _backup(where, vault, tmp_path, server)
+    backup = backup_vault(where, vault, tmp_path, server)
 
     receipt = vault.revoke("alice")
     assert receipt.template_erased and receipt.keys_destroyed == 1

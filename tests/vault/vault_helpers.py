@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -143,3 +144,26 @@ def matches(vault: Vault, subject: str, probe: int | npt.NDArray[np.float32]) ->
     """Verify ``subject`` with a probe (or the unit vector of that seed) by max cosine >= 0.5."""
     vector = unit(probe) if isinstance(probe, int) else probe
     return bool(vault.verify(subject, vector, cosine_compare(vector), model_pack_id=PACK).match)
+
+
+def backup_vault(where: Where, vault: Vault, tmp_path: Path, postgres_url: str | None) -> str:
+    """An ordinary backup of the vault as an operator takes it: a copy of the folder, or a
+    ``pg_dump`` of the vault's database restored into a new database."""
+    if where.backend == "sqlite":
+        vault.engine.scrub()
+        shutil.copytree(where.database, tmp_path / "backup")
+        return str(tmp_path / "backup")
+    import pgserver
+    import psycopg
+
+    assert postgres_url is not None
+    dump = tmp_path / "vault.dump"
+    bindir = pgserver.bindir()
+    subprocess.run([bindir / "pg_dump", "-Fc", "-f", dump, where.database], check=True)
+    name = "fvbackup_" + tmp_path.name[-12:].replace("-", "_").lower()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    copy = pgserver.with_database(postgres_url, name)
+    subprocess.run([bindir / "pg_restore", "--no-owner", "-d", copy, dump], check=True)
+    return copy + "&options=" + where.database.rsplit("options=", 1)[1]
