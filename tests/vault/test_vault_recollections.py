@@ -7,12 +7,15 @@ plays the liveness layer's part, recording what it is handed.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from vault_helpers import PACK, Where, backup_vault, consent_for, cosine_compare, raw_sql, unit
+from vault_helpers import PACK, Where, backup_vault, consent_for, cosine_compare, open_from_env, raw_sql, unit
 
 from faceverify._clock import FrozenClock
 from faceverify._errors import (
@@ -341,3 +344,36 @@ def test_a_version_1_vault_is_migrated_on_open_and_its_subjects_still_verify(
     assert recalled(reopened, "alice", 1) == [b"after the upgrade"]
     assert reopened.audit.verify_chain().ok
     reopened.close()
+
+
+def _opener(env: dict[str, str], start: Any, results: Any) -> None:
+    os.environ.update(env)
+    start.wait(timeout=60)
+    try:
+        open_from_env().close()
+        results.put("opened")
+    except Exception as exc:  # reported to the test, which names it
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_one_version_1_vault_at_once_migrate_it_once(
+    where: Where, master: MasterKey, clock: FrozenClock
+) -> None:
+    vault = Vault.open(where.database, master, keys_database=where.keys_database, clock=clock, create=True)
+    enroll(vault, "alice", 1)
+    vault.close()
+    raw_sql(where, "DROP TABLE recollections")
+    raw_sql(where, "UPDATE meta SET value='1' WHERE name='version'")
+    context = multiprocessing.get_context("fork")
+    openers = 4
+    start, results = context.Barrier(openers), context.Queue()
+    children = [
+        context.Process(target=_opener, args=(where.env(master.encoded()), start, results))
+        for _ in range(openers)
+    ]
+    for child in children:
+        child.start()
+    outcomes = [results.get(timeout=120) for _ in children]
+    for child in children:
+        child.join(timeout=60)
+    assert outcomes == ["opened"] * openers
