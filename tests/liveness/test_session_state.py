@@ -203,7 +203,7 @@ def test_a_snapshot_is_versioned_json_without_frames_and_refuses_what_it_cannot_
         s.feed(frame, at=clock.now())
     data = s.snapshot()
     doc = json.loads(data)
-    assert (doc["format"], doc["version"], doc["kind"]) == ("faceverify/challenge-session", 3, "challenge")
+    assert (doc["format"], doc["version"], doc["kind"]) == ("faceverify/challenge-session", 4, "challenge")
     assert len(data) < 128 * 1024  # embeddings, one grey crop, a few 56x56 face patches: no frame
     restore = ChallengeSession.restore
     with pytest.raises(ConfigurationError, match="another ChallengePolicy"):
@@ -322,6 +322,7 @@ def test_a_snapshot_stays_bounded_with_the_largest_trace_allowed(
     pipeline: FacePipeline, clock: FrozenClock, obama: Poser
 ) -> None:
     from faceverify._liveness._challenge import MAX_TRACE_FRAMES
+    from faceverify._liveness._memory import MAX_FRAMES
 
     policy = ChallengePolicy(trace_frames=MAX_TRACE_FRAMES, trace_spacing=timedelta(milliseconds=50))
     s = ChallengeSession(pipeline, clock=clock, policy=policy, challenges=[L, R], rng=Draws(1.0, 1.0))
@@ -329,6 +330,8 @@ def test_a_snapshot_stays_bounded_with_the_largest_trace_allowed(
         clock.advance(timedelta(milliseconds=100))
         s.feed(obama.frame(), at=clock.now())
     assert not s.finished and len(s._trace.frames) == MAX_TRACE_FRAMES
+    while len(s._memory) < MAX_FRAMES - 1:  # and the replay memory at its largest (one more thins it)
+        s._memory.add(0.0, 0.0, 40.0, s._trace.frames[0].patch)
     data = s.snapshot()
     assert len(data) <= MAX_SNAPSHOT_BYTES
     back = ChallengeSession.restore(data, pipeline, clock=clock, policy=policy, passive=None)

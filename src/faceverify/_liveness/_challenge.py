@@ -71,6 +71,7 @@ from .._pipeline._quality import Quality, QualityPolicy, measure, pose_from_land
 from . import _session_state as st
 from ._animation import Patch, TextureTrace, TraceFrame, TraceRules, face_patch, parallax
 from ._check import LivenessCheck, LivenessResult, cannot_assess, decide
+from ._memory import Recollection
 from ._screen_light import ScreenColour, ScreenLight, ScreenLightPolicy, ScreenLightResult
 
 
@@ -280,6 +281,14 @@ class ChallengePolicy:
     photo, or frames made before the session, is exactly what it refuses),
     never in a deployment.
 
+    ``replay_memory`` (on by default): the session keeps every frame's pose
+    and a 14 × 14 thumbnail (:class:`~._memory.Recollection`); the ``Verifier``
+    refuses a session whose frames an earlier passing session of the subject
+    holds again (a digital replay), and remembers a passing one, sealed in the
+    vault under the subject's key (``Vault(recollections=...)``). Switch it off
+    only for synthetic frames made from one photo, which are replays of each
+    other by construction.
+
     ``screen_light`` (None: off, as at a door with an IR camera and no screen)
     turns on the screen-light challenge for a browser page or a kiosk: the
     client shows :attr:`ChallengeSession.screen_colour` after every frame and
@@ -323,6 +332,7 @@ class ChallengePolicy:
     min_response: timedelta = timedelta(milliseconds=200)
     prompt_hold: tuple[timedelta, timedelta] = (timedelta(milliseconds=500), timedelta(milliseconds=3500))
     max_response: timedelta = timedelta(seconds=2)
+    replay_memory: bool = True
     quality: QualityPolicy = field(default_factory=QualityPolicy)
     screen_light: ScreenLightPolicy | None = None
 
@@ -392,6 +402,9 @@ class ChallengeResult:
     result whose state is still ``BASELINE`` or ``CHALLENGE`` is an unfinished
     (abandoned) session, which a caller counts as a failed attempt.
     ``binding`` names the session (nonce and challenges) for audit entries.
+    ``recollection`` holds the session's frames as the replay memory keeps them
+    (:mod:`._memory`): the ``Verifier`` refuses a session an earlier passing
+    one of the subject holds again, and remembers this one if it passes.
     """
 
     passed: bool
@@ -405,6 +418,7 @@ class ChallengeResult:
     state: State = State.FAILED
     screen_light: ScreenLightResult | None = None
     colours: tuple[ScreenColour, ...] = ()  # the screen-light colours shown, in order
+    recollection: Recollection | None = None  # the frames, as the replay memory keeps them
 
     @property
     def binding(self) -> str:
@@ -605,6 +619,7 @@ class ChallengeSession:
         self._base_patch: Patch | None = None
         self._trace = TextureTrace(self.policy.trace_rules)
         self._posed: list[Patch] = []
+        self._memory = Recollection()  # every frame's pose and thumbnail, for the replay memory
         self._prompt_at: datetime | None = None  # the frame time a challenge's prompt was issued
         self._rest_at: datetime | None = None  # when the face came back to rest before a prompt
         self._hold_from: datetime | None = None  # when its hold began: at rest, two frames to compare
@@ -713,6 +728,7 @@ class ChallengeSession:
         self._feedback = tuple(quality_feedback(quality, self.policy.quality))
         sample = self._pipeline.frame_sample(face, crop, quality)  # embedded when first read
         pose = _Pose.of(face.landmarks)
+        self._memory.add(pose.yaw, pose.pitch, pose.interocular, self._patch)
         if self._light is not None:  # its colour is read on a face at rest (cheeks in view, as before)
             self._light.frame(
                 at, crop, steady=self._base is None or _at_rest(self._deltas(pose), self.policy)
@@ -1079,6 +1095,7 @@ class ChallengeSession:
             state=self.state,
             screen_light=self._light_result(),
             colours=() if self._light is None else self._light.shown,
+            recollection=self._memory,
         )
 
     def _light_result(self) -> ScreenLightResult | None:
@@ -1092,8 +1109,9 @@ class ChallengeSession:
         """The session's whole state as bytes (versioned JSON, at most 256 KiB, no pickle).
 
         Holds no frame: the face's embeddings, pose and quality figures of the
-        baseline, previous, last read and best frames, and one aligned crop's grey levels
-        (the motion check's last frame). Seal it at rest (the vault's session
+        baseline, previous, last read and best frames, one aligned crop's grey levels
+        (the motion check's last frame), the rigid-texture patches and the replay
+        memory's thumbnails. Seal it at rest (the vault's session
         store does). :meth:`restore` continues exactly here.
         """
         return st.dump(self.SNAPSHOT_KIND, {**self._state(), "extra": self._extra_state()})
@@ -1149,6 +1167,7 @@ class ChallengeSession:
                 [f.t, f.yaw, f.pitch, f.interocular, st.pack_array(f.patch)] for f in self._trace.frames
             ],
             "posed": [st.pack_array(r) for r in self._posed],
+            "memory": [self._memory.offered, st.pack_array(np.frombuffer(self._memory.to_bytes(), np.uint8))],
             "baseline_at": st.pack_time(self._baseline_at),
             "prompt_at": st.pack_time(self._prompt_at),
             "rest_at": st.pack_time(self._rest_at),
@@ -1250,6 +1269,9 @@ class ChallengeSession:
         ]
         self._trace = TextureTrace(policy.trace_rules, frames[: policy.trace_frames])
         self._posed = [_patch(r) for r in body["posed"]][: len(self.challenges)]
+        offered, memory = body["memory"]
+        self._memory = Recollection.from_bytes(st.unpack_array(memory, "uint8", ndim=1).tobytes())
+        self._memory.offered = int(offered)
         self._baseline_at = st.unpack_time(body["baseline_at"])
         self._prompt_at = st.unpack_time(body["prompt_at"])
         self._rest_at = st.unpack_time(body["rest_at"])

@@ -37,7 +37,7 @@ from .._pipeline._pipeline import FaceSample
 from .._pipeline._quality import Quality
 
 FORMAT = "faceverify/challenge-session"
-VERSION = 3  # 3: the hold before a prompt starts once the face is held still ("hold_from")
+VERSION = 4  # 3: the hold before a prompt starts once the face is held still ("hold_from"); 4: "memory"
 MAX_SNAPSHOT_BYTES = 256 * 1024
 
 _DTYPES = {"float32": np.float32, "float64": np.float64, "uint8": np.uint8, "uint16": np.uint16}
