@@ -169,6 +169,44 @@ def test_a_failed_session_is_refused_audited_and_counts_toward_lockout(
         enrolled.verify_live("alice", timed(clock, frames), challenges=[L, R])
 
 
+def _jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def test_a_replay_of_a_passing_session_is_refused_and_counted_and_a_new_one_is_not(
+    enrolled: Verifier, pipeline: FacePipeline, samples: dict[str, Path], clock: FrozenClock
+) -> None:
+    """The frames of a passing session, sent again (re-encoded, as a client would): the
+    session's own checks pass them (the synthetic policy), the replay memory does not."""
+    frames = answer(poser(pipeline, samples["obama3"]), [L, CLOSER])
+    assert enrolled.verify_live("alice", timed(clock, frames), challenges=[L, CLOSER]).match
+    replay = enrolled.start_session("alice", challenges=[L, CLOSER])
+    for frame, at in timed(clock, [_jpeg(f, 80) for f in frames]):
+        replay.feed(frame, at=at)
+    assert replay.result().passed  # nothing in the session itself tells it from the first
+    with pytest.raises(ChallengeFailedError, match="earlier passing session") as info:
+        enrolled.finish(replay)
+    assert "a replay of a recording" in info.value.reasons[0]
+    event, outcome, reason = audit_entries(enrolled)[-1]
+    assert (event, outcome) == ("verify", "refused") and "earlier passing session" in reason
+    with enrolled.vault._unit("alice", read_only=True) as records:
+        assert records.lockout("alice").failures == 1  # counted toward lockout
+    # Another capture of the person (another photo animated: new frames) is not a replay.
+    other = answer(poser(pipeline, samples["obama"]), [L, CLOSER])
+    assert enrolled.verify_live("alice", timed(clock, other), challenges=[L, CLOSER]).match
+    # Without the memory (policy off), the replay's frames are compared as any others.
+    forgetful = Verifier(
+        pipeline=enrolled.pipeline,
+        pack=enrolled.pack,
+        vault=enrolled.vault,
+        profile=enrolled.profile,
+        challenge_policy=replace(enrolled.challenge_policy, replay_memory=False),
+    )
+    assert forgetful.verify_live("alice", timed(clock, frames), challenges=[L, CLOSER]).match
+
+
 def test_a_still_image_is_refused_under_a_liveness_profile(
     enrolled: Verifier, samples: dict[str, Path]
 ) -> None:

@@ -88,6 +88,7 @@ from ._liveness._challenge import (
     FrameFeedback,
 )
 from ._liveness._check import LivenessCheck
+from ._liveness._memory import Recollection
 from ._liveness._screen_light import ScreenColour
 from ._models._manifest import ModelPack, OperatingPoint
 from ._pipeline._capture import CaptureSource, RGBImage, load_image
@@ -428,8 +429,10 @@ class Verifier:
         *,
         consent: ConsentRecord,
         actor: str | None = None,
+        remember: Recollection | None = None,
     ) -> EnrollmentResult:
-        """Check the set is one person in distinct images, then store it as the template."""
+        """Check the set is one person in distinct images, then store it as the template
+        (with the live session's ``remember``-ed frames: see :mod:`._liveness._memory`)."""
         self._check_set(subject_id, embeddings, actor)
         previous = self.vault.store.get(subject_id)
         header = self.vault.enroll(
@@ -438,6 +441,7 @@ class Verifier:
             consent=consent,
             model_pack_id=self.pack.embedding_space,
             actor=actor,
+            remember=None if remember is None else remember.to_bytes(),
         )
         return EnrollmentResult(
             subject_id=subject_id,
@@ -515,8 +519,15 @@ class Verifier:
         note: str = "",
         actor: str | None = None,
         live: bool,
+        recollection: Recollection | None = None,
     ) -> VerificationResult:
-        """The one 1:1 comparison, through the vault (lockout, enumeration, retention, audit)."""
+        """The one 1:1 comparison, through the vault (lockout, enumeration, retention, audit).
+
+        A live session's ``recollection`` is checked against the subject's
+        remembered sessions first (a replay of one is ``ChallengeFailedError``,
+        counted as a failed attempt) and remembered if it matches, in the
+        comparison's unit of work.
+        """
 
         def decide(opened: OpenedTemplate) -> VerificationResult:
             op, score, rule, how = self._score(opened.embeddings, probe)
@@ -544,7 +555,15 @@ class Verifier:
             custom = f"custom threshold {self.operating_point.threshold:.4f} (uncalibrated)"
             note = f"{note}; {custom}" if note else custom
         return self.vault.verify(
-            subject_id, probe, decide, model_pack_id=space, note=note, actor=actor, live=live
+            subject_id,
+            probe,
+            decide,
+            model_pack_id=space,
+            note=note,
+            actor=actor,
+            live=live,
+            recall=None if recollection is None else _replay_check(recollection, self.challenge_policy),
+            remember=None if recollection is None else recollection.to_bytes(),
         )
 
     # -- live verification ---------------------------------------------------------
@@ -664,6 +683,7 @@ class Verifier:
             note=f"live {result.binding}",
             actor=actor,
             live=True,
+            recollection=result.recollection if self.challenge_policy.replay_memory else None,
         )
 
     def enroll_live(
@@ -733,6 +753,7 @@ class Verifier:
             [s.quality for s in chosen],
             consent=consent,
             actor=actor,
+            remember=result.recollection if self.challenge_policy.replay_memory else None,
         )
 
     def verify_live(
@@ -908,6 +929,20 @@ class Verifier:
     def consent(self, subject_id: str) -> ConsentRecord:
         """The subject's consent record (their own access request)."""
         return self.vault.consent(subject_id)
+
+
+def _replay_check(
+    session: Recollection, policy: ChallengePolicy
+) -> Callable[[Sequence[bytes]], ChallengeFailedError | None]:
+    """The vault's ``recall``: refuse a session whose frames a remembered one holds again."""
+
+    def recall(remembered: Sequence[bytes]) -> ChallengeFailedError | None:
+        reason = session.replays([Recollection.from_bytes(b) for b in remembered], policy.trace_rules)
+        if reason is None:
+            return None
+        return ChallengeFailedError(f"liveness challenge refused: {reason}", reasons=[reason])
+
+    return recall
 
 
 def distinct_samples(samples: Sequence[FaceSample], *, limit: int) -> list[FaceSample]:
