@@ -207,6 +207,20 @@ def test_a_replay_of_a_passing_session_is_refused_and_counted_and_a_new_one_is_n
     assert forgetful.verify_live("alice", timed(clock, frames), challenges=[L, CLOSER]).match
 
 
+def test_the_frames_of_a_live_enrolment_cannot_be_replayed_to_log_in(
+    enrolled: Verifier, pipeline: FacePipeline, samples: dict[str, Path], clock: FrozenClock
+) -> None:
+    frames = answer(poser(pipeline, samples["obama3"]), [L, R, CLOSER])
+    signup = enrolled.start_session("bob", challenges=[L, R, CLOSER], purpose="enroll")
+    for frame, at in timed(clock, frames):
+        signup.feed(frame, at=at)
+    assert enrolled.enroll_live("bob", signup, consent=consent("bob")).images >= 2
+    with pytest.raises(ChallengeFailedError, match="earlier passing session"):
+        enrolled.verify_live("bob", timed(clock, [_jpeg(f, 90) for f in frames]), challenges=[L, R, CLOSER])
+    other = answer(poser(pipeline, samples["obama"]), [L, CLOSER])
+    assert enrolled.verify_live("bob", timed(clock, other), challenges=[L, CLOSER]).match
+
+
 def test_a_still_image_is_refused_under_a_liveness_profile(
     enrolled: Verifier, samples: dict[str, Path]
 ) -> None:

@@ -61,6 +61,29 @@ def test_enrol_then_a_live_session_decides_and_erasure_gives_a_receipt(
     assert told.value.code == "revoked" and told.value.status == 410
 
 
+def test_a_passing_session_sent_again_is_refused_as_not_live(
+    service: Service, samples: dict[str, Path], obama3: Poser
+) -> None:
+    """A digital replay over HTTP: the very frames of a passing session, in a new session
+    (the service's workers share nothing but the vault, where the session is remembered)."""
+    enrol(service, "acct-r", samples)
+    verify = service.client(service.key("verify"))
+    frames = answer(obama3, CHALLENGES)
+    for attempt in ("first", "replay"):
+        ticket = verify.start_session("acct-r")
+        updates = service.frames(verify, ticket.session_id, frames)
+        assert updates[-1].state == "passed"  # type: ignore[attr-defined]
+        if attempt == "first":
+            assert verify.finish_session(ticket.session_id).match
+            continue
+        with pytest.raises(ServiceError) as refused:
+            verify.finish_session(ticket.session_id)
+        assert refused.value.code == "not_live" and refused.value.status == 422
+        assert refused.value.reasons == ()  # a verify-only client learns no reason
+    last = list(service.verifier.vault.audit.entries(subject="acct-r"))[-1]
+    assert last.outcome == "refused" and "frames of an earlier passing session" in last.reason
+
+
 def test_a_session_is_decided_once_and_an_unfinished_one_is_refused(
     service: Service, samples: dict[str, Path], obama3: Poser
 ) -> None:
