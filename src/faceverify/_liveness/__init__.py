@@ -16,6 +16,7 @@ from ._challenge import (
     State,
 )
 from ._check import FusedCheck, LivenessCheck, LivenessResult, assess, fuse, require_live, square_crop
+from ._memory import Recollection
 from ._model import FACEPLUGIN_THRESHOLD, OnnxLivenessCheck, load_liveness_check
 from ._pad import FeaturePADCheck, LogisticWeights, builtin_weights
 from ._screen_light import ScreenColour, ScreenLightPolicy, ScreenLightResult
@@ -35,6 +36,7 @@ __all__ = [
     "LivenessResult",
     "LogisticWeights",
     "OnnxLivenessCheck",
+    "Recollection",
     "ScreenColour",
     "ScreenLightPolicy",
     "ScreenLightResult",
