@@ -330,8 +330,11 @@ def test_a_snapshot_stays_bounded_with_the_largest_trace_allowed(
         clock.advance(timedelta(milliseconds=100))
         s.feed(obama.frame(), at=clock.now())
     assert not s.finished and len(s._trace.frames) == MAX_TRACE_FRAMES
+    early = s.result().recollection  # a result's recollection is a copy: later frames do not change it
+    assert early is not None and len(early) == MAX_TRACE_FRAMES + 3
     while len(s._memory) < MAX_FRAMES - 1:  # and the replay memory at its largest (one more thins it)
         s._memory.add(0.0, 0.0, 40.0, s._trace.frames[0].patch)
+    assert len(early) == MAX_TRACE_FRAMES + 3
     data = s.snapshot()
     assert len(data) <= MAX_SNAPSHOT_BYTES
     back = ChallengeSession.restore(data, pipeline, clock=clock, policy=policy, passive=None)

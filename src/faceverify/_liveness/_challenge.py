@@ -56,7 +56,7 @@ from __future__ import annotations
 import enum
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from random import Random
 from typing import Any, Literal, Self
@@ -1095,7 +1095,7 @@ class ChallengeSession:
             state=self.state,
             screen_light=self._light_result(),
             colours=() if self._light is None else self._light.shown,
-            recollection=self._memory,
+            recollection=replace(self._memory),  # a copy: the session may take more frames
         )
 
     def _light_result(self) -> ScreenLightResult | None:
