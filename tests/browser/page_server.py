@@ -90,6 +90,7 @@ def build_app(
         baseline_time=timedelta(seconds=15),
         time_per_challenge=timedelta(seconds=15),
         animation_checks=False,
+        replay_memory=False,  # one video plays to two logins: a replay by construction
         frontal_yaw=25.0,
     )
     verifier = Verifier(pipeline=pipeline, pack=pack, vault=vault, profile=profile, challenge_policy=policy)

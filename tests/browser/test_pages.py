@@ -8,7 +8,9 @@ challenge sequence (test-only configuration) so the recording can answer it —
 the liveness strength itself is tested in tests/liveness; this proves the
 browser flow. Configured for these tests only (``page_server.build_app``): the
 liveness helper's animation checks are OFF, because the test videos are warped
-photos, which is exactly what those checks refuse; and the challenges' time
+photos, which is exactly what those checks refuse; so is the replay memory,
+because alice's video plays to two logins, the second a replay of the first
+(the memory's refusal over HTTP is tested in tests/service); and the challenges' time
 limits are widened, because a loaded CI machine may answer one frame a second.
 The other checks stay on: one face throughout, motion, the responses, the
 passive presentation-attack check. Screenshots of each state are written to build/browser/.
