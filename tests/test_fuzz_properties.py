@@ -43,6 +43,13 @@ def _gif_strip() -> bytes:
     return buf.getvalue()
 
 
+def _mistyped_manifest(field: str, value: object) -> bytes:
+    """The built-in face pack's manifest with ``field`` set to ``value``."""
+    data = next(d for d in map(json.loads, targets.manifest_seeds()) if d["id"] == "yunet-sface")
+    data[field] = value
+    return json.dumps(data).encode()
+
+
 def _bad_digest_manifest() -> bytes:
     data = json.loads(targets.manifest_seeds()[0])
     digest = data["files"][0]["sha256"]
@@ -64,6 +71,12 @@ def test_template(data: bytes) -> None:
 
 
 @FAST
+@given(mutants("recollection"))
+def test_recollection(data: bytes) -> None:
+    targets.recollection(data)
+
+
+@FAST
 @given(mutants("header"))
 def test_header(data: bytes) -> None:
     targets.header(data)
@@ -78,6 +91,16 @@ def test_consent(data: bytes) -> None:
 @FAST
 @given(mutants("manifest"))
 @example(_bad_digest_manifest())  # finding: a digest that is not 64 hex digits was accepted as pinned
+# Finding (eighth session, the CI smoke run): a value of the wrong kind where a mapping belongs
+# raised AttributeError, not ModelError.
+@example(_mistyped_manifest("calibrated_for", {"bounds": 1.0, "admitted": 0.5, "dataset": "x"}))
+@example(_mistyped_manifest("session_identity", [1, 2]))
+@example(
+    _mistyped_manifest(
+        "condition_operating_points",
+        [{"condition": "c", "embedding_space": "e", "operating_points": [], "quality": 3}],
+    )
+)
 def test_manifest(data: bytes) -> None:
     targets.manifest(data)
 

@@ -575,7 +575,7 @@ def parse_manifest(data: dict[str, Any]) -> ModelPack:
             calibrated_for=_calibrated_for(data.get("calibrated_for")),
             session_identity=_session_identity(data.get("session_identity")),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a value of the wrong kind too
         raise ModelError(f"malformed model pack manifest: {exc!r}") from None
 
 
@@ -593,7 +593,7 @@ def parse_liveness_manifest(data: dict[str, Any]) -> LivenessPack:
                 live_class=int(spec["live_class"]),
             ),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a value of the wrong kind too
         raise ModelError(f"malformed liveness pack manifest: {exc!r}") from None
 
 
