@@ -23,7 +23,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TARGETS = [
-    "image", "template", "header", "consent", "manifest", "cli", "request", "service_body", "subject_id",
+    "image", "template", "recollection", "header", "consent", "manifest", "cli", "request", "service_body",
+    "subject_id",
 ]  # fmt: skip
 
 

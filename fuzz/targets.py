@@ -35,6 +35,7 @@ from PIL import Image
 
 from faceverify import (
     CaptureError,
+    ConfigurationError,
     ConsentError,
     ConsentRecord,
     InvalidSubjectIdError,
@@ -44,8 +45,10 @@ from faceverify import (
 from faceverify._cli import _main
 from faceverify._fusion import parse_recognizer_manifest
 from faceverify._limits import LIMITS
+from faceverify._liveness._memory import MAX_FRAMES, Recollection
 from faceverify._models._manifest import parse_liveness_manifest, parse_manifest
 from faceverify._vault._consent import check_subject_id
+from faceverify._vault._recollection import open_recollection, seal_recollection
 from faceverify._vault._template import FORMAT_VERSION, TemplateHeader, open_template, read_header, seal
 from faceverify.hazmat import load_image
 
@@ -147,6 +150,42 @@ def template(data: bytes) -> None:
         return
     assert data in _VALID, "a template opened after its bytes were changed"
     assert opened.embeddings.shape == (opened.header.embedding_count, opened.header.embedding_dim)
+
+
+def _remembered(frames: int) -> bytes:
+    """A session's recollection of ``frames`` random faces (blocks of contrast: all kept)."""
+    rng = np.random.default_rng(frames)
+    memory = Recollection()
+    for _ in range(frames):
+        face = np.kron(rng.integers(0, 256, (14, 14)), np.ones((4, 4))).astype(np.uint8)
+        memory.add(float(rng.normal(0, 5)), float(rng.normal(0, 5)), 40.0, face)
+    return memory.to_bytes()
+
+
+RECOLLECTION_SEEDS = [seal_recollection("alice", "t" * 32, _remembered(n), _KEY) for n in (1, 6)]
+_VALID_RECOLLECTIONS = frozenset(RECOLLECTION_SEEDS)
+
+
+def recollection_seeds() -> list[bytes]:
+    return [*RECOLLECTION_SEEDS, _remembered(3)]
+
+
+def recollection(data: bytes) -> None:
+    """A remembered session as the vault keeps it (opens only untouched, else the one opaque
+    error) and as the liveness layer reads it (a Recollection, or a ConfigurationError)."""
+    try:
+        plain = open_recollection("alice", "t" * 32, data, _KEY)
+    except InvalidTemplateError as exc:
+        assert str(exc) == "template could not be opened"
+        plain = data  # the reader, on raw bytes too
+    else:
+        assert data in _VALID_RECOLLECTIONS, "a recollection opened after its bytes were changed"
+    try:
+        memory = Recollection.from_bytes(plain)
+    except ConfigurationError:
+        return
+    assert len(memory) <= MAX_FRAMES and bool(np.isfinite(memory.poses).all())
+    assert Recollection.from_bytes(memory.to_bytes()).to_bytes() == memory.to_bytes()
 
 
 def header_seeds() -> list[bytes]:
@@ -421,6 +460,7 @@ def subject_id(data: bytes) -> None:
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "image": image,
     "template": template,
+    "recollection": recollection,
     "header": header,
     "consent": consent,
     "manifest": manifest,
@@ -433,6 +473,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
 SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "image": image_seeds,
     "template": template_seeds,
+    "recollection": recollection_seeds,
     "header": header_seeds,
     "consent": consent_seeds,
     "manifest": manifest_seeds,
