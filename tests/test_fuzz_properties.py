@@ -43,9 +43,9 @@ def _gif_strip() -> bytes:
     return buf.getvalue()
 
 
-def _mistyped_manifest(field: str, value: object) -> bytes:
-    """The built-in face pack's manifest with ``field`` set to ``value``."""
-    data = next(d for d in map(json.loads, targets.manifest_seeds()) if d["id"] == "yunet-sface")
+def _mistyped_manifest(field: str, value: object, pack: str = "yunet-sface") -> bytes:
+    """A built-in pack's manifest with ``field`` set to ``value``."""
+    data = next(d for d in map(json.loads, targets.manifest_seeds()) if d["id"] == pack)
     data[field] = value
     return json.dumps(data).encode()
 
@@ -94,6 +94,7 @@ def test_consent(data: bytes) -> None:
 # Finding (eighth session, the CI smoke run): a value of the wrong kind where a mapping belongs
 # raised AttributeError, not ModelError.
 @example(_mistyped_manifest("calibrated_for", {"bounds": 1.0, "admitted": 0.5, "dataset": "x"}))
+@example(_mistyped_manifest("fusion", {"impostor": 1.0, "rule": "zscore-mean"}, pack="faceplugin-fr512"))
 @example(_mistyped_manifest("session_identity", [1, 2]))
 @example(
     _mistyped_manifest(

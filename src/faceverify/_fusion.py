@@ -125,7 +125,7 @@ def parse_recognizer_manifest(data: dict[str, Any]) -> RecognizerPack:
                 operating_points=_operating_points(fus.get("operating_points", [])),
             ),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # a value of the wrong kind too
         raise ModelError(f"malformed recognizer pack manifest: {exc!r}") from None
 
 
