@@ -69,9 +69,12 @@ def synthetic_policy(profile: str = "door-access") -> ChallengePolicy:
     (rigid texture: "one picture warped or held"). The tests of the door's flow switch them
     off through ``ChallengePolicy.animation_checks``, as its documentation allows for
     synthetic frames only; ``test_door.py`` keeps them on once and shows the door refusing
-    such a recording.
+    such a recording. The replay memory is off too: one photo's frames are replays of each
+    other, and the door benchmark plays one recording to many claims.
     """
-    return replace(ChallengePolicy(), quality=get_profile(profile).quality, animation_checks=False)
+    return replace(
+        ChallengePolicy(), quality=get_profile(profile).quality, animation_checks=False, replay_memory=False
+    )
 
 
 def poser(pipeline: FacePipeline, path: Path, seed: int = 0) -> Poser:

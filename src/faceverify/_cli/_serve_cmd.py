@@ -57,7 +57,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args)
     os.environ[CONFIG_ENV] = config.to_json()
     if config.synthetic_frames:
-        print("faceverify: WARNING: TEST-ONLY animation checks are off: never in production", file=sys.stderr)
+        print(
+            "faceverify: WARNING: TEST-ONLY animation checks and replay memory are off: never in production",
+            file=sys.stderr,
+        )
     if config.fixed_challenges:
         print(
             "faceverify: WARNING: TEST-ONLY fixed challenges are on "

@@ -10,9 +10,10 @@ key is never a setting: it comes from ``--key-file``/``$FACEVERIFY_KEY_FILE`` or
 **Test-only.** ``$FACEVERIFY_TEST_FIXED_CHALLENGES`` (e.g. ``turn-left,move-closer``)
 makes every live session ask that sequence instead of a random draw, so a test
 can send frames prepared for it; ``$FACEVERIFY_TEST_SYNTHETIC_FRAMES=1`` turns the
-session's animation checks off, for frames warped from one photo (which those
-checks rightly refuse). Both are read from the environment only (never from
-flags or the file), the server warns on start, and ``/readyz`` reports them:
+session's animation checks and replay memory off, for frames warped from one photo
+(which those checks rightly refuse, and which are replays of each other). Both are
+read from the environment only (never from flags or the file), the server warns on
+start, and ``/readyz`` reports them:
 they let a prepared recording pass, so they have no place in production.
 """
 
@@ -54,7 +55,7 @@ class ServiceConfig:
     max_body_bytes: int = LIMITS.request_bytes
     threads: int = 0
     fixed_challenges: tuple[str, ...] = field(default=())
-    #: TEST-ONLY: the session's animation checks off, for frames warped from one photo.
+    #: TEST-ONLY: the session's animation checks and replay memory off, for frames warped from one photo.
     synthetic_frames: bool = False
     #: The browser pages and their ceremony routes (docs/browser.md); ``--no-pages`` turns them off.
     pages: bool = True

@@ -61,8 +61,12 @@ def open_verifier(config: ServiceConfig) -> Verifier:
     if config.synthetic_frames:
         from dataclasses import replace
 
-        verifier.challenge_policy = replace(verifier.challenge_policy, animation_checks=False)
-        log.warning("TEST-ONLY: live sessions run without their animation checks (synthetic frames)")
+        verifier.challenge_policy = replace(
+            verifier.challenge_policy, animation_checks=False, replay_memory=False
+        )
+        log.warning(
+            "TEST-ONLY: live sessions run without their animation checks and replay memory (synthetic frames)"
+        )
     return verifier
 
 
