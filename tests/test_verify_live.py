@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from faceverify._clock import FrozenClock
-from faceverify._errors import ChallengeFailedError, LivenessRequiredError, LockedOutError
+from faceverify._errors import ChallengeFailedError, ConfigurationError, LivenessRequiredError, LockedOutError
 from faceverify._liveness import Challenge, ChallengePolicy, ChallengeSession
 from faceverify._profiles import get_profile
 from faceverify._vault import AuditLog
@@ -219,6 +219,30 @@ def test_the_frames_of_a_live_enrolment_cannot_be_replayed_to_log_in(
         enrolled.verify_live("bob", timed(clock, [_jpeg(f, 90) for f in frames]), challenges=[L, R, CLOSER])
     other = answer(poser(pipeline, samples["obama"]), [L, CLOSER])
     assert enrolled.verify_live("bob", timed(clock, other), challenges=[L, CLOSER]).match
+
+
+def test_a_remembered_session_this_version_cannot_read_stops_the_attempt_undecided(
+    enrolled: Verifier, pipeline: FacePipeline, samples: dict[str, Path], clock: FrozenClock
+) -> None:
+    """A recollection that opens (sealed by faceverify) but that this version cannot read —
+    another version wrote it — is a ConfigurationError: nothing decided, counted or remembered."""
+    embedding = enrolled.pipeline.sample(samples["obama"], policy=enrolled.profile.quality).embedding
+    enrolled.vault.enroll(
+        "carol",
+        np.stack([embedding]),
+        consent=consent("carol"),
+        model_pack_id=enrolled.pack.embedding_space,
+        remember=b"FVR9: a recollection of a later version",
+    )
+    frames = answer(poser(pipeline, samples["obama3"]), [L, CLOSER])
+    with pytest.raises(ConfigurationError, match="recollection"):
+        enrolled.verify_live("carol", timed(clock, frames), challenges=[L, CLOSER])
+    audit = enrolled.vault.audit
+    assert isinstance(audit, AuditLog)
+    assert [(e.event, e.outcome) for e in audit.entries(subject="carol")] == [("enroll", "ok")]
+    with enrolled.vault._unit("carol", read_only=True) as records:
+        assert records.lockout("carol").failures == 0
+        assert len(records.recollections("carol", records.get("carol").template_id)) == 1  # type: ignore[union-attr]
 
 
 def test_a_still_image_is_refused_under_a_liveness_profile(
